@@ -1,0 +1,110 @@
+"""`aaron-ros`: one command, one subcommand per job."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+log = logging.getLogger("aaron_ros")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from aaron_ros.bench.alone import bench_models
+    from aaron_ros.bench.machine import machine_info
+    from aaron_ros.bench.report import write_report
+    from aaron_ros.models import describe, model_names
+
+    names = args.model or model_names()
+    unknown = [n for n in names if n not in model_names()]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {model_names()}")
+    rows = [("model", "input", "stages", "params (M)", "GFLOPs", "output")]
+    for n in names:
+        info = describe(n)
+        rows.append((n, "x".join(map(str, info.input_shape)), str(info.stages),
+                     f"{info.params / 1e6:.2f}", f"{info.gflops:.2f}", info.output_kind))
+    print(_table(rows))
+    if not args.bench:
+        return 0
+    threads = sorted({1, os.cpu_count() or 1})
+    results = bench_models(names, threads, frames=args.frames, warmup=args.warmup,
+                           progress=not args.no_progress)
+    rows = [("model", *(f"{t} thread{'s' * (t > 1)} p50 / p95 ms" for t in threads))]
+    for n in names:
+        cells = [f"{r.latency.p50_ms:.1f} / {r.latency.p95_ms:.1f}" for r in results if r.model == n]
+        rows.append((n, *cells))
+    table = _table(rows) + (f"\nbatch 1, one CPU lane, {args.frames} timed frames after "
+                            f"{args.warmup} warm-up, stage by stage")
+    print()
+    print(table)
+    if args.out:
+        data = {"machine": machine_info(), "frames": args.frames, "warmup": args.warmup,
+                "results": [{"model": r.model, "threads": r.threads, **r.latency.as_dict()}
+                            for r in results]}
+        log.info("report written to %s", write_report(args.out, "models_bench", data, table))
+    return 0
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from aaron_ros.bench.zoo import format_table, load_zoo_config, run_zoo, save_report
+    from aaron_ros.paths import find_config
+
+    cfg = load_zoo_config(find_config(args.config), duration_s=args.duration, lanes=args.lanes,
+                          threads=args.threads)
+    log.info("running %d models (%s lanes) for %.0f s: %s", len(cfg.models), cfg.lanes,
+             cfg.duration_s, ", ".join(cfg.models))
+    report = run_zoo(cfg, progress=not args.no_progress)
+    print(format_table(report))
+    if args.out:
+        log.info("report written to %s", save_report(report, args.out))
+    return 0 if all(r.failed is None for r in report.results) else 1
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt(rows[0]), fmt(tuple("-" * w for w in widths)), *map(fmt, rows[1:])])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aaron-ros", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="list the model zoo; --bench times each model alone")
+    m.add_argument("--model", action="append", help="only this model (repeatable)")
+    m.add_argument("--bench", action="store_true", help="time each model alone at 1 and all threads")
+    m.add_argument("--frames", type=int, default=10, help="timed frames per model (default 10)")
+    m.add_argument("--warmup", type=int, default=2, help="untimed frames first (default 2)")
+    m.add_argument("--out", help="with --bench: write models_bench.json and .md here")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_cmd_models)
+
+    z = sub.add_parser("zoo", help="run the zoo's models at once on lanes; print latency per model")
+    z.add_argument("--config", default="zoo.yaml", help="YAML file, or a name in config/ (default zoo.yaml)")
+    z.add_argument("--duration", type=float, help="seconds all models run together")
+    z.add_argument("--lanes", choices=["auto", "cpu", "cuda"], help="lane kind")
+    z.add_argument("--threads", type=int, help="intra-op threads per CPU lane")
+    z.add_argument("--out", help="write zoo.json and zoo.md here")
+    z.add_argument("--no-progress", action="store_true")
+    z.set_defaults(func=_cmd_zoo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="[%(levelname)s] [%(name)s]: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"aaron-ros {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""DNN models as stage graphs: the built-in zoo, weights, cost estimates and postprocessing."""
+from .detection import Detections, YoloDecoder, batched_nms, box_iou
+from .flops import count_flops, count_params
+from .postprocess import Classification, argmax_mask, top_k_classes
+from .registry import ZOO, ModelInfo, build_model, describe, model_names
+from .stage_graph import Branches, Stage, StageGraph, wrap
+from .weights import WeightsError, init_weights, load_weights
+
+__all__ = [
+    "ZOO",
+    "Branches",
+    "Classification",
+    "Detections",
+    "ModelInfo",
+    "Stage",
+    "StageGraph",
+    "WeightsError",
+    "YoloDecoder",
+    "argmax_mask",
+    "batched_nms",
+    "box_iou",
+    "build_model",
+    "count_flops",
+    "count_params",
+    "describe",
+    "init_weights",
+    "load_weights",
+    "model_names",
+    "top_k_classes",
+    "wrap",
+]

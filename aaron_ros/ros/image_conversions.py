@@ -1,0 +1,186 @@
+"""Conversions between ``sensor_msgs/msg/Image`` and model tensors.
+
+Written for a perception node that must never crash on bad input: every
+rejection is an ``ImageError`` (a ``ValueError``) whose message names the
+problem and the numbers involved, so the node can log it and drop the frame.
+
+Array convention: ``image_to_array`` always returns RGB (H, W, 3) or mono
+(H, W, 1) uint8; ``array_to_image`` takes arrays in that same convention and
+the ``encoding`` argument only picks the byte layout on the wire.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+# Bytes per pixel for each supported 8-bit encoding.
+CHANNELS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+class ImageError(ValueError):
+    """An image message or array that cannot be converted."""
+
+
+def _channels(encoding: str) -> int:
+    try:
+        return CHANNELS[encoding]
+    except (KeyError, TypeError):
+        supported = ", ".join(CHANNELS)
+        raise ImageError(f"unsupported encoding {encoding!r}; supported: {supported}") from None
+
+
+def _data_as_uint8(data: Any) -> np.ndarray:
+    # Fast path: rclpy hands us array.array('B'); bytes-likes are viewed without copying.
+    if isinstance(data, (array.array, bytes, bytearray, memoryview)):
+        return np.frombuffer(data, dtype=np.uint8)
+    # Slow path (lists etc.): refuse values that do not fit a byte instead of wrapping them.
+    try:
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise ImageError(f"image data is not a sequence of bytes: {exc}") from None
+
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """Decode an rgb8/bgr8/mono8 message to (H, W, 3) RGB or (H, W, 1) uint8.
+
+    The result is a fresh array: it never aliases ``msg.data`` (which may be
+    read-only bytes or reused by the caller). ``is_bigendian`` is irrelevant
+    for 8-bit encodings and is ignored.
+    """
+    encoding = msg.encoding
+    channels = _channels(encoding)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageError(f"image has zero size ({width}x{height})")
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageError(
+            f"image step {step} is smaller than width*channels = {row_bytes} "
+            f"for {encoding} {width}x{height}"
+        )
+    buf = _data_as_uint8(msg.data)
+    expected = step * height
+    if buf.size < expected:
+        raise ImageError(
+            f"image data truncated: {buf.size} bytes, expected step*height = {expected}"
+        )
+    if buf.size > expected:
+        # Extra bytes almost always mean width/height/step disagree with the payload.
+        raise ImageError(
+            f"image data size mismatch: {buf.size} bytes, expected step*height = {expected} "
+            f"({encoding} {width}x{height}, step {step})"
+        )
+    # Drop per-row padding (step may exceed width*channels), then split pixels.
+    pixels = buf.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+    if encoding == "bgr8":
+        # cvtColor copies and swaps in one pass (much faster than a reversed-stride copy).
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return np.array(pixels, dtype=np.uint8, order="C", copy=True)
+
+
+def array_to_tensor(
+    arr: np.ndarray,
+    input_size: tuple[int, int],
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Resize a uint8 (H, W), (H, W, 1) or (H, W, 3) RGB array to a normalised
+    (1, 3, input_size[0], input_size[1]) float32 tensor."""
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
+        raise ImageError(f"array must be a uint8 numpy array, got {getattr(arr, 'dtype', type(arr))}")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+        raise ImageError(f"array shape {arr.shape} is not (H, W), (H, W, 1) or (H, W, 3)")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(f"image has zero size ({arr.shape[1]}x{arr.shape[0]})")
+    out_h, out_w = (int(v) for v in input_size)
+    if out_h <= 0 or out_w <= 0:
+        raise ImageError(f"input_size must be positive (H, W), got {tuple(input_size)}")
+    mean_a = np.asarray(mean, dtype=np.float32)
+    std_a = np.asarray(std, dtype=np.float32)
+    if mean_a.shape != (3,) or std_a.shape != (3,) or np.any(std_a == 0):
+        raise ImageError(f"mean and std need 3 values with non-zero std, got {tuple(mean)} / {tuple(std)}")
+
+    channels = arr.shape[2]
+    if arr.shape[:2] != (out_h, out_w):
+        # cv2 wants (width, height), contiguous input, and drops a trailing 1-channel axis.
+        arr = cv2.resize(np.ascontiguousarray(arr), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        arr = arr.reshape(out_h, out_w, channels)
+    x = arr.astype(np.float32) / 255.0
+    if channels == 1:
+        # Mono is replicated so the per-channel ImageNet stats still apply.
+        x = np.broadcast_to(x, (out_h, out_w, 3))
+    x = (x - mean_a) / std_a
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+
+def image_to_tensor(
+    msg: Image,
+    input_size: tuple[int, int],
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """``image_to_array`` then ``array_to_tensor``: message -> (1, 3, H, W) float32."""
+    return array_to_tensor(image_to_array(msg), input_size, mean, std)
+
+
+def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None) -> Image:
+    """Encode a uint8 RGB (H, W, 3) or mono (H, W) / (H, W, 1) array as an Image.
+
+    For ``bgr8`` the RGB array is swapped on the wire, so
+    ``image_to_array(array_to_image(a, 'bgr8'))`` gives ``a`` back.
+    """
+    channels = _channels(encoding)
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
+        raise ImageError(f"array must be a uint8 numpy array, got {getattr(arr, 'dtype', type(arr))}")
+    if channels == 1 and arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    expected = "(H, W, 3)" if channels == 3 else "(H, W) or (H, W, 1)"
+    if arr.ndim != (3 if channels == 3 else 2) or (channels == 3 and arr.shape[2] != 3):
+        raise ImageError(f"array shape {arr.shape} does not fit {encoding}; expected {expected}")
+    height, width = arr.shape[:2]
+    if height == 0 or width == 0:
+        raise ImageError(f"image has zero size ({width}x{height})")
+    if encoding == "bgr8":
+        arr = cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_RGB2BGR)
+    arr = np.ascontiguousarray(arr)
+
+    msg = Image()
+    msg.header = header if header is not None else Header()
+    msg.height, msg.width = height, width
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = width * channels
+    # Build array('B') ourselves: assigning bytes/lists makes rclpy range-check every byte in Python.
+    data = array.array("B")
+    data.frombytes(arr.data)
+    msg.data = data
+    return msg
+
+
+def mask_to_image(mask: torch.Tensor | np.ndarray, header: Header | None = None) -> Image:
+    """Encode an integer (H, W) class mask as mono8; values must fit 0..255."""
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
+        raise ImageError(f"mask must have an integer dtype, got {mask.dtype}")
+    if mask.ndim != 2:
+        raise ImageError(f"mask shape {mask.shape} is not (H, W)")
+    if mask.size == 0:
+        raise ImageError(f"image has zero size ({mask.shape[1]}x{mask.shape[0]})")
+    lo, hi = int(mask.min()), int(mask.max())
+    if lo < 0 or hi > 255:
+        raise ImageError(f"mask values must fit mono8 0..255, got min {lo} max {hi}")
+    return array_to_image(mask.astype(np.uint8, copy=False), "mono8", header)

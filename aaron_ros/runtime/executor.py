@@ -1,0 +1,91 @@
+"""The stage executor: runs one stage of a stage graph on a lane and reports its measured time.
+
+A branch group may run as one piece on one lane, or with its branches spread over several lanes
+(the IOS choice); the branch outputs are then joined on the host side once all are ready.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from aaron_ros.models.stage_graph import Stage, StageGraph
+from aaron_ros.runtime.lanes import Lane, LaneRun
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage executed: its output and where and how long it ran."""
+
+    stage: int
+    output: torch.Tensor
+    seconds: float  # measured compute time (for split branches: the slowest branch)
+    lanes: tuple[str, ...]
+    started: float
+    finished: float
+
+
+def submit_stage(stage: Stage, x: torch.Tensor, lane: Lane,
+                 branch_lanes: Sequence[Lane] | None = None) -> "Future[StageRun]":
+    """Start `stage` on `lane`; with `branch_lanes`, spread a branch group's branches over them."""
+    x = x.to(lane.device, non_blocking=True)
+    if not (branch_lanes and stage.is_branch_group):
+        return _then(lane.submit(stage, x), lambda run: StageRun(
+            stage.index, run.output, run.seconds, (run.lane,), run.started, run.finished))
+
+    lanes = list(branch_lanes)
+    parts = [lanes[i % len(lanes)].submit(branch, x) for i, branch in enumerate(stage.branches)]
+    done: Future = Future()
+    remaining = [len(parts)]
+    lock = threading.Lock()
+
+    def on_part(_: Future) -> None:
+        with lock:  # callbacks run on several lane threads; the last to finish joins
+            remaining[0] -= 1
+            if remaining[0]:
+                return
+        try:
+            runs: list[LaneRun] = [p.result() for p in parts]
+            # Branch outputs may live on different streams' devices: gather on the stage's lane.
+            out = Stage.join([r.output.to(lane.device) for r in runs])
+            done.set_result(StageRun(stage.index, out, max(r.seconds for r in runs),
+                                     tuple(sorted({r.lane for r in runs})),
+                                     min(r.started for r in runs), time.perf_counter()))
+        except BaseException as exc:  # a failed branch fails the stage
+            done.set_exception(exc)
+
+    for p in parts:
+        p.add_done_callback(on_part)
+    return done
+
+
+def run_stage(stage: Stage, x: torch.Tensor, lane: Lane,
+              branch_lanes: Sequence[Lane] | None = None) -> StageRun:
+    return submit_stage(stage, x, lane, branch_lanes).result()
+
+
+def run_graph(graph: StageGraph, x: torch.Tensor, lane: Lane) -> list[StageRun]:
+    """Run a whole model stage by stage on one lane (each stage a separate submission)."""
+    runs = []
+    for stage in graph.stages:
+        run = run_stage(stage, x, lane)
+        runs.append(run)
+        x = run.output
+    return runs
+
+
+def _then(fut: "Future[LaneRun]", fn) -> "Future[StageRun]":
+    out: Future = Future()
+
+    def done(f: Future) -> None:
+        try:
+            out.set_result(fn(f.result()))
+        except BaseException as exc:
+            out.set_exception(exc)
+
+    fut.add_done_callback(done)
+    return out

@@ -1,0 +1,92 @@
+"""The `aaron-ros` command: the installed entry point, the zoo listing and the main job."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aaron_ros.bench.zoo import ZooConfig, load_zoo_config, run_zoo
+from aaron_ros.cli import main
+from aaron_ros.models import model_names
+from aaron_ros.paths import find_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_installed_entry_point_runs():
+    exe = shutil.which("aaron-ros", path=str(Path(sys.executable).parent)) or shutil.which("aaron-ros")
+    assert exe, "aaron-ros is not installed next to this interpreter"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for sub in ("models", "zoo"):
+        assert sub in out.stdout
+
+
+def test_models_lists_every_zoo_model(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in model_names():
+        assert name in out
+    assert "3x299x299" in out  # Inception's input size
+
+
+def test_models_bench_times_a_small_model(capsys):
+    assert main(["models", "--bench", "--model", "mobilenet_v3_small", "--frames", "2",
+                 "--warmup", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("mobilenet_v3_small") and "/" in line]
+    assert row, out
+    assert "1 thread p50" in out
+
+
+def test_unknown_model_is_a_clear_error(capsys):
+    assert main(["models", "--model", "alexnet"]) == 2
+    assert "alexnet" in capsys.readouterr().err
+
+
+def test_zoo_runs_models_together_and_reports(tmp_path):
+    cfg = ZooConfig(models=["mobilenet_v3_small", "seg_net"], lanes="cpu", duration_s=1.5,
+                    isolation_frames=2, warmup=0)
+    report = run_zoo(cfg, progress=False)
+    assert [r.model for r in report.results] == cfg.models
+    for r in report.results:
+        assert r.failed is None
+        assert r.alone.n == 2 and r.together.n >= 1
+        assert r.together.p50_ms > 0 and r.slowdown > 0
+
+
+def test_zoo_cli_writes_report(tmp_path, capsys):
+    cfg = tmp_path / "zoo.yaml"
+    cfg.write_text("models: [shufflenet_v2, mobilenet_v3_small]\nisolation_frames: 1\nwarmup: 0\n")
+    assert main(["zoo", "--config", str(cfg), "--duration", "1", "--lanes", "cpu",
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "slowdown" in capsys.readouterr().out
+    data = json.loads((tmp_path / "out" / "zoo.json").read_text())
+    assert [m["model"] for m in data["models"]] == ["shufflenet_v2", "mobilenet_v3_small"]
+    assert data["machine"]["cores"] == os.cpu_count()
+
+
+@pytest.mark.parametrize("text, key", [
+    ("models: [resnet18]\nspeed: 3\n", "speed"),
+    ("models: [alexnet]\n", "alexnet"),
+    ("models: [resnet18]\nthreads: 0\n", "threads"),
+    ("models: [resnet18]\nduration_s: -1\n", "duration_s"),
+    ("models: [resnet18]\nlanes: tpu\n", "tpu"),
+])
+def test_bad_zoo_config_names_the_problem(tmp_path, capsys, text, key):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ValueError, match=key):
+        load_zoo_config(cfg)
+    assert main(["zoo", "--config", str(cfg), "--no-progress"]) == 2
+    assert key in capsys.readouterr().err
+
+
+def test_default_config_is_found_and_valid():
+    cfg = load_zoo_config(find_config("zoo.yaml"))
+    assert set(cfg.models) == set(model_names())

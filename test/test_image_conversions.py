@@ -1,0 +1,210 @@
+import array
+
+import numpy as np
+import pytest
+import torch
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from aaron_ros.ros.image_conversions import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageError,
+    array_to_image,
+    image_to_array,
+    image_to_tensor,
+    mask_to_image,
+)
+
+
+def make_msg(encoding: str, width: int, height: int, step: int, data: bytes) -> Image:
+    msg = Image()
+    msg.encoding = encoding
+    msg.width = width
+    msg.height = height
+    msg.step = step
+    msg.data = array.array("B", data)
+    return msg
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+# --- round trips -----------------------------------------------------------
+
+
+def test_rgb8_round_trip(rng):
+    arr = rng.integers(0, 256, size=(7, 11, 3), dtype=np.uint8)
+    header = Header(frame_id="camera")
+    msg = array_to_image(arr, "rgb8", header)
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (7, 11, 33, "rgb8")
+    assert msg.header.frame_id == "camera"
+    assert bytes(msg.data) == arr.tobytes()
+    out = image_to_array(msg)
+    assert out.shape == (7, 11, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, arr)
+
+
+def test_bgr8_message_comes_back_as_rgb():
+    rgb = np.zeros((2, 3, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 10, 20, 30
+    # Wire bytes in BGR order.
+    msg = make_msg("bgr8", 3, 2, 9, rgb[..., ::-1].tobytes())
+    out = image_to_array(msg)
+    np.testing.assert_array_equal(out, rgb)
+    assert tuple(out[1, 2]) == (10, 20, 30)
+
+
+def test_bgr8_array_to_image_round_trip(rng):
+    arr = rng.integers(0, 256, size=(5, 4, 3), dtype=np.uint8)
+    msg = array_to_image(arr, "bgr8")
+    assert bytes(msg.data) == arr[..., ::-1].tobytes()
+    np.testing.assert_array_equal(image_to_array(msg), arr)
+
+
+def test_mono8_round_trip(rng):
+    arr = rng.integers(0, 256, size=(6, 9), dtype=np.uint8)
+    msg = array_to_image(arr, "mono8")
+    assert (msg.step, msg.encoding) == (9, "mono8")
+    out = image_to_array(msg)
+    assert out.shape == (6, 9, 1)
+    np.testing.assert_array_equal(out[..., 0], arr)
+
+
+@pytest.mark.parametrize(("encoding", "channels"), [("rgb8", 3), ("bgr8", 3), ("mono8", 1)])
+def test_padded_step_is_honoured(rng, encoding, channels):
+    width, height, pad = 5, 4, 7
+    arr = rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
+    wire = arr[..., ::-1] if encoding == "bgr8" else arr
+    rows = np.full((height, width * channels + pad), 0xEE, dtype=np.uint8)
+    rows[:, : width * channels] = wire.reshape(height, width * channels)
+    msg = make_msg(encoding, width, height, width * channels + pad, rows.tobytes())
+    out = image_to_array(msg)
+    assert out.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(out, arr)
+
+
+def test_bytes_and_list_data_accepted(rng):
+    arr = rng.integers(0, 256, size=(3, 4, 3), dtype=np.uint8)
+    msg = make_msg("rgb8", 4, 3, 12, arr.tobytes())
+    msg._data = arr.tobytes()  # bypass the setter: some callers hand us plain bytes
+    np.testing.assert_array_equal(image_to_array(msg), arr)
+    msg._data = list(arr.tobytes())
+    np.testing.assert_array_equal(image_to_array(msg), arr)
+
+
+def test_result_does_not_alias_message(rng):
+    arr = rng.integers(0, 256, size=(3, 4, 3), dtype=np.uint8)
+    msg = array_to_image(arr, "rgb8")
+    out = image_to_array(msg)
+    out[...] = 0
+    assert bytes(msg.data) == arr.tobytes()
+
+
+# --- tensors ---------------------------------------------------------------
+
+
+def test_image_to_tensor_shape_dtype_and_normalisation():
+    colour = (200, 100, 50)
+    arr = np.empty((48, 64, 3), dtype=np.uint8)
+    arr[...] = colour
+    tensor = image_to_tensor(array_to_image(arr, "rgb8"), (32, 40))
+    assert tensor.shape == (1, 3, 32, 40)
+    assert tensor.dtype == torch.float32
+    expected = [(v / 255 - m) / s for v, m, s in zip(colour, IMAGENET_MEAN, IMAGENET_STD)]
+    np.testing.assert_allclose(tensor[0, :, 10, 20].numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_image_to_tensor_custom_mean_std_and_channel_order():
+    arr = np.zeros((4, 4, 3), dtype=np.uint8)
+    arr[..., 0] = 255  # pure red in RGB
+    msg = make_msg("bgr8", 4, 4, 12, arr[..., ::-1].tobytes())
+    tensor = image_to_tensor(msg, (8, 8), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    np.testing.assert_allclose(tensor[0, :, 3, 3].numpy(), [1.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_mono8_tensor_replicated_to_three_channels():
+    msg = make_msg("mono8", 10, 6, 10, bytes([128]) * 60)
+    tensor = image_to_tensor(msg, (5, 7))
+    assert tensor.shape == (1, 3, 5, 7)
+    expected = [(128 / 255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+    np.testing.assert_allclose(tensor[0, :, 2, 3].numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+# --- bad input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "yuv422"])
+def test_unsupported_encoding(encoding):
+    msg = make_msg(encoding, 2, 2, 4, bytes(8))
+    with pytest.raises(ImageError, match=rf"unsupported encoding '{encoding}'; supported: rgb8, bgr8, mono8"):
+        image_to_array(msg)
+
+
+def test_step_smaller_than_row():
+    msg = make_msg("rgb8", 640, 480, 1900, bytes(1900 * 480))
+    with pytest.raises(ImageError, match=r"step 1900 is smaller than width\*channels = 1920 for rgb8 640x480"):
+        image_to_array(msg)
+
+
+def test_truncated_data():
+    msg = make_msg("rgb8", 640, 480, 1920, bytes(921000))
+    with pytest.raises(ImageError, match=r"truncated: 921000 bytes, expected step\*height = 921600"):
+        image_to_array(msg)
+
+
+def test_data_longer_than_step_times_height():
+    msg = make_msg("mono8", 4, 3, 4, bytes(13))
+    with pytest.raises(ImageError, match=r"size mismatch: 13 bytes, expected step\*height = 12"):
+        image_to_array(msg)
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 480), (640, 0)])
+def test_zero_size(width, height):
+    msg = make_msg("rgb8", width, height, width * 3, b"")
+    with pytest.raises(ImageError, match=rf"zero size \({width}x{height}\)"):
+        image_to_array(msg)
+
+
+def test_image_error_is_value_error():
+    assert issubclass(ImageError, ValueError)
+
+
+def test_array_to_image_rejects_bad_input():
+    with pytest.raises(ImageError, match="unsupported encoding"):
+        array_to_image(np.zeros((2, 2, 3), np.uint8), "rgba8")
+    with pytest.raises(ImageError, match="does not fit rgb8"):
+        array_to_image(np.zeros((2, 2), np.uint8), "rgb8")
+    with pytest.raises(ImageError, match="uint8"):
+        array_to_image(np.zeros((2, 2, 3), np.float32), "rgb8")
+
+
+# --- masks -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_mask_to_image_preserves_values_and_shape(rng, as_tensor):
+    mask = rng.integers(0, 256, size=(5, 8), dtype=np.int64)
+    mask[0, 0], mask[0, 1] = 0, 255
+    header = Header(frame_id="mask")
+    msg = mask_to_image(torch.from_numpy(mask) if as_tensor else mask, header)
+    assert (msg.encoding, msg.height, msg.width, msg.step) == ("mono8", 5, 8, 8)
+    assert msg.header.frame_id == "mask"
+    np.testing.assert_array_equal(image_to_array(msg)[..., 0], mask)
+
+
+@pytest.mark.parametrize("bad", [256, -1])
+def test_mask_out_of_range_rejected(bad):
+    mask = np.zeros((3, 3), dtype=np.int32)
+    mask[1, 1] = bad
+    with pytest.raises(ImageError, match=rf"0\.\.255.*{bad}"):
+        mask_to_image(mask)
+    with pytest.raises(ImageError, match=r"0\.\.255"):
+        mask_to_image(torch.from_numpy(mask))
+
+
+def test_mask_float_rejected():
+    with pytest.raises(ImageError, match="integer dtype"):
+        mask_to_image(np.zeros((2, 2), dtype=np.float32))

@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 log = logging.getLogger("aaron_ros")
 
@@ -61,6 +62,50 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     return 0 if all(r.failed is None for r in report.results) else 1
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from aaron_ros.kernels.compile import CompileOptions, compile_bag
+    from aaron_ros.models import model_names
+
+    names = model_names() if args.model == "all" else [args.model]
+    if names[0] not in model_names():
+        raise ValueError(f"unknown model {args.model!r}; known: {model_names()} or 'all'")
+    backends = tuple(args.backends.split(",")) if args.backends else CompileOptions.backends
+    kinds = tuple(args.kinds.split(","))
+    per_model = args.budget_s / len(names) if args.budget_s else None
+    for name in names:
+        opts = CompileOptions(device=args.backend, backends=backends, kinds=kinds, budget_s=per_model,
+                              reps=args.reps, progress=not args.no_progress)
+        out = Path(args.out) / name
+        log.info("compiling %s into %s (%s, budget %s)", name, out, args.backend,
+                 f"{per_model:.0f} s" if per_model else "none")
+        r = compile_bag(name, out, opts)
+        log.info("%s: %d versions (%d built, %d reused, %d profiled), %d left out, %.1f s", name,
+                 len(r.manifest.versions), r.built, r.reused, r.profiled, len(r.skipped), r.seconds)
+    return 0
+
+
+def _cmd_bag_show(args: argparse.Namespace) -> int:
+    from aaron_ros.kernels.show import show
+
+    text, pngs = show(args.dir, plot=not args.no_plot)
+    print(text)
+    for png in pngs:
+        log.info("plot written to %s", png)
+    return 0
+
+
+def _cmd_contention(args: argparse.Namespace) -> int:
+    from aaron_ros.contention import run_standalone
+
+    stats = run_standalone(args.kind, args.level, args.seconds, device=args.device,
+                           progress=not args.no_progress)
+    gbps = f", {stats['gbps']:.1f} GB/s" if stats.get("gbps") else ""
+    print(f"{args.kind}/{args.level} on {stats['device']}: {stats['workers']} worker(s), "
+          f"{stats['share']:.0%} of the device for {stats['wall_s']:.1f} s, "
+          f"{stats['rate']:.0f} iterations/s{gbps}")
+    return 0
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -89,16 +134,44 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", help="write zoo.json and zoo.md here")
     z.add_argument("--no-progress", action="store_true")
     z.set_defaults(func=_cmd_zoo)
+
+    c = sub.add_parser("compile", help="build and profile kernel bags")
+    c.add_argument("--model", required=True, help="a zoo model name, or 'all'")
+    c.add_argument("--out", required=True, help="folder of bags: one sub-folder per model")
+    c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
+    c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime,inductor)")
+    c.add_argument("--kinds", default="compute,memory", help="contention kinds to profile under")
+    c.add_argument("--budget-s", type=float, help="time budget in seconds for the whole command")
+    c.add_argument("--reps", type=int, default=10, help="timed repetitions per condition, at most")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_cmd_compile)
+
+    k = sub.add_parser("contention", help="run one background contention generator on its own")
+    k.add_argument("--kind", required=True, help="compute, memory or model")
+    k.add_argument("--level", required=True, help="isolation, light, medium or heavy")
+    k.add_argument("--seconds", type=float, default=10.0)
+    k.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    k.add_argument("--no-progress", action="store_true")
+    k.set_defaults(func=_cmd_contention)
+
+    b = sub.add_parser("bag", help="inspect kernel bags")
+    bsub = b.add_subparsers(dest="bag_command", required=True)
+    bs = bsub.add_parser("show", help="best version per stage and contention level, and a plot")
+    bs.add_argument("dir", help="a bag folder, or a folder of bags")
+    bs.add_argument("--no-plot", action="store_true")
+    bs.set_defaults(func=_cmd_bag_show)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from aaron_ros.kernels.bag import BagError
+
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="[%(levelname)s] [%(name)s]: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, BagError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"aaron-ros {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -68,6 +68,9 @@ class Lane:
     def _make_stream(spec: LaneSpec):
         if not torch.cuda.is_available():
             raise RuntimeError(f"lane '{spec.name}' is a CUDA lane but no CUDA device is available")
+        # Every version must compute what the float32 reference computes: no TF32 shortcuts.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         if spec.sms is None:
             # Out-of-range priorities are mapped to the nearest valid one by torch.
             return torch.cuda.Stream(device=spec.device, priority=spec.priority)
@@ -92,7 +95,10 @@ class Lane:
         return torch.device("cuda", self.spec.device) if self.kind == "cuda" else torch.device("cpu")
 
     def _init_thread(self) -> None:
-        # Holds for this thread only: each lane gets its own intra-op budget.
+        # Holds for this thread only: each lane gets its own intra-op budget. torch makes the
+        # setting thread-local only once the thread has read it: read first, or the thread
+        # takes whatever count another thread set last.
+        torch.get_num_threads()
         torch.set_num_threads(self.spec.threads)
         if self.kind == "cuda":
             torch.cuda.set_device(self.spec.device)

@@ -1,0 +1,1 @@
+"""Benchmarks: the zoo run, per-model timing, statistics and reports."""

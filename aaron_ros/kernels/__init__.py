@@ -1,0 +1,1 @@
+"""Kernel bags: stage versions compiled per backend, checked, profiled, stored and loaded."""

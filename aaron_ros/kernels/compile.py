@@ -1,0 +1,292 @@
+"""Building a kernel bag: compile every stage's versions, check each against eager, profile the
+survivors under every contention condition, and write the bag.
+
+Work is cached by what it was made from: a version whose source (stage weights, input shape,
+backend, resource shape, torch) is unchanged keeps its artifacts, and a profile already taken
+under a condition is not taken again, so a re-run only does what changed.
+
+A time budget orders the work: eager versions always, cheap backends next, the expensive
+inductor builds last and largest stages first; timed repetitions shrink to fit what is left.
+A version that cannot be profiled completely is left out, so the manifest is always complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from aaron_ros.kernels.bag import (BagError, Manifest, StageInfo, compatibility_problems, device_signature,
+                                   read_manifest, reference_stage, sha256_file, weights_digest,
+                                   write_manifest)
+from aaron_ros.kernels.backends import get_backend
+from aaron_ros.kernels.check import check_version
+from aaron_ros.kernels.profile import (ISOLATION, LaneSet, Probe, conditions_for, finish_sensitivity,
+                                       measure_pressure, profile_condition, stage_timer)
+from aaron_ros.kernels.version import Artifact, ResourceShape, Version, version_id
+from aaron_ros.models import Stage, StageGraph, build_model
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS = "artifacts"
+# Rough build cost per backend (s), to decide what still fits in a budget.
+BUILD_COST_S = {"eager": 0.0, "onnxruntime": 1.0, "inductor": 30.0, "tensorrt": 60.0}
+# Share of the budget that building may use; the rest is for profiling.
+BUILD_SHARE = 0.5
+PRESSURE_REPS = 7
+
+
+@dataclass
+class CompileOptions:
+    device: str = "cpu"
+    backends: tuple[str, ...] = ("eager", "onnxruntime", "inductor")
+    threads: tuple[int, ...] | None = None  # default: 1 and all cores
+    kinds: tuple[str, ...] = ("compute", "memory")
+    budget_s: float | None = None
+    reps: int = 10  # timed repetitions per version and condition, at most
+    min_reps: int = 3
+    warmup: int = 2
+    seed: int = 0
+    progress: bool = True
+
+    def thread_counts(self) -> tuple[int, ...]:
+        if self.device.startswith("cuda"):
+            return (1,)
+        return self.threads or tuple(sorted({1, os.cpu_count() or 1}))
+
+
+@dataclass
+class Candidate:
+    stage: Stage
+    backend: str
+    shape: ResourceShape
+
+    @property
+    def id(self) -> str:
+        return version_id(self.stage.index, self.backend, self.shape)
+
+
+@dataclass
+class CompileReport:
+    bag_dir: Path
+    manifest: Manifest
+    built: int = 0
+    reused: int = 0
+    profiled: int = 0
+    seconds: float = 0.0
+    skipped: list[dict] = field(default_factory=list)
+
+
+def stage_inputs(graph: StageGraph, device: torch.device) -> list[torch.Tensor]:
+    """A real input for every stage: one example frame pushed through the eager model."""
+    g = torch.Generator().manual_seed(1234)
+    x, inputs = graph.example_input(generator=g), []
+    with torch.inference_mode():
+        for stage in graph.stages:
+            inputs.append(x)
+            x = stage(x)
+    return [t.to(device) for t in inputs]
+
+
+def candidates(graph: StageGraph, opts: CompileOptions, device: torch.device,
+               stage_cost: dict[int, float]) -> tuple[list[Candidate], list[dict]]:
+    """Every (stage, backend, shape) to try, in budget order; and those not offered, with why."""
+    skipped, cands = [], []
+    for name in opts.backends:
+        backend = get_backend(name)
+        reason = backend.unavailable(device)
+        if reason:
+            log.info("backend %s not used: %s", name, reason)
+            skipped.append({"id": f"*.{name}.*", "reason": reason})
+            continue
+        for stage in graph.stages:
+            shapes = [ResourceShape(threads=t) for t in opts.thread_counts()]
+            if stage.is_branch_group:
+                shapes.append(ResourceShape(threads=max(2, max(opts.thread_counts())), branches="parallel"))
+            for shape in shapes:
+                if backend.supports(stage, shape, device) is None:
+                    cands.append(Candidate(stage, name, shape))
+    # Cheap backends first; within a backend, the stages that cost most first (most to gain).
+    cands.sort(key=lambda c: (BUILD_COST_S.get(c.backend, 10.0), -stage_cost.get(c.stage.index, 0.0),
+                              c.stage.index, c.shape.threads))
+    return cands, skipped
+
+
+def source_hash(stage: Stage, x: torch.Tensor, cand: Candidate) -> str:
+    h = hashlib.sha256()
+    h.update(weights_digest(stage.module).encode())
+    h.update(f"{tuple(x.shape)}|{cand.backend}|{cand.shape}|{torch.__version__}".encode())
+    return h.hexdigest()[:24]
+
+
+def previous_manifest(bag_dir: Path, graph: StageGraph, device: torch.device) -> Manifest | None:
+    """An earlier bag in the same place, if it can serve as a cache."""
+    try:
+        old = read_manifest(bag_dir)
+    except BagError as exc:
+        if (bag_dir / "manifest.json").exists():
+            log.warning("%s: not used as cache", exc)
+        return None
+    problems = compatibility_problems(old, graph, device)
+    if problems:
+        log.info("earlier bag in %s not reused: %s", bag_dir, "; ".join(problems))
+        return None
+    return old
+
+
+def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptions | None = None) -> CompileReport:
+    opts = opts or CompileOptions()
+    t_start = time.monotonic()
+    deadline = t_start + opts.budget_s if opts.budget_s else float("inf")
+    device = torch.device(opts.device)
+    graph = model if isinstance(model, StageGraph) else build_model(model, seed=opts.seed)
+    graph.model.to(device)
+    bag_dir = Path(out_dir)
+    (bag_dir / ARTIFACTS).mkdir(parents=True, exist_ok=True)
+    old = previous_manifest(bag_dir, graph, device)
+    old_versions = {v.id: v for v in old.versions} if old else {}
+
+    inputs = stage_inputs(graph, device)
+    conditions = conditions_for(tuple(opts.kinds))
+    lanes = LaneSet(device, count=max(2, max(opts.thread_counts())))
+    report = CompileReport(bag_dir, manifest=None)  # type: ignore[arg-type]
+    calibration = dict(old.calibration) if old else {}
+    try:
+        eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
+        cands, report.skipped = candidates(graph, opts, device, eager_cost)
+        versions, timers, costs = _build_all(cands, graph, inputs, bag_dir, old_versions, opts, device,
+                                             lanes, t_start + (deadline - t_start) * BUILD_SHARE, report)
+        calibration.update(_profile_all(versions, timers, costs, conditions, opts, device, deadline, report))
+    finally:
+        lanes.close()
+
+    kept_files = {a.path for v in versions for a in v.artifacts}
+    for path in (bag_dir / ARTIFACTS).iterdir():  # artifacts of versions no longer in the bag
+        if f"{ARTIFACTS}/{path.name}" not in kept_files:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    manifest = Manifest(
+        model=graph.name, input_shape=list(graph.input_shape), backend=device.type, torch=torch.__version__,
+        device=device_signature(device), weights_sha256=weights_digest(graph.model), conditions=conditions,
+        stages=[StageInfo(s.index, s.name, s.is_branch_group, list(inputs[s.index].shape),
+                          list(inputs[s.index + 1].shape) if s.index + 1 < len(inputs) else [])
+                for s in graph.stages],
+        versions=sorted(versions, key=lambda v: (v.stage, v.backend, v.shape.key)),
+        calibration=calibration,
+        skipped=report.skipped)
+    write_manifest(bag_dir, manifest)
+    report.manifest = manifest
+    report.seconds = time.monotonic() - t_start
+    return report
+
+
+def _time_once(stage: Stage, x: torch.Tensor, lanes: LaneSet) -> float:
+    once = stage_timer(stage, ResourceShape(), x, lanes)
+    once()
+    return once()
+
+
+def _build_all(cands, graph, inputs, bag_dir, old_versions, opts, device, lanes, build_deadline, report):
+    versions, timers, costs = [], {}, {}
+    bar = tqdm(cands, desc=f"{graph.name}: build+check", unit="version", disable=not opts.progress)
+    for cand in bar:
+        x = inputs[cand.stage.index]
+        src = source_hash(cand.stage, x, cand)
+        prev = old_versions.get(cand.id)
+        reuse = prev is not None and prev.source == src and all(
+            (bag_dir / a.path).is_file() and sha256_file(bag_dir / a.path) == a.sha256 for a in prev.artifacts)
+        must = cand.backend == "eager"
+        if not reuse and not must and time.monotonic() + BUILD_COST_S.get(cand.backend, 10.0) > build_deadline:
+            report.skipped.append({"id": cand.id, "reason": "time budget"})
+            continue
+        backend = get_backend(cand.backend)
+        t0 = time.monotonic()
+        try:
+            if reuse:
+                version = Version.from_dict(prev.to_dict())
+                paths = [bag_dir / a.path for a in version.artifacts]
+            else:
+                paths = backend.build(cand.stage, x, cand.shape, bag_dir / ARTIFACTS, cand.id)
+                version = Version(id=cand.id, stage=cand.stage.index, backend=cand.backend, shape=cand.shape,
+                                  source=src, artifacts=[Artifact(f"{ARTIFACTS}/{p.name}", sha256_file(p))
+                                                         for p in paths])
+            runner = backend.load(cand.stage, paths, cand.shape, device)
+        except Exception as exc:
+            _leave_out(report, cand.id, f"build failed: {type(exc).__name__}: {exc}")
+            continue
+        result = check_version(runner, reference_stage(cand.stage), tuple(x.shape), device=device)
+        if not result.ok:
+            _leave_out(report, cand.id, f"failed the equivalence check: {result.reason}")
+            for p in ([] if reuse else paths):
+                p.unlink(missing_ok=True)
+            continue
+        if not reuse:
+            version.build_s = round(time.monotonic() - t0, 3)
+            report.built += 1
+        else:
+            report.reused += 1
+        version.max_rel_err = result.max_rel_err
+        timers[version.id] = stage_timer(runner, cand.shape, x, lanes)
+        costs[version.id] = timers[version.id]()
+        versions.append(version)
+    return versions, timers, costs
+
+
+def _profile_all(versions, timers, costs, conditions, opts, device, deadline, report) -> dict:
+    """Profile what is missing, with repetitions sized to the budget; drop what cannot fit.
+
+    Returns, per condition profiled, what the background generator measured of itself."""
+    kinds = tuple(opts.kinds)
+
+    def todo(v: Version) -> list[str]:
+        return [c for c in conditions if c not in v.profiles]
+
+    def planned_s(vs: list[Version], reps: int) -> float:
+        # Contention slows stages down: count each condition at twice the isolated cost.
+        per = sum(costs[v.id] * (reps + opts.warmup) * (2 * len(todo(v)) - (ISOLATION in todo(v)))
+                  for v in vs)
+        return per + sum(0.05 * PRESSURE_REPS * len(kinds) for v in vs if not v.pressure)
+
+    reps = opts.reps
+    left = deadline - time.monotonic()
+    while reps > opts.min_reps and planned_s(versions, reps) > left:
+        reps -= 1
+    # Still too much: leave out the most expensive non-eager versions that need work.
+    for v in sorted(versions, key=lambda v: -costs[v.id]):
+        if planned_s(versions, reps) <= left:
+            break
+        if v.backend != "eager" and todo(v):
+            versions.remove(v)
+            report.skipped.append({"id": v.id, "reason": "time budget (profiling)"})
+    for v in versions:
+        if todo(v):
+            report.profiled += 1
+    calibration = {}
+    total = sum(len(todo(v)) for v in versions)
+    with tqdm(total=total, desc="profile", unit="run", disable=not opts.progress or not total) as bar:
+        for cond in conditions:
+            work = [(v, timers[v.id]) for v in versions if cond not in v.profiles]
+            if work:
+                calibration[cond] = profile_condition(cond, work, device, reps, opts.warmup, bar.update)
+    need_pressure = [v for v in versions if set(v.pressure) != set(kinds)]
+    if need_pressure:
+        probes = [Probe.make(k, device, PRESSURE_REPS) for k in kinds]
+        try:
+            for v in tqdm(need_pressure, desc="pressure", unit="version", disable=not opts.progress):
+                v.pressure = {p.kind: measure_pressure(timers[v.id], p, PRESSURE_REPS) for p in probes}
+        finally:
+            for p in probes:
+                p.lane.close()
+    for v in versions:
+        finish_sensitivity(v, kinds)
+    return calibration
+
+
+def _leave_out(report: CompileReport, vid: str, reason: str) -> None:
+    log.warning("version %s left out: %s", vid, reason)
+    report.skipped.append({"id": vid, "reason": reason})

@@ -5,9 +5,14 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("aaron_ros")
+
+# Enough for every model's cheap versions and its largest stages' inductor builds on a 2-core
+# CPU: the whole zoo builds in under 20 minutes.
+DEFAULT_BUDGET_PER_MODEL_S = 150.0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -71,13 +76,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown model {args.model!r}; known: {model_names()} or 'all'")
     backends = tuple(args.backends.split(",")) if args.backends else CompileOptions.backends
     kinds = tuple(args.kinds.split(","))
-    per_model = args.budget_s / len(names) if args.budget_s else None
+    per_model = (args.budget_s / len(names)) if args.budget_s else DEFAULT_BUDGET_PER_MODEL_S
     for name in names:
         opts = CompileOptions(device=args.backend, backends=backends, kinds=kinds, budget_s=per_model,
-                              reps=args.reps, progress=not args.no_progress)
+                              reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped)
         out = Path(args.out) / name
-        log.info("compiling %s into %s (%s, budget %s)", name, out, args.backend,
-                 f"{per_model:.0f} s" if per_model else "none")
+        log.info("compiling %s into %s (%s, budget %.0f s)", name, out, args.backend, per_model)
         r = compile_bag(name, out, opts)
         log.info("%s: %d versions (%d built, %d reused, %d profiled), %d left out, %.1f s", name,
                  len(r.manifest.versions), r.built, r.reused, r.profiled, len(r.skipped), r.seconds)
@@ -140,9 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="folder of bags: one sub-folder per model")
     c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
     c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime,inductor)")
-    c.add_argument("--kinds", default="compute,memory", help="contention kinds to profile under")
-    c.add_argument("--budget-s", type=float, help="time budget in seconds for the whole command")
+    c.add_argument("--kinds", default="compute,memory,model", help="contention kinds to profile under")
+    c.add_argument("--budget-s", type=float, help="time budget in seconds for the whole command "
+                   f"(default {DEFAULT_BUDGET_PER_MODEL_S:.0f} s per model)")
     c.add_argument("--reps", type=int, default=10, help="timed repetitions per condition, at most")
+    c.add_argument("--retry-skipped", action="store_true",
+                   help="try again the versions an earlier run left out for lack of time")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_cmd_compile)
 
@@ -165,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # torch.export's own deprecation chatter would bury our progress and results.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
     from aaron_ros.kernels.bag import BagError
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from aaron_ros.cli import main
+from aaron_ros.contention import PROBE_KINDS
 from aaron_ros.kernels.backends import BACKENDS
 from aaron_ros.kernels.bag import (BagError, load_bag, load_bag_or_eager, read_manifest, sha256_file,
                                   write_manifest)
@@ -20,7 +21,7 @@ from aaron_ros.kernels.version import Artifact
 from aaron_ros.models import Stage, build_model
 
 MODEL = "mobilenet_v3_small"
-KINDS = ("compute", "memory")
+KINDS = ("compute", "memory", "model")
 
 
 def _opts(**kw) -> CompileOptions:
@@ -50,7 +51,8 @@ def test_manifest_is_complete(built):
     graph = build_model(MODEL)
     assert m.model == MODEL and m.schema == 1 and m.torch == torch.__version__
     assert m.conditions == ["isolation", "compute/light", "compute/medium", "compute/heavy",
-                            "memory/light", "memory/medium", "memory/heavy"]
+                            "memory/light", "memory/medium", "memory/heavy",
+                            "model/light", "model/medium", "model/heavy"]
     assert len(m.stages) == len(graph.stages)
     for s in m.stages:
         backends = {v.backend for v in m.versions_of(s.index)}
@@ -58,7 +60,7 @@ def test_manifest_is_complete(built):
     for v in m.versions:
         assert set(v.profiles) == set(m.conditions), v.id
         assert all(p.p50_ms > 0 and p.p95_ms >= p.p50_ms and p.n >= 2 for p in v.profiles.values())
-        assert set(v.sensitivity) == set(KINDS) and set(v.pressure) == set(KINDS)
+        assert set(v.sensitivity) == set(KINDS) and set(v.pressure) == set(KINDS) & set(PROBE_KINDS)
         assert v.max_rel_err < 1e-4
         for a in v.artifacts:
             assert (out / a.path).is_file()
@@ -187,6 +189,10 @@ def test_tiny_budget_still_yields_a_complete_manifest(tmp_path):
     assert all(set(v.profiles) == set(m.conditions) for v in m.versions)
     assert any("budget" in s["reason"] for s in m.skipped)
     assert report.seconds < 120
+    # A re-run keeps the earlier run's decisions: nothing is built again.
+    again = compile_bag(MODEL, tmp_path / "bag", _opts(budget_s=0.5, kinds=("compute",)))
+    assert again.built == 0 and again.profiled == 0
+    assert {s["id"] for s in again.skipped} >= {s["id"] for s in m.skipped if "budget" in s["reason"]}
 
 
 def test_bag_show_prints_best_versions_and_writes_plot(built, capsys):
@@ -209,3 +215,17 @@ def _edit(bag_dir: Path, fn) -> None:
 def _first_artifact(bag_dir: Path) -> Path:
     m = read_manifest(bag_dir)
     return bag_dir / next(a.path for v in m.versions for a in v.artifacts)
+
+
+def test_compile_and_contention_commands(tmp_path, capsys):
+    assert main(["compile", "--model", MODEL, "--out", str(tmp_path), "--backends", "eager",
+                 "--kinds", "compute", "--budget-s", "5", "--reps", "2", "--no-progress"]) == 0
+    m = read_manifest(tmp_path / MODEL)
+    assert m.conditions == ["isolation", "compute/light", "compute/medium", "compute/heavy"]
+    assert main(["compile", "--model", "alexnet", "--out", str(tmp_path)]) == 2
+    assert "alexnet" in capsys.readouterr().err
+    assert main(["contention", "--kind", "memory", "--level", "light", "--seconds", "0.3",
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert "memory/light on cpu" in capsys.readouterr().out
+    assert main(["contention", "--kind", "memory", "--level", "extreme", "--seconds", "1"]) == 2
+    assert "isolation, light, medium, heavy" in capsys.readouterr().err

@@ -25,9 +25,10 @@ from tqdm import tqdm
 from aaron_ros.kernels.bag import (BagError, Manifest, StageInfo, compatibility_problems, device_signature,
                                    read_manifest, reference_stage, sha256_file, weights_digest,
                                    write_manifest)
+from aaron_ros.contention import PROBE_KINDS
 from aaron_ros.kernels.backends import get_backend
 from aaron_ros.kernels.check import check_version
-from aaron_ros.kernels.profile import (ISOLATION, LaneSet, Probe, conditions_for, finish_sensitivity,
+from aaron_ros.kernels.profile import (LaneSet, Probe, conditions_for, finish_sensitivity,
                                        measure_pressure, profile_condition, stage_timer)
 from aaron_ros.kernels.version import Artifact, ResourceShape, Version, version_id
 from aaron_ros.models import Stage, StageGraph, build_model
@@ -40,6 +41,7 @@ BUILD_COST_S = {"eager": 0.0, "onnxruntime": 1.0, "inductor": 30.0, "tensorrt": 
 # Share of the budget that building may use; the rest is for profiling.
 BUILD_SHARE = 0.5
 PRESSURE_REPS = 7
+PRESSURE_S = 0.05 * PRESSURE_REPS * 2  # rough: probe runs for compute and memory
 
 
 @dataclass
@@ -47,13 +49,20 @@ class CompileOptions:
     device: str = "cpu"
     backends: tuple[str, ...] = ("eager", "onnxruntime", "inductor")
     threads: tuple[int, ...] | None = None  # default: 1 and all cores
-    kinds: tuple[str, ...] = ("compute", "memory")
+    kinds: tuple[str, ...] = ("compute", "memory", "model")
     budget_s: float | None = None
     reps: int = 10  # timed repetitions per version and condition, at most
     min_reps: int = 3
     warmup: int = 2
     seed: int = 0
     progress: bool = True
+    retry_skipped: bool = False  # try again what an earlier run left out for lack of time
+
+    def profile_s(self, run_s: float, conditions: int, reps: int | None = None) -> float:
+        """Rough cost of profiling a version whose one run takes `run_s` under `conditions`
+        conditions (contention about doubles a run), probes included."""
+        reps = (self.reps + self.min_reps) // 2 if reps is None else reps
+        return run_s * (reps + self.warmup) * max(0, 2 * conditions - 1) + PRESSURE_S
 
     def thread_counts(self) -> tuple[int, ...]:
         if self.device.startswith("cuda"):
@@ -151,6 +160,8 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
     (bag_dir / ARTIFACTS).mkdir(parents=True, exist_ok=True)
     old = previous_manifest(bag_dir, graph, device)
     old_versions = {v.id: v for v in old.versions} if old else {}
+    old_skips = {} if (old is None or opts.retry_skipped) else {
+        s["id"]: s["reason"] for s in old.skipped if s["reason"].startswith("time budget")}
 
     inputs = stage_inputs(graph, device)
     conditions = conditions_for(tuple(opts.kinds))
@@ -160,8 +171,8 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
     try:
         eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
         cands, report.skipped = candidates(graph, opts, device, eager_cost)
-        versions, timers, costs = _build_all(cands, graph, inputs, bag_dir, old_versions, opts, device,
-                                             lanes, t_start + (deadline - t_start) * BUILD_SHARE, report)
+        versions, timers, costs = _build_all(cands, graph, inputs, bag_dir, old_versions, old_skips, opts,
+                                             device, lanes, deadline, len(conditions), eager_cost, report)
         calibration.update(_profile_all(versions, timers, costs, conditions, opts, device, deadline, report))
     finally:
         lanes.close()
@@ -191,8 +202,13 @@ def _time_once(stage: Stage, x: torch.Tensor, lanes: LaneSet) -> float:
     return once()
 
 
-def _build_all(cands, graph, inputs, bag_dir, old_versions, opts, device, lanes, build_deadline, report):
+def _build_all(cands, graph, inputs, bag_dir, old_versions, old_skips, opts, device, lanes, deadline,
+               n_conditions, eager_cost, report):
+    """Build (or reuse) and check every candidate that fits the budget: its build, and the
+    profiling of it and of everything accepted before it, must end before the deadline."""
     versions, timers, costs = [], {}, {}
+    build_deadline = time.monotonic() + (deadline - time.monotonic()) * BUILD_SHARE
+    committed_s = 0.0  # profiling still owed to the versions accepted so far
     bar = tqdm(cands, desc=f"{graph.name}: build+check", unit="version", disable=not opts.progress)
     for cand in bar:
         x = inputs[cand.stage.index]
@@ -201,7 +217,13 @@ def _build_all(cands, graph, inputs, bag_dir, old_versions, opts, device, lanes,
         reuse = prev is not None and prev.source == src and all(
             (bag_dir / a.path).is_file() and sha256_file(bag_dir / a.path) == a.sha256 for a in prev.artifacts)
         must = cand.backend == "eager"
-        if not reuse and not must and time.monotonic() + BUILD_COST_S.get(cand.backend, 10.0) > build_deadline:
+        if not reuse and not must and cand.id in old_skips:  # a decision cached like the rest
+            report.skipped.append({"id": cand.id, "reason": old_skips[cand.id]})
+            continue
+        owed = 0.0 if reuse else opts.profile_s(eager_cost[cand.stage.index], n_conditions)
+        now = time.monotonic()
+        if not reuse and not must and (now + BUILD_COST_S.get(cand.backend, 10.0) > build_deadline
+                                       or now + BUILD_COST_S.get(cand.backend, 10.0) + committed_s + owed > deadline):
             report.skipped.append({"id": cand.id, "reason": "time budget"})
             continue
         backend = get_backend(cand.backend)
@@ -233,6 +255,8 @@ def _build_all(cands, graph, inputs, bag_dir, old_versions, opts, device, lanes,
         version.max_rel_err = result.max_rel_err
         timers[version.id] = stage_timer(runner, cand.shape, x, lanes)
         costs[version.id] = timers[version.id]()
+        if len(version.profiles) < n_conditions:
+            committed_s += opts.profile_s(costs[version.id], n_conditions - len(version.profiles))
         versions.append(version)
     return versions, timers, costs
 
@@ -247,10 +271,7 @@ def _profile_all(versions, timers, costs, conditions, opts, device, deadline, re
         return [c for c in conditions if c not in v.profiles]
 
     def planned_s(vs: list[Version], reps: int) -> float:
-        # Contention slows stages down: count each condition at twice the isolated cost.
-        per = sum(costs[v.id] * (reps + opts.warmup) * (2 * len(todo(v)) - (ISOLATION in todo(v)))
-                  for v in vs)
-        return per + sum(0.05 * PRESSURE_REPS * len(kinds) for v in vs if not v.pressure)
+        return sum(opts.profile_s(costs[v.id], len(todo(v)), reps) for v in vs if todo(v) or not v.pressure)
 
     reps = opts.reps
     left = deadline - time.monotonic()
@@ -273,9 +294,10 @@ def _profile_all(versions, timers, costs, conditions, opts, device, deadline, re
             work = [(v, timers[v.id]) for v in versions if cond not in v.profiles]
             if work:
                 calibration[cond] = profile_condition(cond, work, device, reps, opts.warmup, bar.update)
-    need_pressure = [v for v in versions if set(v.pressure) != set(kinds)]
+    probe_kinds = [k for k in kinds if k in PROBE_KINDS]  # "model" is a mix: no probe of its own
+    need_pressure = [v for v in versions if set(v.pressure) != set(probe_kinds)]
     if need_pressure:
-        probes = [Probe.make(k, device, PRESSURE_REPS) for k in kinds]
+        probes = [Probe.make(k, device, PRESSURE_REPS) for k in probe_kinds]
         try:
             for v in tqdm(need_pressure, desc="pressure", unit="version", disable=not opts.progress):
                 v.pressure = {p.kind: measure_pressure(timers[v.id], p, PRESSURE_REPS) for p in probes}

@@ -199,6 +199,7 @@ def test_bag_show_prints_best_versions_and_writes_plot(built, capsys):
     out, _ = built
     text, pngs = show(out.parent)
     assert "best version per stage" in text and "best per level" in text
+    assert "differs from isolation: compute" in text
     assert pngs and pngs[0].stat().st_size > 10_000 and pngs[0].read_bytes()[:4] == b"\x89PNG"
     assert main(["bag", "show", str(out), "--no-plot"]) == 0
     assert MODEL in capsys.readouterr().out

@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from aaron_ros.kernels.check import check_version
 from aaron_ros.kernels.profile import (LaneSet, Probe, conditions_for, finish_sensitivity,
                                        measure_pressure, profile_condition, stage_timer)
 from aaron_ros.kernels.version import Artifact, ResourceShape, Version, version_id
-from aaron_ros.models import Stage, StageGraph, build_model
+from aaron_ros.models import Stage, StageGraph, build_model, describe
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,23 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
     report.manifest = manifest
     report.seconds = time.monotonic() - t_start
     return report
+
+
+def compile_many(names: list[str], out_dir: Path, opts: CompileOptions, budget_s: float) -> list[CompileReport]:
+    """Bags for several models (one sub-folder each) under one budget.
+
+    Cheapest models first, each given an even share of what is left: time a small model does
+    not need goes to the larger ones after it, which have the most stages worth compiling."""
+    order = sorted(names, key=lambda n: describe(n).gflops)
+    start, reports = time.monotonic(), []
+    for i, name in enumerate(order):
+        share = max(0.0, budget_s - (time.monotonic() - start)) / (len(order) - i)
+        log.info("compiling %s into %s (%s, budget %.0f s)", name, out_dir / name, opts.device, share)
+        r = compile_bag(name, out_dir / name, replace(opts, budget_s=share))
+        log.info("%s: %d versions (%d built, %d reused, %d profiled), %d left out, %.1f s", name,
+                 len(r.manifest.versions), r.built, r.reused, r.profiled, len(r.skipped), r.seconds)
+        reports.append(r)
+    return reports
 
 
 def _time_once(stage: Stage, x: torch.Tensor, lanes: LaneSet) -> float:

@@ -56,6 +56,16 @@ def family_totals(m: Manifest) -> dict[str, dict[str, float]]:
     return totals
 
 
+def changed_under_heavy(m: Manifest) -> dict[str, list[str]]:
+    """Per contention kind, the stages whose best version under heavy is not the isolation best:
+    where a single solo-compiled build leaves time on the table."""
+    out = {}
+    for kind in kinds_of(m):
+        out[kind] = [s.name for s in m.stages if (vs := m.versions_of(s.index))
+                     and best(vs, f"{kind}/heavy").id != best(vs, ISOLATION).id]
+    return out
+
+
 def format_bag(m: Manifest, bag_dir: Path) -> str:
     lines = [f"kernel bag {bag_dir}: {m.model} {'x'.join(map(str, m.input_shape))}, {m.backend} "
              f"({m.device.get('name')}, {m.device.get('cores')} cores), torch {m.torch}, "
@@ -68,6 +78,8 @@ def format_bag(m: Manifest, bag_dir: Path) -> str:
                                 for c in m.conditions])
     lines.append("best version per stage and condition (median ms):")
     lines.append(_table(head, rows))
+    lines.append("stages whose best version under heavy contention differs from isolation: " + ", ".join(
+        f"{kind} {len(changed)}/{len(m.stages)}" for kind, changed in changed_under_heavy(m).items()))
     totals = family_totals(m)
     lines.append("whole model, sum of stage medians (ms):")
     lines.append(_table(["version family"] + m.conditions,

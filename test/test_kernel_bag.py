@@ -230,3 +230,14 @@ def test_compile_and_contention_commands(tmp_path, capsys):
     assert "memory/light on cpu" in capsys.readouterr().out
     assert main(["contention", "--kind", "memory", "--level", "extreme", "--seconds", "1"]) == 2
     assert "isolation, light, medium, heavy" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bag_builds_checks_and_loads(tmp_path):
+    report = compile_bag(MODEL, tmp_path / "bag", _opts(device="cuda", kinds=("compute", "memory")))
+    m = read_manifest(tmp_path / "bag")
+    assert m.backend == "cuda" and m.device["sms"] > 0
+    keys = {v.shape.key for v in m.versions}
+    assert {"t1", "t1-p-1"} <= keys, keys  # default and high-priority streams
+    bag = load_bag(tmp_path / "bag", build_model(MODEL), "cuda")
+    assert sum(len(v) for v in bag.versions.values()) == len(m.versions) and report.built > 0

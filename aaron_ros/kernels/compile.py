@@ -65,9 +65,11 @@ class CompileOptions:
         return run_s * (reps + self.warmup) * max(0, 2 * conditions - 1) + PRESSURE_S
 
     def thread_counts(self) -> tuple[int, ...]:
+        """CPU intra-op budgets to try: 1, 2, 4, ... and all cores (the host side on CUDA: 1)."""
         if self.device.startswith("cuda"):
             return (1,)
-        return self.threads or tuple(sorted({1, os.cpu_count() or 1}))
+        cores = os.cpu_count() or 1
+        return self.threads or tuple(sorted({cores, *(2 ** i for i in range(cores.bit_length()) if 2 ** i <= cores)}))
 
 
 @dataclass
@@ -115,16 +117,41 @@ def candidates(graph: StageGraph, opts: CompileOptions, device: torch.device,
             skipped.append({"id": f"*.{name}.*", "reason": reason})
             continue
         for stage in graph.stages:
-            shapes = [ResourceShape(threads=t) for t in opts.thread_counts()]
-            if stage.is_branch_group:
-                shapes.append(ResourceShape(threads=max(2, max(opts.thread_counts())), branches="parallel"))
-            for shape in shapes:
+            for shape in shapes_for(stage, opts, device):
                 if backend.supports(stage, shape, device) is None:
                     cands.append(Candidate(stage, name, shape))
     # Cheap backends first; within a backend, the stages that cost most first (most to gain).
     cands.sort(key=lambda c: (BUILD_COST_S.get(c.backend, 10.0), -stage_cost.get(c.stage.index, 0.0),
                               c.stage.index, c.shape.threads))
     return cands, skipped
+
+
+def shapes_for(stage: Stage, opts: CompileOptions, device: torch.device) -> list[ResourceShape]:
+    """Resource shapes worth a version of `stage`.
+
+    CPU: each thread budget. CUDA: the default stream, a high-priority stream, and half the SMs
+    through a green context where this torch supports them. Branch groups also get their
+    branches side by side on lanes (as many as branches, up to the thread budget, at least 2)."""
+    if device.type == "cuda":
+        shapes = [ResourceShape(), ResourceShape(priority=-1)]
+        if green_contexts_supported():
+            sms = torch.cuda.get_device_properties(device).multi_processor_count // 2
+            shapes.append(ResourceShape(sms=sms))
+        lanes = 2
+    else:
+        shapes = [ResourceShape(threads=t) for t in opts.thread_counts()]
+        lanes = max(opts.thread_counts())
+    if stage.is_branch_group:
+        shapes.append(ResourceShape(threads=max(2, min(lanes, len(stage.branches))), branches="parallel"))
+    return shapes
+
+
+def green_contexts_supported() -> bool:
+    try:
+        from torch.cuda import green_contexts
+    except ImportError:
+        return False
+    return bool(green_contexts.SUPPORTED)
 
 
 def source_hash(stage: Stage, x: torch.Tensor, cand: Candidate) -> str:

@@ -103,6 +103,28 @@ def _cmd_contention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from aaron_ros.bench.policies import BenchOptions, run_bench, save
+    from aaron_ros.bench.workload import load_workload
+    from aaron_ros.coordinator.policies import POLICIES
+
+    workload = load_workload(args.workload)
+    if args.scenario:
+        workload = workload.scenario(args.scenario)
+    policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
+    opts = BenchOptions(policies=policies, versions=args.versions.split(",") if args.versions else None,
+                        duration_s=args.duration, repeats=args.repeats, isolation_s=args.isolation,
+                        bags_dir=Path(args.bags) if args.bags else None, lanes=args.lanes,
+                        progress=not args.no_progress)
+    log.info("bench %s: %s, %.0f s each (%d rounds), kernel bags from %s", workload.name,
+             ", ".join(k for k, _, _ in opts.entries()), opts.duration_s, opts.repeats, args.bags or "nowhere (eager)")
+    report, latencies = run_bench(workload, opts)
+    for path in save(report, latencies, args.out):
+        log.info("wrote %s", path)
+    print((Path(args.out) / "report.md").read_text())
+    return 0
+
+
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -153,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     k.add_argument("--no-progress", action="store_true")
     k.set_defaults(func=_cmd_contention)
+
+    w = sub.add_parser("bench", help="compare scheduling policies on a workload, in one run")
+    w.add_argument("--workload", required=True, help="a workload name (config/workloads/) or a YAML file")
+    w.add_argument("--scenario", help="a scenario of the workload (e.g. light, heavy for aaron_fig3)")
+    w.add_argument("--policies", default="all", help="'all' or a comma list")
+    w.add_argument("--versions", help="comma list of version settings: eager,solo,adaptive")
+    w.add_argument("--duration", type=float, default=20.0, help="seconds per policy (summed over rounds)")
+    w.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
+    w.add_argument("--isolation", type=float, default=4.0, help="seconds of each task alone")
+    w.add_argument("--bags", default="bags", help="folder of kernel bags (default: bags)")
+    w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"])
+    w.add_argument("--out", required=True)
+    w.add_argument("--no-progress", action="store_true")
+    w.set_defaults(func=_cmd_bench)
 
     b = sub.add_parser("bag", help="inspect kernel bags")
     bsub = b.add_subparsers(dest="bag_command", required=True)

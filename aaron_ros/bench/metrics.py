@@ -1,0 +1,82 @@
+"""What one policy run achieved, per task and in all, from the records of how each frame ended.
+
+A frame counts as missed when it finished after its deadline or never finished (dropped or
+failed): the miss rate is over every frame released, so a policy cannot look good by dropping.
+Latency percentiles are over the frames that finished.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from aaron_ros.bench.stats import summarize
+from aaron_ros.coordinator.types import JobRecord, TaskSpec
+
+NAN = float("nan")
+
+
+def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float) -> dict:
+    """Latency percentiles, miss rate, rate and frame counts of one task.
+
+    `records` may hold other tasks' records too: only those named `task.name` count.
+    """
+    if duration_s <= 0:
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    mine = [r for r in records if r.task == task.name]
+    done = [r for r in mine if r.outcome == "done"]
+    latencies = [r.latency_s for r in done if r.latency_s is not None]
+    deadline_s = task.deadline_ms / 1e3
+    late = sum(1 for s in latencies if s > deadline_s)
+    dropped = sum(1 for r in mine if r.outcome == "dropped")
+    failed = sum(1 for r in mine if r.outcome == "failed")
+    released = len(mine)
+    s = summarize(latencies)
+    return {
+        "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "mean_ms": s.mean_ms,
+        "miss_rate": (late + dropped + failed) / released if released else NAN,
+        "fps": len(done) / duration_s,
+        "released": released, "done": len(done), "late": late,
+        "dropped": dropped, "failed": failed,
+        "deadline_ms": task.deadline_ms, "criticality": task.criticality,
+    }
+
+
+def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    if len(values) == 0:
+        return [NAN] * len(qs)
+    return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
+
+
+def worst(values: Iterable[float]) -> float:
+    """The largest value; NaN when any is NaN (unknown is never better) or there are none."""
+    vals = list(values)
+    if not vals or any(math.isnan(v) for v in vals):
+        return NAN
+    return max(vals)
+
+
+def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Sequence[TaskSpec],
+                   duration_s: float, grant_us: Sequence[float]) -> dict:
+    """Every task's metrics plus the run's totals.
+
+    grant_us: the coordinator's decision overhead per grant, in microseconds.
+    critical_p99_ms: the worst p99 over critical tasks (NaN when a critical task finished nothing);
+    critical_miss_rate: missed over released frames of all critical tasks together.
+    """
+    per_task = {t.name: task_metrics(records_by_task.get(t.name, ()), t, duration_s) for t in tasks}
+    critical = [per_task[t.name] for t in tasks if t.critical]
+    released = sum(m["released"] for m in critical)
+    missed = sum(m["late"] + m["dropped"] + m["failed"] for m in critical)
+    g50, g99 = _percentiles(grant_us, [50, 99])
+    return {
+        "tasks": per_task,
+        "throughput_fps": sum(m["done"] for m in per_task.values()) / duration_s,
+        "grant_us_p50": g50,
+        "grant_us_p99": g99,
+        "grants": len(grant_us),
+        "critical_p99_ms": worst(m["p99_ms"] for m in critical),
+        "critical_miss_rate": missed / released if released else NAN,
+        "duration_s": duration_s,
+    }

@@ -1,0 +1,304 @@
+"""The policy comparison on disk: one JSON for machines, markdown tables and plots for people.
+
+`build_report` puts together what every policy achieved on one workload (from
+`metrics.policy_metrics`), each task's latency alone, the machine and versions, and the run's
+settings; `write_policy_report` writes it out:
+
+  report.json       the report (NaN and infinities written as null, so it is strict JSON)
+  report.md         a table per policy, then a comparison across policies
+  latencies.json    every finished frame's latency (ms) per policy and task, to re-plot from
+  latency_cdf.png   per task, the fraction of released frames done within x ms, per policy
+  miss_rate.png     per task, the miss rate of each policy
+  throughput.png    per task and in all, the frames per second of each policy
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import aaron_ros
+from aaron_ros.bench.machine import machine_info
+from aaron_ros.bench.metrics import worst
+from aaron_ros.bench.workload import Workload
+
+NAN = float("nan")
+BASELINES = ("sequential", "naive")
+PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99}
+OPTIONAL_PACKAGES = ("numpy", "onnxruntime", "matplotlib", "PyYAML")
+
+
+def versions() -> dict:
+    """The package's version and those of the libraries a result depends on."""
+    info = machine_info()
+    out = {"aaron_ros": aaron_ros.__version__, "python": info["python"], "torch": info["torch"]}
+    if info.get("cuda"):
+        out["torch_cuda"] = info["cuda"].get("torch_cuda")
+    for pkg in OPTIONAL_PACKAGES:
+        try:
+            out[pkg.lower()] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _num(value: object) -> float:
+    return NAN if value is None else float(value)
+
+
+def _ratio(a: object, b: object) -> float:
+    a, b = _num(a), _num(b)
+    if math.isnan(a) or math.isnan(b) or b == 0:
+        return NAN
+    return a / b
+
+
+def _policy_entry(workload: Workload, metrics: dict, isolation: Mapping[str, Mapping],
+                  latencies: Mapping[str, Sequence[float]]) -> dict:
+    entry = copy.deepcopy(dict(metrics))
+    tasks = entry.setdefault("tasks", {})
+    for spec in workload.tasks:
+        t = tasks.setdefault(spec.name, {})
+        lat = list(latencies.get(spec.name, ()))
+        if lat and any(k not in t for k in PERCENTILES):  # percentiles from the raw latencies
+            values = np.percentile(np.asarray(lat, dtype=np.float64), list(PERCENTILES.values()))
+            for key, v in zip(PERCENTILES, values):
+                t.setdefault(key, float(v))
+        for key in (*PERCENTILES, "miss_rate", "fps"):
+            t.setdefault(key, NAN)
+        t.setdefault("dropped", 0)
+        t["samples"] = len(lat)
+        t["p99_over_isolated"] = _ratio(t["p99_ms"], isolation.get(spec.name, {}).get("p99_ms"))
+    critical = [tasks[s.name] for s in workload.critical_tasks]
+    entry.setdefault("critical_p99_ms", worst(_num(t["p99_ms"]) for t in critical))
+    entry["critical_p99_over_isolated"] = worst(_num(t["p99_over_isolated"]) for t in critical)
+    if "critical_miss_rate" not in entry:
+        rates = [_num(t["miss_rate"]) for t in critical]
+        entry["critical_miss_rate"] = worst(rates)
+    for key in ("throughput_fps", "grant_us_p50", "grant_us_p99"):
+        entry.setdefault(key, NAN)
+    return entry
+
+
+def _clean(value: object) -> object:
+    """NaN and infinities as None, tuples as lists: what strict JSON can hold."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.floating, np.integer)):
+        return _clean(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def build_report(workload: Workload, runs: Mapping[str, dict], isolation: Mapping[str, Mapping],
+                 latencies: Mapping[str, Mapping[str, Sequence[float]]], settings: Mapping) -> dict:
+    """The comparison of policies on one workload, as a JSON-ready dict.
+
+    runs: policy key ("aaron", "aaron/solo", "naive", ...) -> `policy_metrics(...)` dict.
+    isolation: task -> {"p50_ms", "p99_ms"} of the task's model alone.
+    latencies: policy key -> task -> latencies (ms) of its finished frames; fills any missing
+    percentile of `runs`, and counts the samples.
+    Each policy gets `critical_p99_over_isolated` (the worst, over critical tasks, of the p99 under
+    the policy over the p99 alone) and each of its tasks `p99_over_isolated`.
+    """
+    policies = {key: _policy_entry(workload, metrics, isolation, latencies.get(key, {}))
+                for key, metrics in runs.items()}
+    report = {
+        "workload": workload.as_dict(),
+        "policies": policies,
+        "isolation": {name: {"p50_ms": _num(v.get("p50_ms")), "p99_ms": _num(v.get("p99_ms")),
+                             **{k: x for k, x in v.items() if k not in ("p50_ms", "p99_ms")}}
+                      for name, v in isolation.items()},
+        "machine": machine_info(),
+        "versions": versions(),
+        "settings": dict(settings),
+    }
+    return _clean(report)
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+def _fmt(value: object, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: object) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+                      *(line(r) for r in rows)])
+
+
+def _baseline_key(policies: Mapping, base: str) -> str | None:
+    if base in policies:
+        return base
+    return next((k for k in policies if k.split("/")[0] == base), None)
+
+
+def render_markdown(report: dict) -> str:
+    wl = report["workload"]
+    tasks = wl["tasks"]
+    policies = report["policies"]
+    iso = report.get("isolation", {})
+    machine, ver = report.get("machine", {}), report.get("versions", {})
+    out = [f"# Policies on workload `{wl['name']}`", ""]
+    if wl.get("description"):
+        out += [wl["description"], ""]
+    out += [f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores"
+            + (f", {machine['cuda']['device']}" if machine.get("cuda") else "")
+            + f"; lanes: {wl.get('lanes')}. Versions: "
+            + ", ".join(f"{k} {v}" for k, v in ver.items()) + ".", ""]
+    if report.get("settings"):
+        out += ["Settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()), ""]
+
+    out += ["## Tasks", "", _table(
+        ["task", "model", "rate Hz", "deadline ms", "criticality", "overload", "queue",
+         "alone p50 ms", "alone p99 ms"],
+        [[t["name"], t["model"], _fmt(t["rate_hz"], 1), _fmt(t["deadline_ms"], 0), t["criticality"],
+          t["overload"], t["queue_size"], _fmt(iso.get(t["name"], {}).get("p50_ms")),
+          _fmt(iso.get(t["name"], {}).get("p99_ms"))] for t in tasks]), ""]
+
+    for key, p in policies.items():
+        rows = []
+        for t in tasks:
+            m = p["tasks"].get(t["name"], {})
+            rows.append([t["name"] + (" (critical)" if t["criticality"] == "critical" else ""),
+                         _fmt(m.get("p50_ms")), _fmt(m.get("p95_ms")), _fmt(m.get("p99_ms")),
+                         _pct(m.get("miss_rate")), _fmt(m.get("fps")), _fmt(m.get("dropped")),
+                         _fmt(m.get("failed", 0))])
+        out += [f"## Policy `{key}`", "", _table(
+            ["task", "p50 ms", "p95 ms", "p99 ms", "miss rate", "fps", "dropped", "failed"], rows), "",
+            f"- total throughput: {_fmt(p.get('throughput_fps'))} frames/s",
+            f"- critical p99 / isolated p99: {_fmt(p.get('critical_p99_over_isolated'), 2)}x"
+            f" (critical p99 {_fmt(p.get('critical_p99_ms'))} ms)",
+            f"- grant overhead: p50 {_fmt(p.get('grant_us_p50'))} us, p99 {_fmt(p.get('grant_us_p99'))} us",
+            ""]
+
+    bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]
+    header = ["policy", "critical miss rate", "critical p99 ms", "critical p99 / alone", "throughput fps"]
+    for b, k in bases:
+        header += [f"throughput / {k}", f"critical p99 / {k}"]
+    rows = []
+    for key, p in policies.items():
+        row = [key, _pct(p.get("critical_miss_rate")), _fmt(p.get("critical_p99_ms")),
+               _fmt(p.get("critical_p99_over_isolated"), 2), _fmt(p.get("throughput_fps"))]
+        for _, k in bases:
+            row += [_fmt(_ratio(p.get("throughput_fps"), policies[k].get("throughput_fps")), 2),
+                    _fmt(_ratio(p.get("critical_p99_ms"), policies[k].get("critical_p99_ms")), 2)]
+        rows.append(row)
+    out += ["## Comparison", "", _table(header, rows), "",
+            "Miss rate: frames finished after their deadline, dropped or failed, over all frames "
+            "released. Latency percentiles are over finished frames.", ""]
+    return "\n".join(out)
+
+
+# --- plots ----------------------------------------------------------------------------------
+
+def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]]) -> None:
+    n = max(1, len(series))
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for i, (label, values) in enumerate(series.items()):
+        vals = [0.0 if v is None else float(v) for v in values]
+        ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence[float]]],
+                     path: Path) -> Path:
+    tasks = report["workload"]["tasks"]
+    fig = Figure(figsize=(5 * len(tasks), 4), layout="constrained")
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, t in zip(axes, tasks):
+        for key, p in report["policies"].items():
+            lat = np.sort(np.asarray(latencies.get(key, {}).get(t["name"], ()), dtype=np.float64))
+            if lat.size == 0:
+                continue
+            released = p["tasks"].get(t["name"], {}).get("released") or lat.size
+            # A step up per finished frame, over all frames released: dropped ones keep it below 1.
+            y = np.arange(1, lat.size + 1) / max(released, lat.size)
+            ax.step(np.concatenate([[lat[0]], lat]), np.concatenate([[0.0], y]), where="post", label=key)
+        ax.axvline(t["deadline_ms"], color="k", linestyle="--", linewidth=1,
+                   label=f"deadline {t['deadline_ms']:g} ms")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']})")
+        ax.set_xlabel("latency, release to done (ms)")
+        ax.set_ylabel("fraction of released frames done")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_miss_rate(report: dict, path: Path) -> Path:
+    names = [t["name"] for t in report["workload"]["tasks"]]
+    series = {key: [p["tasks"].get(n, {}).get("miss_rate") for n in names]
+              for key, p in report["policies"].items()}
+    fig = Figure(figsize=(max(5, 1.6 * len(names) * max(1, len(series)) / 2), 4), layout="constrained")
+    ax = fig.subplots()
+    _grouped_bars(ax, names, series)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("miss rate (late, dropped or failed)")
+    ax.set_title(f"Deadline misses per task: {report['workload']['name']}")
+    ax.legend(fontsize="small")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_throughput(report: dict, path: Path) -> Path:
+    names = [t["name"] for t in report["workload"]["tasks"]]
+    policies = report["policies"]
+    fig = Figure(figsize=(max(8, 2 * len(names) + 4), 4), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[max(1, len(names)), 1])
+    _grouped_bars(left, names, {k: [p["tasks"].get(n, {}).get("fps") for n in names]
+                                for k, p in policies.items()})
+    requested = [t["rate_hz"] for t in report["workload"]["tasks"]]
+    left.scatter(np.arange(len(names)), requested, marker="_", s=600, color="k", zorder=3,
+                 label="rate requested")
+    left.set_ylabel("frames done per second")
+    left.set_title("per task")
+    left.legend(fontsize="small")
+    _grouped_bars(right, ["all tasks"], {k: [p.get("throughput_fps")] for k, p in policies.items()})
+    right.set_title("total throughput")
+    fig.suptitle(f"Throughput: {report['workload']['name']}")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def write_policy_report(report: dict, latencies: Mapping[str, Mapping[str, Sequence[float]]],
+                        out_dir: str | Path) -> list[Path]:
+    """Write the report's files into `out_dir` (see the module's docstring); returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = _clean(report)
+    paths = [out / "report.json", out / "report.md", out / "latencies.json"]
+    paths[0].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    paths[1].write_text(render_markdown(report))
+    paths[2].write_text(json.dumps(_clean({k: {t: list(v) for t, v in per.items()}
+                                           for k, per in latencies.items()}), allow_nan=False) + "\n")
+    paths.append(plot_latency_cdf(report, latencies, out / "latency_cdf.png"))
+    paths.append(plot_miss_rate(report, out / "miss_rate.png"))
+    paths.append(plot_throughput(report, out / "throughput.png"))
+    return paths

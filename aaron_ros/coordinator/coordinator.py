@@ -1,0 +1,149 @@
+"""The coordinator: bounded per-task queues, stage-level grants on a lane pool, accounting.
+
+It is clock-free and single-threaded: a driver (real lanes or a simulated clock) tells it when
+frames arrive and stages finish, and asks it for grants. One job per task is in flight at a time
+(frames of a task are served in order, stage by stage); every other frame waits in the task's
+bounded queue, where the task's overload rule decides what is dropped.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from aaron_ros.coordinator.policies import Pick, Policy, SchedulerView
+from aaron_ros.coordinator.types import Grant, Job, JobRecord, Release, StageRequest, TaskSpec
+from aaron_ros.coordinator.versions import VersionChooser
+
+
+@dataclass
+class TaskState:
+    spec: TaskSpec
+    stages: int
+    queue: deque = field(default_factory=deque)  # waiting jobs, oldest first
+    current: Job | None = None  # the job in flight (started, maybe running a stage)
+    last_release: float | None = None
+
+
+class Coordinator:
+    def __init__(self, tasks: Sequence[TaskSpec], stages: dict[str, int], lanes: Sequence[str],
+                 policy: Policy, chooser: VersionChooser, cores: int,
+                 on_record: Callable[[JobRecord], None] | None = None):
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate task names: {names}")
+        self.tasks = {t.name: TaskState(t, stages[t.name]) for t in tasks}
+        self.lanes = list(lanes)
+        self.free = set(self.lanes)
+        self.running: dict[str, Grant] = {}  # lane -> grant
+        self.policy, self.chooser, self.cores = policy, chooser, cores
+        self.records: list[JobRecord] = []
+        self.grant_us: list[float] = []  # decision time per schedule() call that granted
+        self._on_record = on_record or (lambda r: None)
+
+    # -- arrivals -------------------------------------------------------------------------
+    def submit(self, task: str, frame: int, release: float, data: Any = None) -> None:
+        """A frame arrives. A full queue applies the task's overload rule (drops are recorded)."""
+        state = self.tasks[task]
+        spec = state.spec
+        state.last_release = release
+        job = Job(spec, frame, release, state.stages, data)
+        if spec.overload == "keep_latest":
+            while state.queue:
+                self._record(state.queue.popleft(), "dropped", release)
+            state.queue.append(job)
+        elif len(state.queue) < spec.queue_size:
+            state.queue.append(job)
+        elif spec.overload == "drop_newest":
+            self._record(job, "dropped", release)
+        else:  # drop_oldest
+            self._record(state.queue.popleft(), "dropped", release)
+            state.queue.append(job)
+
+    # -- grants -----------------------------------------------------------------------------
+    def ready(self) -> list[StageRequest]:
+        """The next stage of every task that can run now (one per task, never two at once)."""
+        out = []
+        for state in self.tasks.values():
+            job = state.current
+            if job is None and state.queue:
+                job = state.queue[0]
+            if job is not None and not job.running:
+                out.append(StageRequest(job, job.next_stage))
+        return out
+
+    def schedule(self, now: float) -> list[Grant]:
+        """Ask the policy to fill free lanes; returns the grants made (possibly none)."""
+        if not self.free:
+            return []
+        requests = self.ready()
+        if not requests:
+            return []
+        t0 = time.perf_counter()
+        view = SchedulerView(now=now, requests=requests, free_lanes=sorted(self.free),
+                             lanes=self.lanes, running=self.running_grants(), cores=self.cores,
+                             chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
+                             last_release={n: s.last_release for n, s in self.tasks.items()})
+        picks = self.policy.pick(view)
+        grants = [self._grant(p, now) for p in picks]
+        if grants:
+            self.grant_us.append((time.perf_counter() - t0) * 1e6 / len(grants))
+        return grants
+
+    def _grant(self, pick: Pick, now: float) -> Grant:
+        req = pick.request
+        job, state = req.job, self.tasks[req.job.task.name]
+        if pick.lane not in self.free or job.running or any(l not in self.free for l in pick.branch_lanes
+                                                             if l != pick.lane):
+            raise RuntimeError(f"policy {self.policy.name} granted a busy lane or a running job")
+        if state.current is None:
+            state.queue.popleft()
+            state.current = job
+            job.started = now
+        job.running = True
+        job.versions.append(pick.version.id)
+        grant = Grant(req, pick.lane, pick.version, now, tuple(pick.branch_lanes))
+        for lane in {pick.lane, *pick.branch_lanes}:
+            self.free.discard(lane)
+            self.running[lane] = grant
+        return grant
+
+    # -- releases ---------------------------------------------------------------------------
+    def release(self, grant: Grant, now: float, seconds: float, output: Any = None,
+                error: str | None = None) -> JobRecord | None:
+        """A stage finished (or failed). Returns the job's record when the job ended."""
+        for lane in {grant.lane, *grant.branch_lanes}:
+            self.running.pop(lane, None)
+            self.free.add(lane)
+        job = grant.request.job
+        job.running = False
+        self.chooser.observe(grant.version, [g.version for g in self.running_grants()], seconds * 1e3)
+        if error is not None:
+            return self._finish(job, "failed", now, error)
+        job.data = output
+        job.next_stage += 1
+        return self._finish(job, "done", now) if job.done else None
+
+    def _finish(self, job: Job, outcome: str, now: float, error: str | None = None) -> JobRecord:
+        self.tasks[job.task.name].current = None
+        return self._record(job, outcome, now, error)
+
+    def _record(self, job: Job, outcome: str, now: float, error: str | None = None) -> JobRecord:
+        rec = JobRecord(job.task.name, job.frame, job.release, outcome,
+                        finished=now if outcome == "done" else None, started=job.started, error=error)
+        self.records.append(rec)
+        self._on_record(rec)
+        return rec
+
+    def drain(self, now: float) -> None:
+        """End of a run: frames still waiting or in flight are counted as dropped."""
+        for state in self.tasks.values():
+            while state.queue:
+                self._record(state.queue.popleft(), "dropped", now)
+            if state.current is not None:
+                self._finish(state.current, "dropped", now)
+
+    def running_grants(self) -> list[Grant]:
+        """Each running stage once (a stage with branch lanes holds several lanes)."""
+        return list({id(g): g for g in self.running.values()}.values())

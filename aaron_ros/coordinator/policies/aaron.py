@@ -1,0 +1,72 @@
+"""`aaron`: contention-aware coordination.
+
+- EDF with criticality: critical stages first, then the earliest absolute deadline.
+- Per-stage version choice by predicted latency under the stages running beside it (with the
+  `adaptive` setting), never more threads than the cores left free.
+- Co-scheduling that avoids two stages pressing the same contention channel: among normal
+  stages, one whose version presses a channel nobody running presses goes first.
+- Never delaying a critical stage for a normal one: critical stages are granted first, and a
+  normal stage is held back from the last free lane when an idle critical task's next frame is
+  due before that stage would finish.
+"""
+from __future__ import annotations
+
+from aaron_ros.coordinator.policies.base import Pick, SchedulerView
+from aaron_ros.coordinator.types import StageRequest
+from aaron_ros.coordinator.versions import lanes_of
+from aaron_ros.kernels.version import Version
+
+
+def channel(v: Version) -> str | None:
+    """The contention channel a version presses most (None when it was never measured)."""
+    if not v.pressure:
+        return None
+    return max(v.pressure, key=v.pressure.get)
+
+
+class Aaron:
+    name = "aaron"
+
+    def lanes(self, pool: int, tasks: int) -> int:
+        return pool
+
+    def pick(self, view: SchedulerView) -> list[Pick]:
+        free = list(view.free_lanes)
+        chosen: list[Version] = []
+        picks: list[Pick] = []
+        critical = sorted((r for r in view.requests if r.job.critical), key=lambda r: r.job.deadline)
+        normal = [r for r in view.requests if not r.job.critical]
+        for req in critical:
+            if not free:
+                return picks
+            v = view.choose(req, view.co_runners(chosen), max_lanes=len(free))
+            picks.append(self._take(req, v, free))
+            chosen.append(v)
+        while normal and free:
+            budget = max(1, view.cores - view.busy_threads(chosen))
+            options = [(r, view.choose(r, view.co_runners(chosen), budget, max_lanes=1)) for r in normal]
+            pressed = {channel(v) for v in view.co_runners(chosen)} - {None}
+            req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
+            normal.remove(req)
+            if len(free) == 1 and self._critical_due(view, req, v, chosen):
+                continue  # keep the last lane for the critical frame about to arrive
+            picks.append(self._take(req, v, free))
+            chosen.append(v)
+        return picks
+
+    @staticmethod
+    def _take(req: StageRequest, v: Version, free: list[str]) -> Pick:
+        lanes = free[:lanes_of(v)]
+        del free[:lanes_of(v)]
+        return Pick(req, lanes[0], v, tuple(lanes[1:]))
+
+    @staticmethod
+    def _critical_due(view: SchedulerView, req: StageRequest, v: Version, chosen: list[Version]) -> bool:
+        """Would an idle critical task's next frame arrive before this normal stage ends?"""
+        finish = view.now + view.chooser.predict_ms(v, view.co_runners(chosen)) / 1e3
+        busy = {r.job.task.name for r in view.requests} | {g.request.job.task.name for g in view.running}
+        for name, spec in view.tasks.items():
+            last = view.last_release.get(name)
+            if spec.critical and name not in busy and last is not None and last + spec.period_s < finish:
+                return True
+        return False

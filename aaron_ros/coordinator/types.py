@@ -1,0 +1,124 @@
+"""The things that travel between tasks, the coordinator, its policy and the lanes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aaron_ros.kernels.version import Version
+
+CRITICALITIES = ("critical", "normal")
+OVERLOAD_RULES = ("drop_oldest", "drop_newest", "keep_latest")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One perception task: a model fed at a rate, with a relative deadline and a criticality.
+
+    overload: what to do with a frame that arrives while `queue_size` frames already wait:
+    drop the oldest waiting frame, drop the new one, or keep only the latest (queue of one).
+    """
+
+    name: str
+    model: str
+    rate_hz: float
+    deadline_ms: float
+    criticality: str = "normal"
+    overload: str = "drop_oldest"
+    queue_size: int = 2
+
+    def __post_init__(self) -> None:
+        where = f"task '{self.name}'"
+        if self.rate_hz <= 0:
+            raise ValueError(f"{where}: rate_hz must be > 0, got {self.rate_hz}")
+        if self.deadline_ms <= 0:
+            raise ValueError(f"{where}: deadline_ms must be > 0, got {self.deadline_ms}")
+        if self.criticality not in CRITICALITIES:
+            raise ValueError(f"{where}: criticality must be one of {CRITICALITIES}, got {self.criticality!r}")
+        if self.overload not in OVERLOAD_RULES:
+            raise ValueError(f"{where}: overload must be one of {OVERLOAD_RULES}, got {self.overload!r}")
+        if self.queue_size < 1:
+            raise ValueError(f"{where}: queue_size must be >= 1, got {self.queue_size}")
+
+    @property
+    def critical(self) -> bool:
+        return self.criticality == "critical"
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.rate_hz
+
+
+@dataclass
+class Job:
+    """One frame of one task, run stage by stage."""
+
+    task: TaskSpec
+    frame: int
+    release: float  # arrival time (s, on the coordinator's clock)
+    stages: int
+    data: Any = None  # the tensor flowing through the stages (None on a simulated clock)
+    next_stage: int = 0
+    running: bool = False
+    started: float | None = None  # when its first stage was granted
+    versions: list[str] = field(default_factory=list)
+
+    @property
+    def deadline(self) -> float:
+        return self.release + self.task.deadline_ms / 1e3
+
+    @property
+    def critical(self) -> bool:
+        return self.task.critical
+
+    @property
+    def done(self) -> bool:
+        return self.next_stage >= self.stages
+
+
+@dataclass(frozen=True)
+class StageRequest:
+    """A job's next stage, ready to run."""
+
+    job: Job
+    stage: int
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The coordinator's answer to a request: where, with which version, since when."""
+
+    request: StageRequest
+    lane: str
+    version: Version
+    granted_at: float
+    branch_lanes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Release:
+    """A finished stage handed back, with what it took."""
+
+    grant: Grant
+    finished_at: float
+    seconds: float
+
+
+@dataclass
+class JobRecord:
+    """How one frame ended."""
+
+    task: str
+    frame: int
+    release: float
+    outcome: str  # "done", "dropped" or "failed"
+    finished: float | None = None
+    started: float | None = None
+    error: str | None = None
+
+    @property
+    def latency_s(self) -> float | None:
+        return None if self.finished is None else self.finished - self.release
+
+    @property
+    def queueing_s(self) -> float | None:
+        return None if self.started is None else self.started - self.release

@@ -1,0 +1,56 @@
+"""Which version of a stage to run: the independent `versions` setting.
+
+eager: the original model (the best eager form alone); solo: the version best in isolation (what
+a single-tenant compiler would pick); adaptive: the version with the lowest latency predicted
+for the stages running beside it right now.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from aaron_ros.contention.predictor import ContentionPredictor
+from aaron_ros.kernels.bag import ISOLATION, KernelBag
+from aaron_ros.kernels.version import Version
+
+SETTINGS = ("eager", "solo", "adaptive")
+
+
+def isolated_ms(v: Version) -> float:
+    p = v.profiles.get(ISOLATION)
+    return p.p50_ms if p else float("inf")
+
+
+class VersionChooser:
+    def __init__(self, bags: dict[str, KernelBag], setting: str, predictor: ContentionPredictor | None = None):
+        if setting not in SETTINGS:
+            raise ValueError(f"versions setting must be one of {SETTINGS}, got {setting!r}")
+        self.bags, self.setting = bags, setting
+        self.predictor = predictor or ContentionPredictor()
+
+    def candidates(self, model: str, stage: int, max_threads: int | None = None,
+                   max_lanes: int | None = None) -> list[Version]:
+        """The stage's versions, optionally limited to a thread budget and a lane count."""
+        vs = self.bags[model].versions[stage]
+        if self.setting == "eager":
+            vs = [v for v in vs if v.backend == "eager"]
+        fits = [v for v in vs if (max_threads is None or v.shape.threads <= max_threads)
+                and (max_lanes is not None and lanes_of(v) <= max_lanes or lanes_of(v) == 1)]
+        return fits or [min(vs, key=lambda v: v.shape.threads)]
+
+    def choose(self, model: str, stage: int, co_runners: Sequence[Version], max_threads: int | None = None,
+               max_lanes: int | None = None) -> Version:
+        vs = self.candidates(model, stage, max_threads, max_lanes)
+        if self.setting == "adaptive":
+            return min(vs, key=lambda v: self.predictor.predict(v, co_runners))
+        return min(vs, key=isolated_ms)
+
+    def predict_ms(self, v: Version, co_runners: Sequence[Version]) -> float:
+        return self.predictor.predict(v, co_runners)
+
+    def observe(self, v: Version, co_runners: Sequence[Version], measured_ms: float) -> None:
+        self.predictor.observe(v, co_runners, measured_ms)
+
+
+def lanes_of(v: Version) -> int:
+    """Lanes a version occupies: parallel branches take one lane per thread of its shape."""
+    return v.shape.threads if v.shape.branches == "parallel" else 1

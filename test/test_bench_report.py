@@ -1,0 +1,264 @@
+"""Workloads from YAML, frame arrivals, per-policy metrics, and the policy report on disk."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from aaron_ros.bench.metrics import policy_metrics, task_metrics
+from aaron_ros.bench.policy_report import build_report, write_policy_report
+from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
+from aaron_ros.coordinator.types import JobRecord, TaskSpec
+from aaron_ros.models.registry import model_names
+
+SHIPPED = ("f1tenth", "ar_glasses", "aaron_fig3")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --- workloads ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_workloads_load(name):
+    w = load_workload(name)
+    assert w.name == name and w.path is not None and w.path.name == f"{name}.yaml"
+    assert w.lanes >= 1 and w.tasks and w.description
+    assert all(isinstance(t, TaskSpec) and t.model in model_names() for t in w.tasks)
+    assert len({t.name for t in w.tasks}) == len(w.tasks)
+    assert any(t.critical for t in w.tasks)
+    # Also loadable by path, to the same tasks.
+    assert load_workload(w.path).tasks == w.tasks
+
+
+def test_f1tenth_has_one_feasible_critical_detector():
+    w = load_workload("f1tenth")
+    critical = [t for t in w.tasks if t.critical]
+    assert len(critical) == 1 and critical[0].model == "tiny_yolo"
+    assert {t.model for t in w.tasks} == {"tiny_yolo", "mobilenet_v3_small", "seg_net"}
+    # tiny_yolo takes ~51-75 ms alone here: the deadline must hold alone yet be tight.
+    assert 100 <= critical[0].deadline_ms <= 250
+
+
+def test_aaron_fig3_scenarios():
+    w = load_workload("aaron_fig3")
+    models = {t.name: t.model for t in w.tasks}
+    assert sorted(models.values()) == ["inception_v3", "mobilenet_v3_small", "shufflenet_v2"]
+    light, heavy = w.scenario("light"), w.scenario("heavy")
+    assert sorted(models[n] for n in light.task_names) == ["inception_v3", "mobilenet_v3_small"]
+    assert heavy.task_names == w.task_names
+    for s in (light, heavy):
+        assert [t.model for t in s.critical_tasks] == ["inception_v3"]
+        assert s.scenario_name in ("light", "heavy") and s.name != w.name and not s.scenarios
+    assert all(t.overload == "keep_latest" for t in w.tasks if not t.critical)
+    with pytest.raises(ValueError, match="nope"):
+        w.scenario("nope")
+
+
+GOOD_TASK = ("  - {name: a, model: mobilenet_v3_small, rate_hz: 10, deadline_ms: 50, "
+             "criticality: critical, overload: drop_oldest, queue_size: 2}\n")
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("name: w\ncolour: red\ntasks:\n" + GOOD_TASK, ["colour"]),
+    ("name: w\ntasks:\n  - {name: a, model: mobilenet_v3_small, rate_hz: 10, deadline_ms: 50, "
+     "priority: 3}\n", ["priority"]),
+    ("name: w\ntasks:\n  - {name: a, model: alexnet, rate_hz: 10, deadline_ms: 50}\n",
+     ["model", "alexnet", "tiny_yolo"]),
+    ("name: w\ntasks:\n" + GOOD_TASK + GOOD_TASK, ["duplicate", "'a'"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: -5, deadline_ms: 50}\n", ["rate_hz"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: 0, deadline_ms: 50}\n", ["rate_hz"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: 5, deadline_ms: 0}\n", ["deadline_ms"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: 5, deadline_ms: -1}\n", ["deadline_ms"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: fast, deadline_ms: 50}\n", ["rate_hz"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, deadline_ms: 50}\n", ["rate_hz", "missing"]),
+    ("name: w\ntasks: []\n", ["tasks"]),
+    ("name: w\n", ["tasks"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: 5, deadline_ms: 50\n", ["YAML"]),
+    ("name: w\ntasks:\n" + GOOD_TASK + "scenarios:\n  x: [a, b]\n", ["scenarios.x", "'b'"]),
+    ("name: w\nlanes: 0\ntasks:\n" + GOOD_TASK, ["lanes"]),
+    ("name: w\ntasks:\n  - {name: a, model: seg_net, rate_hz: 5, deadline_ms: 50, "
+     "criticality: urgent}\n", ["criticality"]),
+])
+def test_bad_workload_names_file_and_key(tmp_path, text, needles):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        load_workload(path)
+    message = str(info.value)
+    assert str(path) in message
+    for needle in needles:
+        assert needle in message
+
+
+def test_unknown_workload_name_lists_shipped():
+    with pytest.raises(ValueError, match="f1tenth"):
+        load_workload("no_such_workload")
+
+
+def test_lanes_default_to_cpu_cores(tmp_path):
+    import os
+
+    path = tmp_path / "w.yaml"
+    path.write_text("tasks:\n" + GOOD_TASK)
+    w = load_workload(path)
+    assert w.lanes == os.cpu_count() and w.name == "w"  # name defaults to the file's stem
+    assert set(TASK_KEYS) == {"name", "model", "rate_hz", "deadline_ms", "criticality", "overload",
+                              "queue_size"}
+
+
+# --- arrivals -------------------------------------------------------------------------------
+
+def test_arrivals_deterministic_in_range_and_at_rate():
+    w = load_workload("f1tenth")
+    duration = 20.0
+    a = arrivals(w, duration, seed=0)
+    assert a == arrivals(w, duration, seed=0)
+    assert a != arrivals(w, duration, seed=1)
+    times = [t for t, _ in a]
+    assert times == sorted(times) and all(0.0 <= t < duration for t in times)
+    counts = Counter(name for _, name in a)
+    assert set(counts) == set(w.task_names)
+    for task in w.tasks:
+        assert abs(counts[task.name] - task.rate_hz * duration) <= 1
+        mine = np.array([t for t, n in a if n == task.name])
+        gaps = np.diff(mine)
+        assert mine[0] < task.period_s * 1.06  # first frame within (about) one period
+        assert np.all(gaps > 0.85 * task.period_s) and np.all(gaps < 1.15 * task.period_s)
+        assert np.std(gaps) > 0  # jittered, not a perfect grid
+
+
+def test_arrivals_of_a_task_do_not_depend_on_the_others():
+    w = load_workload("aaron_fig3")
+    heavy = arrivals(w.scenario("heavy"), 5.0, seed=3)
+    light = arrivals(w.scenario("light"), 5.0, seed=3)
+    assert [x for x in heavy if x[1] == "foreground"] == [x for x in light if x[1] == "foreground"]
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+TASK = TaskSpec("det", "tiny_yolo", rate_hz=10, deadline_ms=100, criticality="critical")
+BG = TaskSpec("bg", "mobilenet_v3_small", rate_hz=50, deadline_ms=1000)
+
+
+def _records(task: str, latencies_ms, dropped=0, failed=0, start=0):
+    # Released at 0 so that latency_s is exactly ms / 1e3 (no rounding at the deadline).
+    recs = [JobRecord(task, start + i, release=0.0, outcome="done", started=0.0, finished=ms / 1e3)
+            for i, ms in enumerate(latencies_ms)]
+    n = len(recs)
+    recs += [JobRecord(task, start + n + i, release=float(n + i), outcome="dropped")
+             for i in range(dropped)]
+    recs += [JobRecord(task, start + n + dropped + i, release=float(n + dropped + i),
+                       outcome="failed", error="boom") for i in range(failed)]
+    return recs
+
+
+def test_task_metrics_known_values():
+    # 1..200 ms against a 100 ms deadline: 101..200 are late.
+    recs = _records("det", range(1, 201), dropped=30, failed=20)
+    m = task_metrics(recs + _records("other", [5, 6]), TASK, duration_s=10.0)
+    assert m["released"] == 250 and m["done"] == 200
+    assert m["dropped"] == 30 and m["failed"] == 20 and m["late"] == 100
+    assert m["p50_ms"] == pytest.approx(100.5)
+    assert m["p95_ms"] == pytest.approx(np.percentile(np.arange(1, 201), 95))
+    assert m["p99_ms"] == pytest.approx(198.01)
+    assert m["miss_rate"] == pytest.approx((100 + 30 + 20) / 250)
+    assert m["fps"] == pytest.approx(20.0)
+
+
+def test_task_metrics_deadline_is_inclusive_and_empty_is_nan():
+    m = task_metrics(_records("det", [100.0, 99.0]), TASK, duration_s=1.0)
+    assert m["miss_rate"] == 0.0 and m["late"] == 0
+    m = task_metrics(_records("det", [], dropped=3), TASK, duration_s=1.0)
+    assert m["miss_rate"] == 1.0 and m["done"] == 0 and math.isnan(m["p99_ms"])
+    with pytest.raises(ValueError):
+        task_metrics([], TASK, duration_s=0)
+
+
+def test_policy_metrics_totals():
+    by_task = {"det": _records("det", [50, 150, 60, 70], dropped=1),
+               "bg": _records("bg", [10] * 16)}
+    m = policy_metrics(by_task, [TASK, BG], duration_s=2.0, grant_us=list(range(1, 101)))
+    assert set(m["tasks"]) == {"det", "bg"}
+    assert m["throughput_fps"] == pytest.approx(20 / 2.0)
+    assert m["grant_us_p50"] == pytest.approx(50.5)
+    assert m["grant_us_p99"] == pytest.approx(99.01)
+    assert m["critical_p99_ms"] == pytest.approx(m["tasks"]["det"]["p99_ms"])
+    assert m["critical_miss_rate"] == pytest.approx(2 / 5)
+    assert m["tasks"]["bg"]["miss_rate"] == 0.0
+    empty = policy_metrics({}, [TASK], duration_s=1.0, grant_us=[])
+    assert math.isnan(empty["grant_us_p50"]) and math.isnan(empty["critical_p99_ms"])
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def _synthetic():
+    w = Workload("synthetic", "two tasks", lanes=2, tasks=[TASK, BG])
+    rng = np.random.default_rng(0)
+    runs, latencies = {}, {}
+    for key, scale in (("sequential", 3.0), ("naive", 2.0), ("aaron", 1.0), ("aaron/solo", 1.2)):
+        lat = {"det": list(rng.gamma(4, 15 * scale, 80)), "bg": list(rng.gamma(4, 3 * scale, 300))}
+        by_task = {"det": _records("det", lat["det"], dropped=int(10 * scale)),
+                   "bg": _records("bg", lat["bg"])}
+        runs[key] = policy_metrics(by_task, w.tasks, 10.0, list(rng.gamma(2, 10, 500)))
+        latencies[key] = lat
+    isolation = {"det": {"p50_ms": 55.0, "p99_ms": 70.0}, "bg": {"p50_ms": 11.0, "p99_ms": 14.0}}
+    return w, runs, isolation, latencies
+
+
+def test_report_has_every_key_and_writes_files(tmp_path):
+    w, runs, isolation, latencies = _synthetic()
+    report = build_report(w, runs, isolation, latencies, {"duration_s": 10.0, "seed": 0})
+    paths = write_policy_report(report, latencies, tmp_path)
+    names = {p.name for p in paths}
+    assert {"report.json", "report.md", "latency_cdf.png", "miss_rate.png", "throughput.png"} <= names
+    assert all(p.is_file() and p.parent == tmp_path for p in paths)
+
+    data = json.loads((tmp_path / "report.json").read_text())  # strict JSON: no NaN
+    assert set(data["policies"]) == set(runs)
+    for key, p in data["policies"].items():
+        for task in ("det", "bg"):
+            t = p["tasks"][task]
+            for k in ("p50_ms", "p95_ms", "p99_ms", "miss_rate", "fps", "dropped"):
+                assert isinstance(t[k], (int, float)), (key, task, k)
+        for k in ("throughput_fps", "grant_us_p50", "grant_us_p99", "critical_p99_over_isolated"):
+            assert isinstance(p[k], float), (key, k)
+        assert p["critical_p99_over_isolated"] == pytest.approx(p["tasks"]["det"]["p99_ms"] / 70.0)
+    for task in ("det", "bg"):
+        assert set(data["isolation"][task]) >= {"p50_ms", "p99_ms"}
+    assert data["workload"]["name"] == "synthetic"
+    assert [t["name"] for t in data["workload"]["tasks"]] == ["det", "bg"]
+    for t in data["workload"]["tasks"]:
+        assert set(t) >= set(TASK_KEYS)
+    assert data["workload"]["tasks"][0]["deadline_ms"] == 100
+    assert {"cpu", "cores", "torch"} <= set(data["machine"])
+    assert {"aaron_ros", "torch", "python"} <= set(data["versions"])
+    assert data["settings"] == {"duration_s": 10.0, "seed": 0}
+
+    md = (tmp_path / "report.md").read_text()
+    for key in runs:
+        assert f"`{key}`" in md
+    assert "## Comparison" in md and "throughput / sequential" in md and "throughput / naive" in md
+
+    for name in ("latency_cdf.png", "miss_rate.png", "throughput.png"):
+        raw = (tmp_path / name).read_bytes()
+        assert raw[:8] == PNG_MAGIC and len(raw) > 5000
+        import matplotlib.image
+
+        assert matplotlib.image.imread(tmp_path / name).ndim == 3
+
+
+def test_report_survives_missing_data(tmp_path):
+    # A policy that finished no critical frame, a task with no isolation, no baselines.
+    w, runs, isolation, latencies = _synthetic()
+    starved = policy_metrics({"bg": _records("bg", [5.0] * 10)}, w.tasks, 10.0, [])
+    report = build_report(w, {"starved": starved}, {"bg": isolation["bg"]},
+                          {"starved": {"bg": [5.0] * 10}}, {})
+    p = report["policies"]["starved"]
+    assert p["tasks"]["det"]["p99_ms"] is None and p["critical_p99_over_isolated"] is None
+    assert p["grant_us_p50"] is None
+    write_policy_report(report, {"starved": {"bg": [5.0] * 10}}, tmp_path)
+    json.loads((tmp_path / "report.json").read_text())
+    assert "`starved`" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "latency_cdf.png").read_bytes()[:8] == PNG_MAGIC

@@ -1,0 +1,244 @@
+"""Scheduling rules on a deterministic simulated clock: stage times come from profile tables, so
+every rule is checked exactly, without running a model."""
+from __future__ import annotations
+
+import pytest
+
+from aaron_ros.coordinator.coordinator import Coordinator
+from aaron_ros.coordinator.policies import POLICIES, make_policy
+from aaron_ros.coordinator.sim import simulate
+from aaron_ros.coordinator.types import TaskSpec
+from aaron_ros.coordinator.versions import VersionChooser
+from aaron_ros.kernels.bag import KernelBag
+from aaron_ros.kernels.version import LevelProfile, ResourceShape, Version
+
+STAGES = 3
+
+
+def _version(model: str, stage: int, backend: str, threads: int, ms: float,
+             pressure: dict | None = None) -> Version:
+    prof = {c: LevelProfile(ms * f, ms * f * 1.1, 5) for c, f in
+            [("isolation", 1.0), ("compute/light", 1.1), ("compute/medium", 1.3), ("compute/heavy", 1.8),
+             ("memory/light", 1.1), ("memory/medium", 1.3), ("memory/heavy", 1.8),
+             ("model/light", 1.2), ("model/medium", 1.5), ("model/heavy", 2.0)]}
+    shape = ResourceShape(threads=threads)
+    return Version(id=f"{model}.s{stage}.{backend}.t{threads}", stage=stage, backend=backend, shape=shape,
+                   profiles=prof, sensitivity={"compute": 1.8, "memory": 1.8, "model": 2.0},
+                   pressure=pressure or {"compute": 1.2, "memory": 1.1})
+
+
+def _bag(model: str, ms: float, pressure: dict | None = None) -> KernelBag:
+    versions = {s: [_version(model, s, "eager", 1, ms * 1.3, pressure),
+                    _version(model, s, "onnxruntime", 1, ms, pressure),
+                    _version(model, s, "onnxruntime", 2, ms * 0.6, pressure)] for s in range(STAGES)}
+    return KernelBag(graph=None, versions=versions, runners={})
+
+
+def _coordinator(tasks, policy: str, setting: str = "solo", lanes: int = 2, bags=None, cores: int = 2):
+    bags = bags or {t.model: _bag(t.model, 5.0) for t in tasks}
+    pol = make_policy(policy)
+    n = pol.lanes(lanes, len(tasks))
+    return Coordinator(tasks, {t.name: STAGES for t in tasks}, [f"lane{i}" for i in range(n)], pol,
+                       VersionChooser(bags, setting), cores)
+
+
+def _table_time(grant, co):
+    """Isolation median, slowed 30% per co-running stage: a simple, exact contention model."""
+    return grant.version.profiles["isolation"].p50_ms / 1e3 * (1 + 0.3 * len(co))
+
+
+def _periodic(tasks, duration):
+    out = []
+    for t in tasks:
+        k = 0
+        while k / t.rate_hz < duration:
+            out.append((k / t.rate_hz, t.name))
+            k += 1
+    return sorted(out)
+
+
+CRIT = TaskSpec("det", "det_model", rate_hz=20, deadline_ms=40, criticality="critical")
+SIGN = TaskSpec("sign", "sign_model", rate_hz=10, deadline_ms=200)
+SEG = TaskSpec("seg", "seg_model", rate_hz=10, deadline_ms=150)
+
+
+class _Watch:
+    """Wraps a policy and records, for each decision, what was ready and what was granted."""
+
+    def __init__(self, policy):
+        self.policy, self.name = policy, policy.name
+        self.decisions = []
+
+    def lanes(self, pool, tasks):
+        return self.policy.lanes(pool, tasks)
+
+    def pick(self, view):
+        picks = self.policy.pick(view)
+        self.decisions.append((view, picks))
+        return picks
+
+
+@pytest.mark.parametrize("policy", ["aaron", "priority", "elastic"])
+def test_critical_stage_never_waits_for_a_normal_one(policy):
+    tasks = [CRIT, SIGN, SEG]
+    coord = _coordinator(tasks, policy)
+    coord.policy = watch = _Watch(coord.policy)
+    simulate(coord, _periodic(tasks, 2.0), 2.0, _table_time)
+    assert watch.decisions
+    for view, picks in watch.decisions:
+        picked = {p.request.job.task.name for p in picks}
+        waiting_critical = [r for r in view.requests if r.job.critical and r.job.task.name not in picked]
+        granted_normal = [p for p in picks if not p.request.job.critical]
+        assert not (waiting_critical and granted_normal), f"{policy}: normal granted while critical waited"
+
+
+def test_aaron_orders_normal_stages_by_earliest_deadline():
+    late = TaskSpec("late", "m1", rate_hz=1, deadline_ms=500)
+    soon = TaskSpec("soon", "m2", rate_hz=1, deadline_ms=100)
+    coord = _coordinator([late, soon], "aaron", lanes=1)
+    coord.submit("late", 0, 0.0)
+    coord.submit("soon", 0, 0.01)  # later release, earlier absolute deadline
+    (grant,) = coord.schedule(0.01)
+    assert grant.request.job.task.name == "soon"
+
+
+def test_priority_is_deadline_monotonic():
+    coord = _coordinator([SIGN, SEG], "priority", lanes=1)
+    coord.submit("sign", 0, 0.0)
+    coord.submit("seg", 0, 0.05)
+    (grant,) = coord.schedule(0.05)
+    assert grant.request.job.task.name == "seg"  # 150 ms deadline beats 200 ms
+
+
+@pytest.mark.parametrize("rule, expect_frames, expect_dropped", [
+    ("drop_oldest", [3, 4], [0, 1, 2]),
+    ("drop_newest", [0, 1], [2, 3, 4]),
+    ("keep_latest", [4], [0, 1, 2, 3]),
+])
+def test_overload_rules_drop_count_and_bound_the_queue(rule, expect_frames, expect_dropped):
+    task = TaskSpec("t", "m", rate_hz=10, deadline_ms=100, overload=rule, queue_size=2)
+    coord = _coordinator([task], "priority")
+    for f in range(5):
+        coord.submit("t", f, f * 0.01)
+        assert len(coord.tasks["t"].queue) <= task.queue_size
+    assert [j.frame for j in coord.tasks["t"].queue] == expect_frames
+    assert sorted(r.frame for r in coord.records if r.outcome == "dropped") == expect_dropped
+
+
+def test_overloaded_run_drops_with_accounting_and_queues_stay_bounded():
+    flood = TaskSpec("flood", "slow", rate_hz=200, deadline_ms=50, queue_size=3)
+    coord = _coordinator([flood], "aaron", bags={"slow": _bag("slow", 20.0)})
+    arrivals = _periodic([flood], 1.0)
+    records = simulate(coord, arrivals, 1.0, _table_time)
+    assert len(records) == len(arrivals)  # every frame accounted for
+    outcomes = {o: sum(r.outcome == o for r in records) for o in ("done", "dropped", "failed")}
+    assert outcomes["dropped"] > outcomes["done"] > 0
+
+
+def test_sequential_uses_one_lane_and_naive_one_per_task():
+    tasks = [CRIT, SIGN, SEG]
+    seq, naive = _coordinator(tasks, "sequential"), _coordinator(tasks, "naive")
+    assert len(seq.lanes) == 1 and len(naive.lanes) == 3
+    used = set()
+    simulate(naive, _periodic(tasks, 1.0), 1.0, _table_time, on_grant=lambda g, t: used.add(
+        (g.request.job.task.name, g.lane)))
+    assert len({lane for _, lane in used}) == 3 and len(used) == 3  # each task always on its lane
+    order = []
+    simulate(seq, _periodic(tasks, 1.0), 1.0, _table_time, on_grant=lambda g, t: order.append(g))
+    for a, b in zip(order, order[1:]):  # one job at a time, its stages back to back
+        if a.request.job is not b.request.job:
+            assert a.request.stage == STAGES - 1 and b.request.stage == 0
+
+
+def test_failing_model_is_counted_and_others_keep_running():
+    tasks = [CRIT, SIGN]
+
+    def time_or_fail(grant, co):
+        if grant.request.job.task.name == "sign":
+            raise RuntimeError("model exploded")
+        return _table_time(grant, co)
+
+    coord = _coordinator(tasks, "aaron")
+    records = simulate(coord, _periodic(tasks, 1.0), 1.0, time_or_fail)
+    sign = [r for r in records if r.task == "sign"]
+    det = [r for r in records if r.task == "det"]
+    assert sign and all(r.outcome in ("failed", "dropped") for r in sign)
+    assert any("model exploded" in (r.error or "") for r in sign)
+    assert sum(r.outcome == "done" for r in det) >= 0.9 * len(det)
+
+
+def test_elastic_shrinks_normal_stages_to_what_critical_leaves():
+    coord = _coordinator([CRIT, SIGN], "elastic")
+    coord.submit("det", 0, 0.0)
+    coord.submit("sign", 0, 0.0)
+    grants = {g.request.job.task.name: g for g in coord.schedule(0.0)}
+    assert grants["det"].version.shape.threads == 2  # full size: its fastest version
+    assert grants["sign"].version.shape.threads == 1  # shrunk to what is left (at least 1)
+    coord = _coordinator([SIGN], "elastic")
+    coord.submit("sign", 0, 0.0)
+    (alone,) = coord.schedule(0.0)
+    assert alone.version.shape.threads == 2  # nothing critical running: it may use all cores
+
+
+def test_aaron_co_schedules_away_from_a_pressed_channel():
+    mem, comp = {"compute": 1.05, "memory": 1.6}, {"compute": 1.6, "memory": 1.05}
+    a = TaskSpec("a_mem", "mem_model", rate_hz=1, deadline_ms=100)  # earlier deadline
+    b = TaskSpec("b_comp", "comp_model", rate_hz=1, deadline_ms=300)
+    c = TaskSpec("c_mem", "mem_model2", rate_hz=1, deadline_ms=1000)
+    bags = {"mem_model": _bag("mem_model", 5, mem), "comp_model": _bag("comp_model", 5, comp),
+            "mem_model2": _bag("mem_model2", 5, mem)}
+    coord = _coordinator([a, b, c], "aaron", lanes=2, bags=bags, cores=4)
+    coord.submit("c_mem", 0, 0.0)
+    first = coord.schedule(0.0)  # c runs alone: memory channel pressed
+    assert [g.request.job.task.name for g in first] == ["c_mem"]
+    coord.submit("a_mem", 0, 0.001)
+    coord.submit("b_comp", 0, 0.001)
+    (second,) = coord.schedule(0.001)
+    assert second.request.job.task.name == "b_comp"  # despite a's earlier deadline
+
+
+def test_aaron_keeps_the_last_lane_for_a_critical_frame_due():
+    crit = TaskSpec("det", "det_model", rate_hz=100, deadline_ms=10, criticality="critical")
+    slow = TaskSpec("seg", "seg_model", rate_hz=1, deadline_ms=1000)
+    bags = {"det_model": _bag("det_model", 1.0), "seg_model": _bag("seg_model", 50.0)}
+    for policy, held in (("aaron", True), ("priority", False)):
+        coord = _coordinator([crit, slow], policy, lanes=1, bags=bags)
+        coord.submit("det", 0, 0.0)
+        t = 0.0
+        while coord.tasks["det"].current is not None or coord.tasks["det"].queue:  # det frame 0 to its end
+            (g,) = coord.schedule(t)
+            t += 0.0005
+            coord.release(g, t, 0.0005)
+        coord.submit("seg", 0, t)  # det's next frame is due at 0.010, long before seg's stage ends
+        grants = coord.schedule(t)
+        assert (grants == []) is held, policy
+
+
+@pytest.mark.parametrize("setting, backend, threads", [("eager", "eager", 1), ("solo", "onnxruntime", 2)])
+def test_version_settings(setting, backend, threads):
+    coord = _coordinator([SIGN], "priority", setting=setting)
+    coord.submit("sign", 0, 0.0)
+    (g,) = coord.schedule(0.0)
+    assert (g.version.backend, g.version.shape.threads) == (backend, threads)
+
+
+def test_adaptive_prefers_a_one_thread_version_beside_busy_co_runners():
+    chooser = VersionChooser({"m": _bag("m", 5.0)}, "adaptive")
+    alone = chooser.choose("m", 0, [])
+    busy = [_version("x", 0, "eager", 2, 10.0)] * 2
+    beside = chooser.choose("m", 0, busy, max_threads=None)
+    assert alone.shape.threads == 2
+    assert chooser.predict_ms(beside, busy) <= chooser.predict_ms(alone, busy)
+
+
+def test_every_policy_is_registered_and_unknown_is_a_clear_error():
+    assert set(POLICIES) == {"sequential", "naive", "priority", "elastic", "aaron"}
+    with pytest.raises(ValueError, match="unknown policy 'fifo'"):
+        make_policy("fifo")
+
+
+def test_grant_overhead_is_measured():
+    tasks = [CRIT, SIGN, SEG]
+    coord = _coordinator(tasks, "aaron", setting="adaptive")
+    simulate(coord, _periodic(tasks, 1.0), 1.0, _table_time)
+    assert coord.grant_us and all(us > 0 for us in coord.grant_us)

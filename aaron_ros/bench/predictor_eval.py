@@ -69,7 +69,10 @@ class Combo:
         return [p.version for p in self.co_runners]
 
 
-def load_all(bags: Mapping[str, str | Path] | Sequence[str], bag_root: str | Path | None) -> dict[str, Loaded]:
+BagDirs = Mapping[str, str | Path] | Sequence[str]  # model -> bag folder, or model names
+
+
+def load_all(bags: BagDirs, bag_root: str | Path | None) -> dict[str, Loaded]:
     if not isinstance(bags, Mapping):
         if bag_root is None:
             raise ValueError("model names need a bag_root to find their bags under")
@@ -86,7 +89,8 @@ def draw(loaded: dict[str, Loaded], runs: int, rng: random.Random) -> list[Combo
     models (a version never profiled in isolation has nothing to predict from)."""
     def pick(model: str) -> Pick:
         versions = loaded[model].bag.versions
-        return Pick(model, rng.choice([v for v in versions[rng.choice(sorted(versions))] if ISOLATION in v.profiles]))
+        stage = rng.choice(sorted(versions))
+        return Pick(model, rng.choice([v for v in versions[stage] if ISOLATION in v.profiles]))
 
     models = sorted(loaded)
     combos = []
@@ -152,7 +156,7 @@ def predict_us(predictor: ContentionPredictor, combos: Sequence[Combo]) -> tuple
     return round(float(p50), 2), round(float(p99), 2)
 
 
-def evaluate_predictor(bags: Mapping[str, str | Path] | Sequence[str], bag_root: str | Path | None = None,
+def evaluate_predictor(bags: BagDirs, bag_root: str | Path | None = None,
                        runs: int = 200, reps: int = 5, seed: int = 0, progress: bool = True,
                        cores: int | None = None, alpha: float = 0.2) -> dict:
     """Measure `runs` random co-runs and score the predictor on the held-out second half.
@@ -163,9 +167,10 @@ def evaluate_predictor(bags: Mapping[str, str | Path] | Sequence[str], bag_root:
     cores = cores or os.cpu_count() or 1
     loaded = load_all(bags, bag_root)
     combos = draw(loaded, runs, random.Random(seed))
-    width = max(v.shape.threads for lo in loaded.values() for vs in lo.bag.versions.values() for v in vs)
+    lanes_needed = max(v.shape.threads for lo in loaded.values()
+                       for vs in lo.bag.versions.values() for v in vs)
     # Lanes per role: the target's, and one set per co-runner slot (a lane runs one thing at a time).
-    lane_sets = [LaneSet(CPU, max(2, width)) for _ in range(1 + MAX_CO_RUNNERS)]
+    lane_sets = [LaneSet(CPU, max(2, lanes_needed)) for _ in range(1 + MAX_CO_RUNNERS)]
     measured = []
     try:
         for c in tqdm(combos, desc="co-runs", unit="run", disable=not progress):
@@ -181,21 +186,20 @@ def evaluate_predictor(bags: Mapping[str, str | Path] | Sequence[str], bag_root:
     for c, ms in zip(combos[:half], measured[:half]):
         corrected.observe(c.target.version, c.co_versions, ms)
     held = combos[half:]
-    pred = {
+    predictions = {
         "corrected": [corrected.predict(c.target.version, c.co_versions) for c in held],
         "uncorrected": [plain.predict(c.target.version, c.co_versions) for c in held],
         "isolation": [c.target.version.profiles[ISOLATION].p50_ms for c in held],
     }
     us_p50, us_p99 = predict_us(corrected, held)
-    samples = [{"target": c.target.name, "co_runners": [p.name for p in c.co_runners], "measured_ms": round(ms, 4),
-                "held_out": i >= half}
+    samples = [{"target": c.target.name, "co_runners": [p.name for p in c.co_runners],
+                "measured_ms": round(ms, 4), "held_out": i >= half}
                for i, (c, ms) in enumerate(zip(combos, measured))]
-    for key, values in pred.items():
-        for s, v in zip(samples[half:], values):
-            s[f"{key}_ms"] = round(v, 4)
+    for i, s in enumerate(samples[half:]):
+        s.update({f"{key}_ms": round(values[i], 4) for key, values in predictions.items()})
     return {"models": sorted(loaded), "runs": runs, "reps": reps, "seed": seed, "cores": cores,
             "observed": half, "held_out": len(held),
-            **{key: ape_stats(values, measured[half:]) for key, values in pred.items()},
+            **{key: ape_stats(values, measured[half:]) for key, values in predictions.items()},
             "predict_us_p50": us_p50, "predict_us_p99": us_p99, "samples": samples}
 
 

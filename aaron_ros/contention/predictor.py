@@ -25,8 +25,8 @@ backend waits for the lock (LOCK_WAITS, measured on co-runs too).
 `observe` corrects online: the log of measured / predicted is smoothed (EWMA) per load regime
 over all versions (alone, sharing the cores, oversubscribed, stalled on the lock), and per
 version and regime with `alpha`, starting from its regime's; a version uses its own once
-observed in a regime, its regime's before. Each error is clipped, so that one outlier moves a correction
-by a bounded step. Profiles are read once per version object, on its first use.
+observed in a regime, its regime's before. Errors are clipped, so that one outlier moves a
+correction by a bounded step. Profiles are read once per version object, on its first use.
 """
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ from aaron_ros.kernels.version import Version
 
 ISOLATION = "isolation"
 LEVELS = ("light", "medium", "heavy")
-KINDS = ("compute", "memory", "model")
+CHANNELS = ("compute", "memory")  # the kinds a version's pressure is measured on
+KINDS = (*CHANNELS, "model")
 # Share of a co-runner's intra-op threads that a looping stage keeps busy.
 OCCUPANCY = 0.5
 # Weight of the model-kind curve in the blend.
@@ -132,7 +133,7 @@ def facts_of(v: Version, cores: int) -> Facts:
     iso = v.profiles[ISOLATION].p50_ms if ISOLATION in v.profiles else math.inf
     holds = v.backend in LOCK_HOLDERS
     # A lock holder's pressure on a probe measures the lock, not a channel.
-    pressure = (0.0, 0.0) if holds else tuple(max(0.0, v.pressure.get(k, 1.0) - 1.0) for k in KINDS[:2])
+    pressure = (0.0, 0.0) if holds else tuple(max(0.0, v.pressure.get(k, 1.0) - 1.0) for k in CHANNELS)
     waits = LOCK_WAITS.get(v.backend, DEFAULT_LOCK_WAITS)
     if v.shape.branches == "parallel":
         waits *= v.shape.threads

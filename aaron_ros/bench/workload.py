@@ -71,7 +71,7 @@ class Workload:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "lanes": self.lanes,
-                "scenario": self.scenario_name, "path": None if self.path is None else str(self.path),
+                "scenario": self.scenario_name, "file": None if self.path is None else self.path.name,  # no machine paths in reports
                 "tasks": [dataclasses.asdict(t) for t in self.tasks],
                 "scenarios": {k: list(v) for k, v in self.scenarios.items()}}
 

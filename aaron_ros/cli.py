@@ -18,7 +18,7 @@ DEFAULT_BUDGET_PER_MODEL_S = 130.0
 def _cmd_models(args: argparse.Namespace) -> int:
     from aaron_ros.bench.alone import bench_models
     from aaron_ros.bench.machine import machine_info
-    from aaron_ros.bench.report import write_report
+    from aaron_ros.bench.report import text_table, write_report
     from aaron_ros.models import describe, model_names
 
     names = args.model or model_names()
@@ -30,7 +30,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         info = describe(n)
         rows.append((n, "x".join(map(str, info.input_shape)), str(info.stages),
                      f"{info.params / 1e6:.2f}", f"{info.gflops:.2f}", info.output_kind))
-    print(_table(rows))
+    print(text_table(rows[0], rows[1:]))
     if not args.bench:
         return 0
     threads = sorted({1, os.cpu_count() or 1})
@@ -40,7 +40,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for n in names:
         cells = [f"{r.latency.p50_ms:.1f} / {r.latency.p95_ms:.1f}" for r in results if r.model == n]
         rows.append((n, *cells))
-    table = _table(rows) + (f"\nbatch 1, one CPU lane, {args.frames} timed frames after "
+    table = text_table(rows[0], rows[1:]) + (f"\nbatch 1, one CPU lane, {args.frames} timed frames after "
                             f"{args.warmup} warm-up, stage by stage")
     print()
     print(table)
@@ -123,12 +123,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         log.info("wrote %s", path)
     print((Path(args.out) / "report.md").read_text())
     return 0
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([fmt(rows[0]), fmt(tuple("-" * w for w in widths)), *map(fmt, rows[1:])])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from aaron_ros.bench.alone import time_alone
 from aaron_ros.bench.machine import machine_info
-from aaron_ros.bench.report import write_report
+from aaron_ros.bench.report import text_table, write_report
 from aaron_ros.bench.stats import LatencySummary, summarize
 from aaron_ros.models import StageGraph, build_model, model_names
 from aaron_ros.runtime.executor import run_graph
@@ -149,10 +149,7 @@ def format_table(report: ZooReport) -> str:
         rows.append((r.model, r.lane, str(r.stages), f"{a.p50_ms:.1f}", f"{t.p50_ms:.1f}",
                      f"{t.p95_ms:.1f}", f"{t.p99_ms:.1f}", str(t.n),
                      f"{r.slowdown:.2f}x" if t.n else f"failed: {r.failed}"))
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    out = [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    out = [text_table(head, rows, left=2)]
     cfg = report.config
     out.append(f"latencies in ms; {len(rows)} models on {len(rows)} {report.lane_kind} lanes x "
                f"{cfg.threads} thread(s), {cfg.duration_s:.0f} s together, torch {torch.__version__}")

@@ -20,8 +20,7 @@ DRAIN_TIMEOUT_S = 30.0
 
 def run_live(coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],
              arrivals: Sequence[tuple[float, str]], duration_s: float,
-             make_input: Callable[[str], torch.Tensor],
-             on_tick: Callable[[float], None] | None = None) -> list[JobRecord]:
+             make_input: Callable[[str], torch.Tensor]) -> list[JobRecord]:
     """Replay `arrivals` (seconds from start, task) in real time for `duration_s`, then serve
     what was released (at most DRAIN_TIMEOUT_S more); anything left after that is dropped."""
     events: queue.Queue = queue.Queue()
@@ -69,8 +68,6 @@ def run_live(coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],
             launch(grant)
         if t >= duration_s and not coord.running:
             break  # nothing runs and the policy starts nothing more: the run is over
-        if on_tick:
-            on_tick(t)
         until = pending[nxt][0] if nxt < len(pending) else (duration_s if t < duration_s else end)
         try:
             handle(*events.get(timeout=max(0.0, until - now())))

@@ -33,8 +33,9 @@ class VersionChooser:
         vs = self.bags[model].versions[stage]
         if self.setting == "eager":
             vs = [v for v in vs if v.backend == "eager"]
+        lanes = max(1, max_lanes or 1)  # one lane is always there; parallel versions need more
         fits = [v for v in vs if (max_threads is None or v.shape.threads <= max_threads)
-                and (max_lanes is not None and lanes_of(v) <= max_lanes or lanes_of(v) == 1)]
+                and lanes_of(v) <= lanes]
         return fits or [min(vs, key=lambda v: v.shape.threads)]
 
     def choose(self, model: str, stage: int, co_runners: Sequence[Version], max_threads: int | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aaron_ros.bench.report import text_table
 from aaron_ros.kernels.bag import MANIFEST, Manifest, read_manifest
 from aaron_ros.kernels.profile import ISOLATION, LEVELS
 from aaron_ros.kernels.version import Version
@@ -77,23 +78,18 @@ def format_bag(m: Manifest, bag_dir: Path) -> str:
         rows.append([s.name] + [f"{short(best(vs, c))} {best(vs, c).profiles[c].p50_ms:.2f}" if vs else "-"
                                 for c in m.conditions])
     lines.append("best version per stage and condition (median ms):")
-    lines.append(_table(head, rows))
+    lines.append(text_table(head, rows, left=len(head)))
     lines.append("stages whose best version under heavy contention differs from isolation: " + ", ".join(
         f"{kind} {len(changed)}/{len(m.stages)}" for kind, changed in changed_under_heavy(m).items()))
     totals = family_totals(m)
     lines.append("whole model, sum of stage medians (ms):")
-    lines.append(_table(["version family"] + m.conditions,
-                        [[f] + [f"{t.get(c, float('nan')):.1f}" for c in m.conditions] for f, t in totals.items()]))
+    lines.append(text_table(["version family"] + m.conditions,
+                            [[f] + [f"{t.get(c, float('nan')):.1f}" for c in m.conditions] for f, t in totals.items()],
+                            left=len(m.conditions) + 1))
     if m.skipped:
         lines.append("left out: " + "; ".join(f"{s['id']} ({s['reason']})" for s in m.skipped[:12])
                      + (f"; ... {len(m.skipped) - 12} more" if len(m.skipped) > 12 else ""))
     return "\n".join(lines)
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, rows)])
 
 
 def plot_bag(m: Manifest, out_png: str | Path) -> Path:

@@ -214,6 +214,44 @@ def test_aaron_keeps_the_last_lane_for_a_critical_frame_due():
         assert (grants == []) is held, policy
 
 
+def test_aaron_never_squeezes_a_full_size_critical_stage():
+    """While a critical stage holds every core, no normal stage starts beside it (priority does)."""
+    tasks = [CRIT, SIGN, SEG]
+    for policy, squeezes in (("aaron", False), ("priority", True)):
+        coord = _coordinator(tasks, policy)
+        seen = []
+
+        def on_grant(grant, now, coord=coord, seen=seen):
+            running = coord.running_grants()
+            full_critical = any(g.request.job.critical and g.version.shape.threads >= coord.cores
+                                for g in running)
+            seen.append(full_critical and any(not g.request.job.critical for g in running))
+
+        simulate(coord, _periodic(tasks, 2.0), 2.0, _table_time, on_grant)
+        assert any(seen) is squeezes, policy
+
+
+def test_policy_switch_keeps_queued_and_running_frames():
+    coord = _coordinator([CRIT, SIGN], "aaron")
+    for f in range(2):
+        coord.submit("det", f, 0.0)
+        coord.submit("sign", f, 0.0)
+    running = coord.schedule(0.0)
+    seq = make_policy("sequential")
+    coord.set_policy(seq, coord.lanes[:1])
+    for g in running:
+        coord.release(g, 0.01, 0.01)
+    t = 0.01
+    while coord.pending():
+        grants = coord.schedule(t)
+        assert len(coord.running_grants()) <= 1  # sequential: one lane from now on
+        t += 0.01
+        for g in grants:
+            coord.release(g, t, 0.01)
+    assert not [r for r in coord.records if r.outcome != "done"]
+    assert len(coord.records) == 4  # every frame served, none dropped by the switch
+
+
 @pytest.mark.parametrize("setting, backend, threads", [("eager", "eager", 1), ("solo", "onnxruntime", 2)])
 def test_version_settings(setting, backend, threads):
     coord = _coordinator([SIGN], "priority", setting=setting)

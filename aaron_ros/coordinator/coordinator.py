@@ -29,7 +29,7 @@ class TaskState:
 class Coordinator:
     def __init__(self, tasks: Sequence[TaskSpec], stages: dict[str, int], lanes: Sequence[str],
                  policy: Policy, chooser: VersionChooser, cores: int,
-                 on_record: Callable[[JobRecord], None] | None = None):
+                 on_record: Callable[[JobRecord, Job], None] | None = None, keep_records: bool = True):
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate task names: {names}")
@@ -38,9 +38,18 @@ class Coordinator:
         self.free = set(self.lanes)
         self.running: dict[str, Grant] = {}  # lane -> grant
         self.policy, self.chooser, self.cores = policy, chooser, cores
+        # A long-running node keeps no history here (on_record sees every record instead).
+        self.keep_records = keep_records
         self.records: list[JobRecord] = []
-        self.grant_us: list[float] = []  # decision time per schedule() call that granted
-        self._on_record = on_record or (lambda r: None)
+        # Decision time (µs) per schedule() call that granted; the latest 10k in a long run.
+        self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
+        self._on_record = on_record or (lambda r, job: None)
+
+    def set_policy(self, policy: Policy, lanes: Sequence[str]) -> None:
+        """Switch policy (and the lanes it runs on) between two decisions. Nothing is dropped:
+        queued frames stay queued, running stages finish where they are."""
+        self.policy, self.lanes = policy, list(lanes)
+        self.free = {lane for lane in self.lanes if lane not in self.running}
 
     # -- arrivals -------------------------------------------------------------------------
     def submit(self, task: str, frame: int, release: float, data: Any = None) -> None:
@@ -60,6 +69,11 @@ class Coordinator:
         else:  # drop_oldest
             self._record(state.queue.popleft(), "dropped", release)
             state.queue.append(job)
+
+    def refuse(self, task: str, frame: int, release: float, reason: str) -> JobRecord:
+        """A frame that will not be served (e.g. arriving while shutting down): counted as dropped."""
+        state = self.tasks[task]
+        return self._record(Job(state.spec, frame, release, state.stages), "dropped", release, reason)
 
     # -- grants -----------------------------------------------------------------------------
     def ready(self) -> list[StageRequest]:
@@ -115,7 +129,8 @@ class Coordinator:
         """A stage finished (or failed). Returns the job's record when the job ended."""
         for lane in {grant.lane, *grant.branch_lanes}:
             self.running.pop(lane, None)
-            self.free.add(lane)
+            if lane in self.lanes:  # a lane the current policy no longer uses stays idle
+                self.free.add(lane)
         job = grant.request.job
         job.running = False
         self.chooser.observe(grant.version, [g.version for g in self.running_grants()], seconds * 1e3)
@@ -132,9 +147,14 @@ class Coordinator:
     def _record(self, job: Job, outcome: str, now: float, error: str | None = None) -> JobRecord:
         rec = JobRecord(job.task.name, job.frame, job.release, outcome,
                         finished=now if outcome == "done" else None, started=job.started, error=error)
-        self.records.append(rec)
-        self._on_record(rec)
+        if self.keep_records:
+            self.records.append(rec)
+        self._on_record(rec, job)
         return rec
+
+    def pending(self) -> int:
+        """Frames waiting or in flight."""
+        return sum(len(s.queue) + (s.current is not None) for s in self.tasks.values())
 
     def drain(self, now: float) -> None:
         """End of a run: frames still waiting or in flight are counted as dropped."""

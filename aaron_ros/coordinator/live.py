@@ -1,15 +1,18 @@
 """The coordinator driven for real: frames arrive on a wall clock, granted stages run on lanes,
-finished stages come back through one event queue to the single coordinating thread."""
+and everything (arrivals, finished stages, policy switches) reaches the single coordinating
+thread through one event queue, so the coordinator itself needs no locks."""
 from __future__ import annotations
 
 import itertools
 import queue
+import threading
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from aaron_ros.coordinator.coordinator import Coordinator
+from aaron_ros.coordinator.policies import Policy
 from aaron_ros.coordinator.types import Grant, JobRecord
 from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.runtime.executor import submit_stage
@@ -18,65 +21,139 @@ from aaron_ros.runtime.lanes import LanePool
 DRAIN_TIMEOUT_S = 30.0
 
 
+class LiveDriver:
+    """Runs `coord` on `pool`. `submit` and `switch_policy` may be called from any thread;
+    `run` (or the thread `start` makes) is the only one that touches the coordinator."""
+
+    def __init__(self, coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag]):
+        self.coord, self.pool, self.bags = coord, pool, bags
+        self._events: queue.Queue = queue.Queue()
+        self._t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def now(self) -> float:
+        """Seconds on the coordinator's clock (release times are on it)."""
+        return time.perf_counter() - self._t0
+
+    # -- any thread ---------------------------------------------------------------------------
+    def submit(self, task: str, frame: int, data: Any, release: float | None = None) -> None:
+        release = self.now() if release is None else release
+        self._events.put(("submit", (task, frame, release, data)))
+
+    def switch_policy(self, policy: Policy, lanes: Sequence[str]) -> None:
+        self._events.put(("policy", (policy, lanes)))
+
+    def call(self, fn: Callable[[Coordinator], Any], timeout: float = 5.0) -> Any:
+        """Run `fn(coordinator)` on the coordinating thread and return its result."""
+        if self._thread is None or not self._thread.is_alive():
+            return fn(self.coord)
+        done: queue.Queue = queue.Queue(maxsize=1)
+        self._events.put(("call", (fn, done)))
+        ok, value = done.get(timeout=timeout)
+        if not ok:
+            raise value
+        return value
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="aaron-coordinator", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain_timeout_s: float = 2.0) -> None:
+        """Stop taking frames; in-flight stages get `drain_timeout_s` to finish, the rest drop."""
+        self._drain_s = drain_timeout_s
+        self._stop.set()
+        self._events.put(("wake", None))
+        if self._thread is not None:
+            self._thread.join(drain_timeout_s + 5.0)
+
+    # -- the coordinating thread ------------------------------------------------------------
+    def run(self, arrivals: Sequence[tuple[float, str]] = (), duration_s: float | None = None,
+            make_input: Callable[[str], torch.Tensor] | None = None) -> list[JobRecord]:
+        """Serve until `stop()` (or, with `duration_s`, until then), replaying `arrivals`
+        (seconds from now, task) in real time; then finish what was released (bounded) and
+        count the rest as dropped."""
+        coord = self.coord
+        frames = {name: itertools.count() for name in coord.tasks}
+        start = self.now()
+        pending = [(start + t, task) for t, task in arrivals if duration_s is None or t < duration_s]
+        nxt = 0
+        end_arrivals = None if duration_s is None else start + duration_s
+        drain_until = None
+        while True:
+            t = self.now()
+            while nxt < len(pending) and pending[nxt][0] <= t:
+                task = pending[nxt][1]
+                coord.submit(task, next(frames[task]), pending[nxt][0], make_input(task))
+                nxt += 1
+            if drain_until is None and (self._stop.is_set() or (end_arrivals is not None and t >= end_arrivals)):
+                # Arrivals are over; what was released is still served, so the end of a run
+                # does not count as misses (a stop() shortens the wait).
+                drain_until = t + getattr(self, "_drain_s", DRAIN_TIMEOUT_S)
+            for grant in coord.schedule(self.now()):
+                self._launch(grant)
+            if drain_until is not None and (not coord.running or t >= drain_until):
+                break
+            wake = [pending[nxt][0]] if nxt < len(pending) else []
+            wake += [end_arrivals] if end_arrivals is not None and drain_until is None else []
+            wake += [drain_until] if drain_until is not None else []
+            timeout = max(0.0, min(wake) - self.now()) if wake else None
+            try:
+                self._handle(*self._events.get(timeout=timeout))
+            except queue.Empty:
+                continue
+            while True:  # everything else already there, before the next decision
+                try:
+                    self._handle(*self._events.get_nowait())
+                except queue.Empty:
+                    break
+        coord.drain(self.now())
+        return coord.records
+
+    def _launch(self, grant: Grant) -> None:
+        job = grant.request.job
+        runner = self.bags[job.task.model].runner(grant.version)
+        branch = [self.pool[l] for l in (grant.lane, *grant.branch_lanes)] if grant.branch_lanes else None
+        try:
+            fut = submit_stage(runner, job.data, self.pool[grant.lane], branch)
+        except Exception as exc:
+            self._events.put(("stage", (grant, None, f"{type(exc).__name__}: {exc}")))
+            return
+        fut.add_done_callback(lambda f, g=grant: self._events.put(("stage", (g, f, None))))
+
+    def _handle(self, kind: str, payload) -> None:
+        coord = self.coord
+        if kind == "stage":
+            grant, fut, error = payload
+            run = None
+            if error is None:
+                try:
+                    run = fut.result()
+                except Exception as exc:  # the model raised: this job fails, the others go on
+                    error = f"{type(exc).__name__}: {exc}"
+            if error is None:
+                coord.release(grant, self.now(), run.finished - run.started, run.output)
+            else:
+                coord.release(grant, self.now(), 0.0, error=error)
+        elif kind == "submit":
+            task, frame, release, data = payload
+            if self._stop.is_set():
+                coord.refuse(task, frame, release, "shutting down")  # counted, not lost silently
+            else:
+                coord.submit(task, frame, release, data)
+        elif kind == "policy":
+            coord.set_policy(*payload)
+        elif kind == "call":
+            fn, done = payload
+            try:
+                done.put((True, fn(coord)))
+            except Exception as exc:
+                done.put((False, exc))
+
+
 def run_live(coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],
              arrivals: Sequence[tuple[float, str]], duration_s: float,
              make_input: Callable[[str], torch.Tensor]) -> list[JobRecord]:
     """Replay `arrivals` (seconds from start, task) in real time for `duration_s`, then serve
     what was released (at most DRAIN_TIMEOUT_S more); anything left after that is dropped."""
-    events: queue.Queue = queue.Queue()
-    frames = {name: itertools.count() for name in coord.tasks}
-    pending = [a for a in arrivals if a[0] < duration_s]
-    nxt = 0
-    start = time.perf_counter()
-
-    def now() -> float:
-        return time.perf_counter() - start
-
-    def launch(grant: Grant) -> None:
-        job = grant.request.job
-        runner = bags[job.task.model].runner(grant.version)
-        branch = [pool[l] for l in (grant.lane, *grant.branch_lanes)] if grant.branch_lanes else None
-        try:
-            fut = submit_stage(runner, job.data, pool[grant.lane], branch)
-        except Exception as exc:
-            events.put((grant, None, f"{type(exc).__name__}: {exc}"))
-            return
-        fut.add_done_callback(lambda f, g=grant: events.put((g, f, None)))
-
-    def handle(grant: Grant, fut, error: str | None) -> None:
-        if error is None:
-            try:
-                run = fut.result()
-            except Exception as exc:  # the model raised: this job fails, the others go on
-                error = f"{type(exc).__name__}: {exc}"
-        t = now()
-        if error is None:
-            coord.release(grant, t, run.finished - run.started, run.output)
-        else:
-            coord.release(grant, t, 0.0, error=error)
-
-    # Arrivals stop at `duration_s`; frames already released are still served (bounded), so the
-    # end of a run does not count as misses.
-    end = duration_s + DRAIN_TIMEOUT_S
-    while (t := now()) < end:
-        while nxt < len(pending) and pending[nxt][0] <= t:
-            task = pending[nxt][1]
-            coord.submit(task, next(frames[task]), pending[nxt][0], make_input(task))
-            nxt += 1
-        grants = coord.schedule(now())
-        for grant in grants:
-            launch(grant)
-        if t >= duration_s and not coord.running:
-            break  # nothing runs and the policy starts nothing more: the run is over
-        until = pending[nxt][0] if nxt < len(pending) else (duration_s if t < duration_s else end)
-        try:
-            handle(*events.get(timeout=max(0.0, until - now())))
-        except queue.Empty:
-            continue
-        while True:  # everything else already finished, before the next decision
-            try:
-                handle(*events.get_nowait())
-            except queue.Empty:
-                break
-    coord.drain(now())
-    return coord.records
+    return LiveDriver(coord, pool, bags).run(arrivals, duration_s, make_input)

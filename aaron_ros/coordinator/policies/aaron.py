@@ -5,9 +5,10 @@
   `adaptive` setting), never more threads than the cores left free.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
   stages, one whose version presses a channel nobody running presses goes first.
-- Never delaying a critical stage for a normal one: critical stages are granted first, and a
-  normal stage is held back from the last free lane when an idle critical task's next frame is
-  due before that stage would finish.
+- Never delaying a critical stage for a normal one: critical stages are granted first at full
+  size; a normal stage starts only on cores nothing else holds (so it never squeezes a running
+  critical stage), and is held back when an idle critical task's next frame is due before that
+  stage would finish.
 """
 from __future__ import annotations
 
@@ -43,13 +44,17 @@ class Aaron:
             picks.append(self._take(req, v, free))
             chosen.append(v)
         while normal and free:
-            budget = max(1, view.cores - view.busy_threads(chosen))
+            budget = view.cores - view.busy_threads(chosen)
+            if budget < 1:
+                # Every core is taken (a full-size critical stage, or normals): one more thread
+                # would slow what runs, and a critical stage pays for it first.
+                break
             options = [(r, view.choose(r, view.co_runners(chosen), budget, max_lanes=1)) for r in normal]
             pressed = {channel(v) for v in view.co_runners(chosen)} - {None}
             req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
             normal.remove(req)
-            if len(free) == 1 and self._critical_due(view, req, v, chosen):
-                continue  # keep the last lane for the critical frame about to arrive
+            if self._critical_due(view, req, v, chosen):
+                continue  # the cores are about to be wanted by a critical frame
             picks.append(self._take(req, v, free))
             chosen.append(v)
         return picks

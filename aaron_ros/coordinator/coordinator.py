@@ -45,10 +45,11 @@ class Coordinator:
         self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
         self._on_record = on_record or (lambda r, job: None)
 
-    def set_policy(self, policy: Policy, lanes: Sequence[str]) -> None:
-        """Switch policy (and the lanes it runs on) between two decisions. Nothing is dropped:
-        queued frames stay queued, running stages finish where they are."""
+    def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
+        """Switch policy (the lanes it runs on, and the version setting) between two decisions.
+        Nothing is dropped: queued frames stay queued, running stages finish where they are."""
         self.policy, self.lanes = policy, list(lanes)
+        self.chooser = chooser or self.chooser
         self.free = {lane for lane in self.lanes if lane not in self.running}
 
     # -- arrivals -------------------------------------------------------------------------
@@ -156,11 +157,16 @@ class Coordinator:
         """Frames waiting or in flight."""
         return sum(len(s.queue) + (s.current is not None) for s in self.tasks.values())
 
-    def drain(self, now: float) -> None:
-        """End of a run: frames still waiting or in flight are counted as dropped."""
+    def drop_waiting(self, now: float) -> None:
+        """Frames not started yet are counted as dropped; jobs in flight go on."""
         for state in self.tasks.values():
             while state.queue:
                 self._record(state.queue.popleft(), "dropped", now)
+
+    def drain(self, now: float) -> None:
+        """End of a run: frames still waiting or in flight are counted as dropped."""
+        self.drop_waiting(now)
+        for state in self.tasks.values():
             if state.current is not None:
                 self._finish(state.current, "dropped", now)
 

@@ -14,6 +14,7 @@ import torch
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.policies import Policy
 from aaron_ros.coordinator.types import Grant, JobRecord
+from aaron_ros.coordinator.versions import VersionChooser
 from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.runtime.executor import submit_stage
 from aaron_ros.runtime.lanes import LanePool
@@ -25,11 +26,14 @@ class LiveDriver:
     """Runs `coord` on `pool`. `submit` and `switch_policy` may be called from any thread;
     `run` (or the thread `start` makes) is the only one that touches the coordinator."""
 
-    def __init__(self, coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag]):
+    def __init__(self, coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],
+                 on_stage: Callable[[Grant, float], None] | None = None):
         self.coord, self.pool, self.bags = coord, pool, bags
+        self._on_stage = on_stage  # tracing: (grant, finished at), on the coordinating thread
         self._events: queue.Queue = queue.Queue()
         self._t0 = time.perf_counter()
         self._stop = threading.Event()
+        self._drain_s = DRAIN_TIMEOUT_S
         self._thread: threading.Thread | None = None
 
     def now(self) -> float:
@@ -41,8 +45,8 @@ class LiveDriver:
         release = self.now() if release is None else release
         self._events.put(("submit", (task, frame, release, data)))
 
-    def switch_policy(self, policy: Policy, lanes: Sequence[str]) -> None:
-        self._events.put(("policy", (policy, lanes)))
+    def switch_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
+        self._events.put(("policy", (policy, lanes, chooser)))
 
     def call(self, fn: Callable[[Coordinator], Any], timeout: float = 5.0) -> Any:
         """Run `fn(coordinator)` on the coordinating thread and return its result."""
@@ -86,10 +90,14 @@ class LiveDriver:
                 task = pending[nxt][1]
                 coord.submit(task, next(frames[task]), pending[nxt][0], make_input(task))
                 nxt += 1
-            if drain_until is None and (self._stop.is_set() or (end_arrivals is not None and t >= end_arrivals)):
-                # Arrivals are over; what was released is still served, so the end of a run
-                # does not count as misses (a stop() shortens the wait).
-                drain_until = t + getattr(self, "_drain_s", DRAIN_TIMEOUT_S)
+            if drain_until is None and self._stop.is_set():
+                # Stopping: frames in flight finish (within the drain time), waiting ones drop.
+                coord.drop_waiting(t)
+                drain_until = t + self._drain_s
+            elif drain_until is None and end_arrivals is not None and t >= end_arrivals:
+                # The replay is over; what was released is still served, so the end of a run
+                # does not count as misses.
+                drain_until = t + DRAIN_TIMEOUT_S
             for grant in coord.schedule(self.now()):
                 self._launch(grant)
             if drain_until is not None and (not coord.running or t >= drain_until):
@@ -131,10 +139,13 @@ class LiveDriver:
                     run = fut.result()
                 except Exception as exc:  # the model raised: this job fails, the others go on
                     error = f"{type(exc).__name__}: {exc}"
+            now = self.now()
+            if self._on_stage is not None:
+                self._on_stage(grant, now)
             if error is None:
-                coord.release(grant, self.now(), run.finished - run.started, run.output)
+                coord.release(grant, now, run.finished - run.started, run.output)
             else:
-                coord.release(grant, self.now(), 0.0, error=error)
+                coord.release(grant, now, 0.0, error=error)
         elif kind == "submit":
             task, frame, release, data = payload
             if self._stop.is_set():

@@ -1,0 +1,64 @@
+"""Per-task service statistics while a system runs: totals since start and the metrics of a
+recent window (what a status topic reports), from the records of how each frame ended."""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from aaron_ros.bench.metrics import task_metrics
+from aaron_ros.coordinator.types import JobRecord, TaskSpec
+
+
+@dataclass
+class _Task:
+    spec: TaskSpec
+    window: deque = field(default_factory=deque)  # (ended at, record), oldest first
+    totals: dict = field(default_factory=lambda: {"done": 0, "late": 0, "dropped": 0, "failed": 0})
+
+
+class Monitor:
+    """Thread-safe: records arrive on the coordinating thread, snapshots are read elsewhere."""
+
+    def __init__(self, tasks: list[TaskSpec], window_s: float = 5.0):
+        if window_s <= 0:
+            raise ValueError(f"window_s must be > 0, got {window_s}")
+        self.window_s = window_s
+        self._tasks = {t.name: _Task(t) for t in tasks}
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def add(self, rec: JobRecord, now: float) -> None:
+        with self._lock:
+            t = self._tasks[rec.task]
+            t.window.append((now, rec))
+            self._since = now if self._since is None else self._since
+            if rec.outcome == "done":
+                t.totals["done"] += 1
+                t.totals["late"] += rec.latency_s is not None and rec.latency_s * 1e3 > t.spec.deadline_ms
+            else:
+                t.totals[rec.outcome] += 1
+            self._trim(t, now)
+
+    def _trim(self, t: _Task, now: float) -> None:
+        while t.window and t.window[0][0] < now - self.window_s:
+            t.window.popleft()
+
+    def reset(self) -> None:
+        with self._lock:
+            for t in self._tasks.values():
+                t.window.clear()
+                t.totals = dict.fromkeys(t.totals, 0)
+            self._since = None
+
+    def snapshot(self, now: float) -> dict[str, dict]:
+        """Per task: the window's p50/p95/p99 ms, miss rate and fps, plus totals since start
+        (done, late, dropped, failed)."""
+        out = {}
+        with self._lock:
+            span = min(self.window_s, now - self._since) if self._since is not None else self.window_s
+            for name, t in self._tasks.items():
+                self._trim(t, now)
+                m = task_metrics([r for _, r in t.window], t.spec, max(span, 1e-3))
+                out[name] = {**m, "totals": dict(t.totals)}
+        return out

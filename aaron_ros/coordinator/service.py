@@ -1,0 +1,157 @@
+"""Everything a running system needs around the coordinator, in one object: the tasks' models
+and kernel bags, the lane pool, the live driver on its own thread, and a monitor.
+
+Front ends (the ROS container, a script) add tasks, start it, submit frames from any thread,
+hear back per task when a frame ends, switch policy at run time, and read status snapshots.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from aaron_ros.contention.predictor import ContentionPredictor
+from aaron_ros.coordinator.coordinator import Coordinator
+from aaron_ros.coordinator.live import LiveDriver
+from aaron_ros.coordinator.monitor import Monitor
+from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, make_policy
+from aaron_ros.coordinator.types import Grant, Job, JobRecord, TaskSpec
+from aaron_ros.coordinator.versions import SETTINGS, VersionChooser
+from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
+from aaron_ros.models import StageGraph, build_model
+from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
+
+log = logging.getLogger(__name__)
+
+# Called on the coordinating thread when a frame ends: (record, final output or None).
+OnFinished = Callable[[JobRecord, Any], None]
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    policy: str = "aaron"
+    versions: str = ""  # "" = the policy's own default setting
+    device: str = "auto"  # lanes: auto (CUDA when present), cpu or cuda
+    lanes: int = 0  # 0 = one per CPU core
+    status_window_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        make_policy(self.policy)
+        if self.versions and self.versions not in SETTINGS:
+            raise ValueError(f"versions must be one of {SETTINGS}, got {self.versions!r}")
+        if self.lanes < 0:
+            raise ValueError(f"lanes must be >= 0, got {self.lanes}")
+        resolve_kind(self.device)
+
+
+class CoordinatorService:
+    def __init__(self, options: ServiceOptions):
+        self.options = options
+        self.policy_name = options.policy
+        self.versions = options.versions or DEFAULT_VERSIONS[options.policy]
+        self.specs: dict[str, TaskSpec] = {}
+        self.graphs: dict[str, StageGraph] = {}
+        self.bags: dict[str, KernelBag] = {}
+        self._on_finished: dict[str, OnFinished] = {}
+        self.on_stage: Callable[[Grant, float], None] | None = None  # tracing: (grant, finished at)
+        self.driver: LiveDriver | None = None
+        self.monitor: Monitor | None = None
+        self._pool: LanePool | None = None
+        self._predictor = ContentionPredictor()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def add_task(self, spec: TaskSpec, bag_dir: str | Path | None, on_finished: OnFinished,
+                 weights: str | None = None) -> StageGraph:
+        """Register a task before start(): builds its model and loads its kernel bag (a
+        missing or broken bag falls back to eager versions, with a warning)."""
+        if self.driver is not None:
+            raise RuntimeError("tasks are added before start()")
+        if spec.name in self.specs:
+            raise ValueError(f"task {spec.name!r} is already registered")
+        graph = self.graphs.get(spec.model) or build_model(spec.model, weights=weights)
+        if spec.model not in self.bags:
+            self.bags[spec.model] = load_bag_or_eager(bag_dir, graph)
+        self.graphs[spec.model] = graph
+        self.specs[spec.name] = spec
+        self._on_finished[spec.name] = on_finished
+        return graph
+
+    @property
+    def cores(self) -> int:
+        return self.options.lanes or os.cpu_count() or 1
+
+    def start(self) -> None:
+        if not self.specs:
+            raise ValueError("no task to serve")
+        tasks = list(self.specs.values())
+        # Enough lanes for any policy a switch may pick (naive wants one per task).
+        n = max(make_policy(p).lanes(self.cores, len(tasks)) for p in POLICIES)
+        self._pool = LanePool(uniform_specs(n, kind=self.options.device, threads=1))
+        self.monitor = Monitor(tasks, self.options.status_window_s)
+        policy = make_policy(self.policy_name)
+        lanes = [lane.name for lane in self._pool][:policy.lanes(self.cores, len(tasks))]
+        stages = {t.name: len(self.graphs[t.model]) for t in tasks}
+        coord = Coordinator(tasks, stages, lanes, policy, self._chooser(self.versions), cores=self.cores,
+                            on_record=self._record, keep_records=False)
+        self.driver = LiveDriver(coord, self._pool, self.bags, on_stage=self._stage)
+        self.driver.start()
+        log.info("coordinating %d task(s) with policy %s (versions %s) on %d %s lane(s)", len(tasks),
+                 self.policy_name, self.versions, len(lanes), resolve_kind(self.options.device))
+
+    def _chooser(self, setting: str) -> VersionChooser:
+        return VersionChooser(self.bags, setting, self._predictor)
+
+    # -- running ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.driver.now() if self.driver else 0.0
+
+    def submit(self, task: str, frame: int, data: Any) -> float:
+        """Hand a frame over (any thread); returns its release time on the service clock."""
+        if task not in self.specs:
+            raise KeyError(f"unknown task {task!r}")
+        release = self.driver.now()
+        self.driver.submit(task, frame, data, release)
+        return release
+
+    def switch_policy(self, policy: str, versions: str = "") -> None:
+        """Any thread; takes effect before the next decision, dropping nothing."""
+        pol = make_policy(policy)
+        versions = versions or DEFAULT_VERSIONS[policy]
+        if versions not in SETTINGS:
+            raise ValueError(f"versions must be one of {SETTINGS}, got {versions!r}")
+        lanes = [lane.name for lane in self._pool][:pol.lanes(self.cores, len(self.specs))]
+        self.driver.switch_policy(pol, lanes, self._chooser(versions))
+        self.policy_name, self.versions = policy, versions
+        log.info("policy switched to %s (versions %s) on %d lane(s)", policy, versions, len(lanes))
+
+    @property
+    def lanes(self) -> list[str]:
+        return self.driver.call(lambda c: list(c.lanes)) if self.driver else []
+
+    def snapshot(self) -> dict[str, dict]:
+        return self.monitor.snapshot(self.now()) if self.monitor else {}
+
+    def grant_us(self) -> list[float]:
+        return self.driver.call(lambda c: list(c.grant_us)) if self.driver else []
+
+    def stop(self, drain_timeout_s: float = 2.0) -> None:
+        """Stop taking frames; in-flight work gets `drain_timeout_s`, the rest is counted dropped."""
+        if self.driver is not None:
+            self.driver.stop(drain_timeout_s)
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- the coordinating thread ------------------------------------------------------------
+    def _record(self, rec: JobRecord, job: Job) -> None:
+        self.monitor.add(rec, self.now())
+        try:
+            self._on_finished[rec.task](rec, job.data if rec.outcome == "done" else None)
+        except Exception:  # a front end's callback must not stop the coordinator
+            log.exception("result callback of task %s failed", rec.task)
+
+    def _stage(self, grant: Grant, finished: float) -> None:
+        if self.on_stage is not None:
+            self.on_stage(grant, finished)

@@ -1,0 +1,111 @@
+"""The coordinator service with real models on real lanes: frames from other threads, results
+equal to the eager model, a policy switch mid-run, a failing model, a bounded stop."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
+from aaron_ros.coordinator.types import TaskSpec
+from aaron_ros.models import build_model
+
+
+def _collect():
+    got, lock = [], threading.Lock()
+
+    def on_finished(rec, output):
+        with lock:
+            got.append((rec, output))
+    return got, on_finished
+
+
+def _wait(cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.01)
+    return cond()
+
+
+def test_frames_from_threads_give_eager_equal_outputs_and_survive_a_policy_switch():
+    svc = CoordinatorService(ServiceOptions(policy="aaron", lanes=2))
+    det, det_cb = _collect()
+    seg, seg_cb = _collect()
+    svc.add_task(TaskSpec("det", "mobilenet_v3_small", 50, 200, "critical", "drop_oldest", 4), None, det_cb)
+    svc.add_task(TaskSpec("seg", "seg_net", 50, 500, "normal", "drop_oldest", 4), None, seg_cb)
+    ref = {m: build_model(m) for m in ("mobilenet_v3_small", "seg_net")}
+    inputs = {m: g.example_input() for m, g in ref.items()}
+    svc.start()
+    try:
+        def feed(task, model, n):
+            for f in range(n):
+                svc.submit(task, f, inputs[model])
+                time.sleep(0.02)
+        threads = [threading.Thread(target=feed, args=("det", "mobilenet_v3_small", 6)),
+                   threading.Thread(target=feed, args=("seg", "seg_net", 6))]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        svc.switch_policy("sequential")
+        for t in threads:
+            t.join()
+        assert _wait(lambda: len(det) == 6 and len(seg) == 6)
+        assert svc.policy_name == "sequential" and len(svc.lanes) == 1
+    finally:
+        svc.stop()
+    for got, model in ((det, "mobilenet_v3_small"), (seg, "seg_net")):
+        with torch.no_grad():
+            expect = ref[model].run_whole(inputs[model])
+        assert [r.outcome for r, _ in got] == ["done"] * 6  # nothing dropped by the switch
+        for _, out in got:
+            torch.testing.assert_close(out, expect)
+    snap = svc.snapshot()
+    assert snap["det"]["totals"]["done"] == 6 and snap["det"]["done"] == 6
+    assert snap["det"]["p50_ms"] > 0 and snap["seg"]["fps"] > 0
+
+
+def test_a_failing_model_is_counted_and_the_other_task_keeps_serving():
+    svc = CoordinatorService(ServiceOptions(policy="priority", lanes=2))
+    bad, bad_cb = _collect()
+    good, good_cb = _collect()
+    svc.add_task(TaskSpec("bad", "mobilenet_v3_small", 30, 500), None, bad_cb)
+    svc.add_task(TaskSpec("good", "seg_net", 30, 500), None, good_cb)
+    svc.start()
+    try:
+        ok = build_model("seg_net").example_input()
+        for f in range(3):
+            svc.submit("bad", f, torch.zeros(1, 5, 7, 7))  # wrong shape: the model raises
+            svc.submit("good", f, ok)
+            time.sleep(0.05)
+        assert _wait(lambda: len(bad) == 3 and len(good) == 3)
+    finally:
+        svc.stop()
+    assert {r.outcome for r, _ in bad} == {"failed"} and bad[0][0].error
+    assert [r.outcome for r, _ in good] == ["done"] * 3
+    assert svc.snapshot()["bad"]["totals"]["failed"] == 3
+
+
+def test_stop_counts_unserved_frames_as_dropped_and_does_not_hang():
+    svc = CoordinatorService(ServiceOptions(policy="sequential", lanes=1))
+    got, cb = _collect()
+    svc.add_task(TaskSpec("big", "resnet18", 100, 1000, "normal", "drop_oldest", 8), None, cb)
+    svc.start()
+    x = build_model("resnet18").example_input()
+    for f in range(8):
+        svc.submit("big", f, x)
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    svc.stop(drain_timeout_s=0.5)
+    assert time.monotonic() - t0 < 10
+    assert len(got) == 8  # every frame accounted for
+    assert {r.outcome for r, _ in got} <= {"done", "dropped"}
+    assert any(r.outcome == "dropped" for r, _ in got)
+
+
+def test_bad_options_name_the_problem():
+    with pytest.raises(ValueError, match="unknown policy 'fifo'"):
+        ServiceOptions(policy="fifo")
+    with pytest.raises(ValueError, match="versions"):
+        ServiceOptions(versions="fast")

@@ -13,6 +13,8 @@ log = logging.getLogger("aaron_ros")
 # Enough for every model's cheap versions and its largest stages' inductor builds on a 2-core
 # CPU, and the whole zoo builds from cold in well under 20 minutes.
 DEFAULT_BUDGET_PER_MODEL_S = 130.0
+DEFAULT_BAG = "data/sample_bag"
+DEFAULT_RECORD_FPS = 30.0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -125,6 +127,80 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 640x480; got {text!r}")
+    return int(w), int(h)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from aaron_ros.paths import find_config
+    from aaron_ros.ros.run import run
+
+    return run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,
+               table=not args.no_table)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from itertools import takewhile
+
+    from aaron_ros.ros.record import (frames_from_folder, frames_from_video, resize_frames,
+                                      sample_frames, write_image_bag)
+
+    if args.video or args.images:
+        if args.video:
+            frames = frames_from_video(args.video, args.fps)
+        else:
+            frames = frames_from_folder(args.images, args.fps or DEFAULT_RECORD_FPS)
+        if args.size:
+            frames = resize_frames(frames, *args.size)
+        if args.seconds:
+            frames = takewhile(lambda f: f[0] < args.seconds, frames)
+        total, source = None, args.video or args.images
+    else:
+        (width, height), fps = args.size or (640, 480), args.fps or DEFAULT_RECORD_FPS
+        seconds = args.seconds or 10.0
+        frames = sample_frames(width, height, fps, seconds, seed=args.seed)
+        total, source = max(1, round(seconds * fps)), f"the sample photographs at {width}x{height}"
+    count = write_image_bag(args.out, frames, topic=args.topic, storage=args.storage,
+                            encoding=args.encoding, progress=not args.no_progress,
+                            overwrite=args.overwrite, total=total)
+    print(f"wrote {count} frames of {source} to {args.out} ({args.storage}, {args.topic})")
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from aaron_ros.ros.bag_player import BagPlayer
+
+    params = [Parameter("bag", value=args.bag), Parameter("rate", value=args.rate),
+              Parameter("loop", value=args.loop), Parameter("start_offset_s", value=args.start)]
+    if args.remap:  # an empty list would be typed as bytes, not strings
+        params.append(Parameter("remap", value=args.remap))
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    player = None
+    try:
+        player = BagPlayer(context=context, parameter_overrides=params)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(player)  # serves its parameters while it plays
+        player.start()
+        while not player.wait(0):
+            executor.spin_once(timeout_sec=0.1)
+        if player.error is not None:
+            raise player.error
+    finally:
+        if player is not None:
+            player.destroy_node()
+        context.try_shutdown()
+    print(f"published {player.published} frames of {args.bag}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aaron-ros", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -184,6 +260,42 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--no-progress", action="store_true")
     w.set_defaults(func=_cmd_bench)
 
+    r = sub.add_parser("record", help="record images (sample photographs, a video or a folder) to a ROS 2 bag")
+    r.add_argument("--out", default=DEFAULT_BAG, help=f"bag folder to create (default {DEFAULT_BAG})")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--sample", action="store_true",
+                     help="pans and zooms over scikit-image's photographs (the default source)")
+    src.add_argument("--video", help="a video file")
+    src.add_argument("--images", help="a folder of image files, in name order")
+    r.add_argument("--seconds", type=float, help="length (default: 10 for the sample, all of a video or folder)")
+    r.add_argument("--fps", type=float, help="frame rate (default 30; a video's own rate)")
+    r.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 640x480 for the sample, else native)")
+    r.add_argument("--topic", default="/camera/image_raw")
+    r.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    r.add_argument("--encoding", choices=["rgb8", "bgr8"], default="rgb8")
+    r.add_argument("--seed", type=int, default=0, help="the sample's photo order and motions")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_cmd_record)
+
+    y = sub.add_parser("play", help="replay a bag's image topics with their recorded timing")
+    y.add_argument("bag", help="a bag folder, .mcap or .db3 file")
+    y.add_argument("--rate", type=float, default=1.0, help="speed factor (default 1: recorded timing)")
+    y.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
+    y.add_argument("--start", type=float, default=0.0, help="skip this many seconds of the bag")
+    y.add_argument("--remap", nargs="+", action="extend", metavar="/FROM:=/TO",
+                   help="publish a topic under another name (repeatable)")
+    y.set_defaults(func=_cmd_play)
+
+    u = sub.add_parser("run", help="start the container (coordinator + components) from a parameter file")
+    u.add_argument("config", help="a ROS 2 parameter file, or a name in config/ (e.g. f1tenth.yaml)")
+    u.add_argument("--bag", help="replay this rosbag (folder, .mcap or .db3) into the container")
+    u.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C, "
+                   "or the end of --bag)")
+    u.add_argument("--policy", help="override the file's coordinator policy")
+    u.add_argument("--no-table", action="store_true", help="no live table (logs only)")
+    u.set_defaults(func=_cmd_run)
+
     b = sub.add_parser("bag", help="inspect kernel bags")
     bsub = b.add_subparsers(dest="bag_command", required=True)
     bs = bsub.add_parser("show", help="best version per stage and contention level, and a plot")
@@ -193,8 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def without_ros_args(argv: list[str]) -> list[str]:
+    """Drop `--ros-args ... [--]`, which `ros2 launch` appends (e.g. the node-name remap): the
+    container reads its parameters from the file it is given, not from the command line."""
+    if "--ros-args" not in argv:
+        return argv
+    i = argv.index("--ros-args")
+    rest = argv[i + 1:]
+    return argv[:i] + (rest[rest.index("--") + 1:] if "--" in rest else [])
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(without_ros_args(sys.argv[1:] if argv is None else argv))
     # torch.export's own deprecation chatter would bury our progress and results.
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+# Images cross processes in some tests: Fast DDS's default transports lose most of them (see
+# the README); every participant of the suite uses the same transports so they all match.
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+
 # Domain ids 1..100, offset by process id so two suites on one machine stay apart.
 _domains = itertools.cycle(range(1, 101))
 _offset = os.getpid() % 100
@@ -23,3 +27,21 @@ def ros_context(ros_domain):
     rclpy.init(context=ctx, domain_id=ros_domain)
     yield ctx
     ctx.try_shutdown()
+
+
+@pytest.fixture
+def ros_context_args(ros_domain):
+    """Factory: a private context initialised with ROS arguments, e.g.
+    `ctx = ros_context_args("--params-file", path)`; every one made is shut down after the test."""
+    rclpy = pytest.importorskip("rclpy")
+    made = []
+
+    def make(*ros_args: str):
+        ctx = rclpy.Context()
+        rclpy.init(args=["--ros-args", *ros_args], context=ctx, domain_id=ros_domain)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        ctx.try_shutdown()

@@ -147,7 +147,8 @@ class Coordinator:
 
     def _record(self, job: Job, outcome: str, now: float, error: str | None = None) -> JobRecord:
         rec = JobRecord(job.task.name, job.frame, job.release, outcome,
-                        finished=now if outcome == "done" else None, started=job.started, error=error)
+                        finished=now if outcome == "done" else None, started=job.started, error=error,
+                        versions=tuple(job.versions))
         if self.keep_records:
             self.records.append(rec)
         self._on_record(rec, job)

@@ -114,6 +114,7 @@ class JobRecord:
     finished: float | None = None
     started: float | None = None
     error: str | None = None
+    versions: tuple[str, ...] = ()  # the version id each stage ran with
 
     @property
     def latency_s(self) -> float | None:

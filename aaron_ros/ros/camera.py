@@ -1,0 +1,138 @@
+"""`CameraNode`: publishes frames of an OpenCV source (a camera index or a video file) as
+``sensor_msgs/msg/Image``, stamped when read, from a background thread.
+
+Like a camera driver it publishes from construction until ``stop()`` or ``destroy_node()``; a
+device that cannot be opened fails the constructor.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.context import Context
+from rclpy.exceptions import InvalidTopicNameException, ParameterException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from aaron_ros.ros.bag_player import number_parameter
+from aaron_ros.ros.image_conversions import array_to_image
+
+ENCODINGS = ("bgr8", "rgb8")
+
+
+class CameraNode(Node):
+    """`device` "0", "1", ... is a camera index; anything else a file (looped if `loop`) or a
+    stream URL OpenCV can open."""
+
+    def __init__(self, name: str = "camera", *, context: Context | None = None,
+                 parameter_overrides: list[Parameter] | None = None) -> None:
+        # Before the node exists: a constructor that fails leaves the node in its context, whose
+        # shutdown still calls destroy_node (and so stop()).
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        super().__init__(name, context=context, parameter_overrides=parameter_overrides)
+        try:
+            # Any type: `device: 0` in YAML is an integer, and means camera 0 as "0" does.
+            self.device = str(self.declare_parameter(
+                "device", "0", ParameterDescriptor(dynamic_typing=True)).value)
+            topic = str(self.declare_parameter("topic", "/camera/image_raw").value)
+            self.rate_hz = number_parameter(self, "rate_hz", 30.0)
+            self.width = int(self.declare_parameter("width", 0).value)
+            self.height = int(self.declare_parameter("height", 0).value)
+            self.loop = bool(self.declare_parameter("loop", True).value)
+            self.frame_id = str(self.declare_parameter("frame_id", "camera").value)
+            self.encoding = str(self.declare_parameter("encoding", "bgr8").value)
+        except ParameterException as exc:  # e.g. `width: 640.0`, a double for an integer
+            raise ValueError(f"{name}: {exc}") from None
+
+        if self.rate_hz < 0:
+            raise ValueError(f"{name}: rate_hz must be >= 0 (0: as fast as the source), got {self.rate_hz}")
+        if self.width < 0 or self.height < 0 or (self.width == 0) != (self.height == 0):
+            raise ValueError(f"{name}: width and height must both be positive or both 0 (native), "
+                             f"got {self.width}x{self.height}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"{name}: unknown encoding {self.encoding!r}; known: {', '.join(ENCODINGS)}")
+        self.is_file = Path(self.device).is_file()
+        source = int(self.device) if self.device.isdigit() else self.device
+        self._cap = cv2.VideoCapture(source)
+        if not self._cap.isOpened():
+            self._cap.release()
+            hint = "" if self.is_file or self.device.isdigit() else " (no such file either)"
+            raise ValueError(f"{name}: camera device {self.device!r} cannot be opened{hint}")
+        if self.width and not self.is_file:
+            # A request: many cameras then deliver this size natively; frames are resized anyway.
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+
+        try:
+            self._pub = self.create_publisher(Image, topic, qos_profile_sensor_data)
+        except InvalidTopicNameException as exc:
+            self._cap.release()
+            raise ValueError(f"{name}: bad topic name: {exc}") from None
+        self.published = 0
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._capture, name=f"{name}_capture", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"publishing {self.device} on {topic} ({self.encoding}, "
+                               f"{f'{self.rate_hz:g} Hz' if self.rate_hz else 'source rate'})")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def destroy_node(self) -> None:
+        self.stop()
+        super().destroy_node()
+
+    def _read(self) -> np.ndarray | None:
+        ok, frame = self._cap.read()
+        if not ok and self.is_file and self.loop:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._cap.read()
+        return frame if ok else None
+
+    def _message(self, frame: np.ndarray) -> Image:
+        if self.width and frame.shape[:2] != (self.height, self.width):
+            frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.frame_id)
+        if self.encoding == "rgb8":
+            return array_to_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), "rgb8", header)
+        # OpenCV's frame is already in bgr8 order: laid out as is and labelled, rather than
+        # swapped to RGB here and back again in array_to_image.
+        msg = array_to_image(frame, "rgb8", header)
+        msg.encoding = "bgr8"
+        return msg
+
+    def _capture(self) -> None:
+        period = 1.0 / self.rate_hz if self.rate_hz else 0.0
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                frame = self._read()
+                if frame is None:
+                    if self.is_file:
+                        self.get_logger().info(f"{self.device}: end of file")
+                    else:
+                        self.error = f"{self.device}: no frame (device lost?)"
+                        self.get_logger().error(self.error)
+                    return
+                self._pub.publish(self._message(frame))
+                self.published += 1
+                if period:
+                    # A fixed schedule, not sleep(period): decoding time does not slow the rate,
+                    # and a late frame does not cause a burst (the schedule skips ahead).
+                    next_at = max(next_at + period, time.monotonic())
+                    self._stop.wait(next_at - time.monotonic())
+        except Exception as exc:  # e.g. the context shut down under us: logged, not a dead thread
+            self.error = f"{self.device}: capture stopped: {exc}"
+            self.get_logger().error(self.error)
+        finally:
+            self._cap.release()

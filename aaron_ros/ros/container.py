@@ -1,0 +1,141 @@
+"""The container: one process, one executor, the coordinator node and every component the
+parameter file lists (and, when asked, a bag player feeding them).
+
+Components are found by name (`aaron_ros.ros.components`); a component class is constructed as
+`cls(name, service=<CoordinatorService>, kernel_bag_dir=<str>, context=<rclpy Context>)` and
+reads its own parameters, which come from the file through `--params-file`. A component that
+fails to load is reported and left out; one whose callback raises is logged and the rest go on.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+
+from aaron_ros.ros.config import CONTAINER_NODE, ContainerConfig, load_config
+from aaron_ros.ros.components import find_component
+from aaron_ros.ros.coordinator_node import CoordinatorNode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ContainerOptions:
+    config: Path
+    bag: str | None = None  # replay this rosbag into the container
+    policy: str | None = None  # override the file's coordinator policy
+    versions: str | None = None
+    domain_id: int | None = None  # None: ROS_DOMAIN_ID or 0
+    extra_overrides: dict[str, list[Parameter]] = field(default_factory=dict)  # node name -> params
+
+
+class Container:
+    def __init__(self, options: ContainerOptions):
+        self.options = options
+        self.config: ContainerConfig = load_config(options.config)  # bad values fail here, naming the key
+        self.context = rclpy.Context()
+        args = ["--ros-args", "--params-file", str(options.config)]
+        init = {"args": args, "context": self.context, "signal_handler_options": SignalHandlerOptions.NO}
+        if options.domain_id is not None:
+            init["domain_id"] = options.domain_id
+        rclpy.init(**init)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.failed: dict[str, str] = {}  # component -> why it is not running
+        self.components: dict[str, Node] = {}
+        self.player = None
+        self._stop = threading.Event()
+        try:
+            self._build()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _overrides(self, node: str, **values) -> list[Parameter]:
+        extra = [Parameter(k, value=v) for k, v in values.items() if v not in (None, "")]
+        return extra + self.options.extra_overrides.get(node, [])
+
+    def _build(self) -> None:
+        self.node = Node(CONTAINER_NODE, context=self.context)
+        self.node.declare_parameter("components", [c.name for c in self.config.components])
+        logger = self.node.get_logger()
+        self.coordinator = CoordinatorNode(context=self.context, parameter_overrides=self._overrides(
+            "aaron_coordinator", policy=self.options.policy, versions=self.options.versions))
+        bag_dir = self.coordinator.params.kernel_bag_dir
+        for c in self.config.components:
+            try:
+                cls = find_component(c.component)
+                comp = cls(c.name, service=self.coordinator.service, kernel_bag_dir=bag_dir,
+                           context=self.context, parameter_overrides=self._overrides(c.name))
+            except Exception as exc:
+                self.failed[c.name] = f"{type(exc).__name__}: {exc}"
+                logger.error(f"component {c.name} ({c.component}) failed to load and is left out: "
+                             f"{self.failed[c.name]}")
+                continue
+            self.components[c.name] = comp
+            if hasattr(comp, "counters"):
+                self.coordinator.task_counters[c.name] = lambda comp=comp: dict(comp.counters)
+        if not self.components:
+            raise RuntimeError(f"{self.config.path}: no component could be loaded: {self.failed}")
+        self.coordinator.start()
+        for n in (self.node, self.coordinator, *self.components.values()):
+            self.executor.add_node(n)
+        if self.options.bag:
+            from aaron_ros.ros.bag_player import BagPlayer
+
+            self.player = BagPlayer(context=self.context,
+                                    parameter_overrides=self._overrides("bag_player", bag=self.options.bag))
+            self.executor.add_node(self.player)
+        logger.info(f"container up: {len(self.components)} component(s) "
+                    f"[{', '.join(self.components)}], policy {self.coordinator.service.policy_name}"
+                    + (f"; {len(self.failed)} failed: {', '.join(self.failed)}" if self.failed else ""))
+
+    # -- running ------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Safe from a signal handler or another thread."""
+        self._stop.set()
+
+    def spin(self, duration_s: float | None = None, on_tick=None, tick_s: float = 1.0) -> None:
+        """Serve until request_stop(), `duration_s`, or the bag player finished (when one runs)."""
+        if self.player is not None:
+            # Frames published before the components' subscriptions match would be lost.
+            self.player.wait_for_subscribers(1, timeout=5.0)
+            self.player.start()
+        start = time.monotonic()
+        next_tick = start + tick_s
+        while not self._stop.is_set() and self.context.ok():
+            now = time.monotonic()
+            if duration_s is not None and now - start >= duration_s:
+                break
+            if self.player is not None and self.player.wait(0):
+                time.sleep(0.5)  # let the last results come out
+                self.executor.spin_once(timeout_sec=0.1)
+                break
+            try:
+                self.executor.spin_once(timeout_sec=0.1)
+            except Exception as exc:  # a component's callback raised: report, keep serving
+                self.node.get_logger().error(f"a callback raised: {type(exc).__name__}: {exc}",
+                                             throttle_duration_sec=5.0)
+            if on_tick is not None and now >= next_tick:
+                next_tick = now + tick_s
+                on_tick(self)
+
+    def shutdown(self, drain_timeout_s: float = 2.0) -> None:
+        """In-flight frames finish (within the drain time) or are counted as dropped."""
+        if self.player is not None:
+            self.player.stop()
+        coordinator = getattr(self, "coordinator", None)
+        if coordinator is not None:
+            coordinator.service.stop(drain_timeout_s)
+        for n in list(self.executor.get_nodes()):
+            self.executor.remove_node(n)
+            n.destroy_node()
+        self.executor.shutdown(timeout_sec=1.0)
+        self.context.try_shutdown()

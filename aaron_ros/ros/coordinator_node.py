@@ -1,0 +1,119 @@
+"""The coordinator node: owns the coordinator service, reports on it, and lets its policy be
+switched at run time.
+
+Publishes `CoordinatorStatus` (with one `TaskStatus` per task) on /aaron/status and a
+`diagnostic_msgs/DiagnosticArray` on /diagnostics at `status_rate_hz`; with `publish_grants`,
+every finished stage as a `StageGrant` on /aaron/grants. Service /aaron/set_policy.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+
+from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
+from aaron_ros.coordinator.types import Grant
+from aaron_ros.msg import CoordinatorStatus, StageGrant, TaskStatus
+from aaron_ros.ros.config import CoordinatorParams, params_from_node
+from aaron_ros.srv import SetPolicy
+
+STATUS_TOPIC = "/aaron/status"
+GRANTS_TOPIC = "/aaron/grants"
+SET_POLICY_SERVICE = "/aaron/set_policy"
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+class CoordinatorNode(Node):
+    def __init__(self, name: str = "aaron_coordinator", *, context=None, parameter_overrides=None):
+        super().__init__(name, context=context, parameter_overrides=parameter_overrides or [])
+        self.params = p = params_from_node(self, CoordinatorParams)
+        self.service = CoordinatorService(ServiceOptions(policy=p.policy, versions=p.versions,
+                                                         device=p.device, lanes=p.lanes))
+        # Counters kept by the components themselves (bad images, rate limit), per task.
+        self.task_counters: dict[str, Callable[[], dict]] = {}
+        self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, 100) if p.publish_grants else None
+        self._srv = self.create_service(SetPolicy, SET_POLICY_SERVICE, self._set_policy)
+        self._timer = None
+
+    def start(self) -> None:
+        """After every component registered its task: start serving and reporting."""
+        if self._grant_pub is not None:
+            self.service.on_stage = self._publish_grant
+        self.service.start()
+        self._timer = self.create_timer(1.0 / self.params.status_rate_hz, self.publish_status)
+
+    def _set_policy(self, req: SetPolicy.Request, res: SetPolicy.Response) -> SetPolicy.Response:
+        try:
+            self.service.switch_policy(req.policy, req.versions)
+        except ValueError as exc:
+            res.success, res.message = False, str(exc)
+            self.get_logger().warning(f"set_policy refused: {exc}")
+            return res
+        res.success = True
+        res.message = f"policy {self.service.policy_name}, versions {self.service.versions}"
+        self.get_logger().info(f"switched to {res.message}")
+        return res
+
+    # -- reporting ------------------------------------------------------------------------------
+    def task_statuses(self) -> list[TaskStatus]:
+        out = []
+        for name, m in self.service.snapshot().items():
+            spec = self.service.specs[name]
+            extra = self.task_counters.get(name, dict)()
+            t = m["totals"]
+            out.append(TaskStatus(
+                task=name, model=spec.model, criticality=spec.criticality, deadline_ms=spec.deadline_ms,
+                p50_ms=_finite(m["p50_ms"]), p95_ms=_finite(m["p95_ms"]), p99_ms=_finite(m["p99_ms"]),
+                miss_rate=_finite(m["miss_rate"]), fps=m["fps"], completed=t["done"], dropped=t["dropped"],
+                failed=t["failed"], rejected=extra.get("rejected", 0), rate_limited=extra.get("rate_limited", 0)))
+        return out
+
+    def publish_status(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        tasks = self.task_statuses()
+        msg = CoordinatorStatus(policy=self.service.policy_name, versions=self.service.versions,
+                                lanes=self.service.lanes, tasks=tasks)
+        msg.header.stamp = stamp
+        self._status_pub.publish(msg)
+        diag = DiagnosticArray(status=[self._diagnostic(t) for t in tasks])
+        diag.header.stamp = stamp
+        self._diag_pub.publish(diag)
+
+    def _diagnostic(self, t: TaskStatus) -> DiagnosticStatus:
+        level, message = DiagnosticStatus.OK, "meeting deadlines"
+        if t.miss_rate > self.params.miss_warn_threshold:
+            level = DiagnosticStatus.WARN
+            message = f"missing {t.miss_rate:.0%} of deadlines (threshold {self.params.miss_warn_threshold:.0%})"
+        if t.completed == 0 and t.failed > 0:
+            level, message = DiagnosticStatus.ERROR, "every frame failed"
+        values = {"model": t.model, "criticality": t.criticality, "deadline_ms": f"{t.deadline_ms:g}",
+                  "p50_ms": f"{t.p50_ms:.1f}", "p99_ms": f"{t.p99_ms:.1f}", "miss_rate": f"{t.miss_rate:.3f}",
+                  "fps": f"{t.fps:.1f}", "completed": str(t.completed), "dropped": str(t.dropped),
+                  "failed": str(t.failed), "rejected": str(t.rejected), "rate_limited": str(t.rate_limited),
+                  "policy": self.service.policy_name}
+        return DiagnosticStatus(level=level, name=f"aaron_ros: {t.task}", message=message,
+                                hardware_id=self.get_name(),
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _publish_grant(self, grant: Grant, finished: float) -> None:
+        """On the coordinating thread; service-clock times are mapped onto the node's clock."""
+        job = grant.request.job
+        offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
+        graph = self.service.graphs[job.task.model]
+        self._grant_pub.publish(StageGrant(
+            task=job.task.name, frame=job.frame, stage=grant.request.stage,
+            stage_name=graph.stages[grant.request.stage].name, version=grant.version.id, lane=grant.lane,
+            granted=_time(grant.granted_at + offset), finished=_time(finished + offset)))
+
+
+def _time(seconds: float) -> Time:
+    ns = int(seconds * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)

@@ -1,0 +1,161 @@
+"""The perception component: one model serving one image topic, through the coordinator.
+
+Images are checked and turned into tensors on the executor thread, handed to the coordinator
+as jobs, and the finished frames come back from the coordinating thread through a guard
+condition, so results are post-processed and published on the executor thread again (the
+coordinator never waits for a publisher).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from aaron_ros.coordinator.service import CoordinatorService
+from aaron_ros.coordinator.types import JobRecord
+from aaron_ros.msg import InferenceResult
+from aaron_ros.ros.config import ComponentParams, params_from_node
+from aaron_ros.ros.image_conversions import ImageError, array_to_tensor, image_to_array, mask_to_image
+
+KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
+         "mask": InferenceResult.KIND_MASK}
+LOG_THROTTLE_S = 5.0
+
+
+def input_qos(name: str) -> QoSProfile:
+    """sensor_data: best effort, keep a few (a late frame is worth nothing); reliable: depth 5."""
+    if name == "sensor_data":
+        return qos_profile_sensor_data
+    return QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass
+class _Frame:
+    header: Header
+    size: tuple[int, int]  # the image's (height, width), to map boxes back onto it
+    input_delay_ms: float
+
+
+class RateLimiter:
+    """Admits frames at `rate_hz` on average: credit grows with time, capped at one frame."""
+
+    def __init__(self, rate_hz: float):
+        self.rate_hz = rate_hz
+        self._credit = 1.0
+        self._last: float | None = None
+
+    def admit(self, now: float) -> bool:
+        if self._last is not None:
+            self._credit = min(1.0, self._credit + (now - self._last) * self.rate_hz)
+        self._last = now
+        # A small tolerance, so a 20 Hz limit on a jittery 20 Hz camera does not drop frames.
+        if self._credit >= 0.95:
+            self._credit -= 1.0
+            return True
+        return False
+
+
+class PerceptionComponent(Node):
+    """Parameters: see `ComponentParams` (README "Configuration")."""
+
+    def __init__(self, name: str, *, service: CoordinatorService, kernel_bag_dir: str = "bags",
+                 context=None, parameter_overrides=None):
+        super().__init__(name, context=context, parameter_overrides=parameter_overrides or [])
+        self.params = p = params_from_node(self, ComponentParams, name)
+        self.service = service
+        self.graph = service.add_task(p.task_spec(), p.bag_path(kernel_bag_dir), self._on_finished)
+        bag = service.bags[p.model]
+        if bag.fallback_reason:
+            self.get_logger().warning(f"{p.model}: eager versions only ({bag.fallback_reason})")
+        else:
+            self.get_logger().info(f"{p.model}: kernel bag with {sum(map(len, bag.versions.values()))} versions")
+        self.input_size = tuple(self.graph.input_shape[1:])
+        self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0}
+        self._limiter = RateLimiter(p.max_rate_hz)
+        self._frames: dict[int, _Frame] = {}  # submitted, not yet ended
+        self._next_frame = 0
+        self._finished: deque[tuple[JobRecord, torch.Tensor | None]] = deque()
+        self._lock = threading.Lock()
+        self._wake = self.create_guard_condition(self._publish_finished)
+        self._pub = self.create_publisher(InferenceResult, p.result_topic, 10)
+        self.mask_topic = f"{p.result_topic}/mask" if self.graph.output_kind == "mask" else ""
+        self._mask_pub = self.create_publisher(Image, self.mask_topic, 10) if self.mask_topic else None
+        self._sub = self.create_subscription(Image, p.input_topic, self._on_image, input_qos(p.qos))
+        self.get_logger().info(
+            f"{p.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
+            f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
+
+    # -- executor thread: frames in ------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        arrival_ns = time.time_ns()
+        self.counters["received"] += 1
+        if not self._limiter.admit(time.monotonic()):
+            self.counters["rate_limited"] += 1
+            return
+        try:
+            pixels = image_to_array(msg)
+            x = array_to_tensor(pixels, self.input_size)
+        except ImageError as exc:
+            self.counters["rejected"] += 1
+            self.get_logger().warning(f"rejected an image on {self.params.input_topic}: {exc}",
+                                      throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        frame = self._next_frame
+        self._next_frame += 1
+        with self._lock:
+            self._frames[frame] = _Frame(msg.header, pixels.shape[:2], (arrival_ns - stamp_ns) / 1e6)
+        self.service.submit(self.params.name, frame, x)
+
+    # -- coordinating thread: a frame ended ---------------------------------------------------
+    def _on_finished(self, rec: JobRecord, output) -> None:
+        with self._lock:
+            self._finished.append((rec, output))
+        self._wake.trigger()
+
+    # -- executor thread: results out ---------------------------------------------------------
+    def _publish_finished(self) -> None:
+        while True:
+            with self._lock:
+                if not self._finished:
+                    return
+                rec, output = self._finished.popleft()
+                frame = self._frames.pop(rec.frame, None)
+            if rec.outcome != "done" or frame is None:
+                continue  # dropped or failed: counted by the coordinator's monitor
+            try:
+                self._publish(rec, output, frame)
+            except Exception as exc:  # a broken post-processing must not stop the node
+                self.get_logger().error(f"frame {rec.frame}: post-processing failed: {exc}",
+                                        throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _publish(self, rec: JobRecord, output: torch.Tensor, frame: _Frame) -> None:
+        p = self.params
+        out = InferenceResult(header=frame.header, task=p.name, model=p.model, frame=rec.frame,
+                              latency_ms=rec.latency_s * 1e3, queueing_ms=(rec.queueing_s or 0.0) * 1e3,
+                              input_delay_ms=frame.input_delay_ms, deadline_ms=p.deadline_ms,
+                              kind=KINDS[self.graph.output_kind])
+        out.deadline_met = out.latency_ms <= p.deadline_ms
+        out.kernel_version = rec.versions[-1] if rec.versions else ""
+        result = self.graph.postprocess(output) if self.graph.postprocess else output
+        if self.graph.output_kind == "classes":
+            out.class_ids = result.class_ids.tolist()
+            out.scores = result.scores.tolist()
+        elif self.graph.output_kind == "detections":
+            sy, sx = frame.size[0] / self.input_size[0], frame.size[1] / self.input_size[1]
+            boxes = result.boxes * torch.tensor([sx, sy, sx, sy])
+            out.class_ids = result.classes.tolist()
+            out.scores = result.scores.tolist()
+            out.boxes = boxes.flatten().tolist()
+        else:
+            out.mask_topic = self.mask_topic
+            self._mask_pub.publish(mask_to_image(result, frame.header))
+        self._pub.publish(out)
+        self.counters["published"] += 1

@@ -1,0 +1,54 @@
+"""`aaron-ros run`: the container without the launch system, with a live per-task table."""
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from aaron_ros.bench.report import text_table
+from aaron_ros.ros.container import Container, ContainerOptions
+
+
+def status_table(container: Container) -> str:
+    """Per task: latency over the status window, misses, rate and frame counts since start."""
+    svc = container.coordinator.service
+    rows = []
+    for t in container.coordinator.task_statuses():
+        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
+                     f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.completed, t.dropped, t.failed, t.rejected,
+                     t.rate_limited))
+    for name, why in container.failed.items():
+        rows.append((name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"not loaded: {why[:60]}"))
+    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "done", "dropped",
+            "failed", "rejected", "rate-limited")
+    return (f"policy {svc.policy_name} (versions {svc.versions}), lanes {', '.join(svc.lanes)}; "
+            f"latency and fps over the last {svc.options.status_window_s:g} s\n"
+            + text_table(head, rows, left=3))
+
+
+def run(config: str | Path, bag: str | None = None, duration_s: float | None = None, policy: str | None = None,
+        table: bool = True) -> int:
+    container = Container(ContainerOptions(Path(config), bag=bag or None, policy=policy or None))
+    shown = [0]  # lines of the last table drawn, to redraw it in place
+
+    def draw(c: Container) -> None:
+        text = status_table(c)
+        if sys.stdout.isatty() and shown[0]:
+            sys.stdout.write(f"\x1b[{shown[0]}F\x1b[J")  # back to the table's first line, clear below
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        shown[0] = text.count("\n") + 1 if sys.stdout.isatty() else 0
+
+    def on_signal(signum, frame) -> None:
+        container.request_stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        tick = 1.0 if sys.stdout.isatty() else 5.0  # a log file gets a table every 5 s
+        container.spin(duration_s, on_tick=draw if table else None, tick_s=tick)
+    finally:
+        container.shutdown()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    print(status_table(container) if table else "", flush=True)
+    return 0

@@ -1,0 +1,313 @@
+"""The container's parameter files: loading and checking without ROS, and the same through rclpy."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aaron_ros.bench.workload import load_workload
+from aaron_ros.ros.config import (ComponentParams, ContainerConfig, CoordinatorParams, ParamError,
+                                  load_config, params_from_node)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ["f1tenth", "ar_glasses"]
+
+BASE = """\
+/**:
+  ros__parameters:
+    input_topic: /camera/image_raw
+aaron_container:
+  ros__parameters:
+    components: [detector, signs]
+aaron_coordinator:
+  ros__parameters:
+    policy: aaron
+detector:
+  ros__parameters:
+    model: tiny_yolo
+    deadline_ms: 50.0
+    criticality: critical
+    max_rate_hz: 20.0
+    overload: keep_latest
+    queue_size: 1
+signs:
+  ros__parameters:
+    model: mobilenet_v3_small
+    deadline_ms: 100.0
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def edited(old: str, new: str) -> str:
+    assert old in BASE, old
+    return BASE.replace(old, new, 1)
+
+
+# --- the shipped files ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_matches_its_workload(name):
+    cfg = load_config(ROOT / "config" / f"{name}.yaml")
+    workload = load_workload(name)
+    assert cfg.tasks() == workload.tasks  # names, models, rates, deadlines, criticality, overload, queues
+    assert [c.component for c in cfg.components] == ["perception"] * len(workload.tasks)
+    assert cfg.coordinator == CoordinatorParams()  # the defaults, written out
+    assert set(cfg.nodes) == {"bag_player", "camera"}
+    assert cfg.shared["input_topic"] == cfg.nodes["camera"]["topic"]
+    assert cfg.params_for("bag_player")["qos"] == "sensor_data"  # `/**` reaches the other nodes too
+    for c in cfg.components:
+        assert c.input_topic == "/camera/image_raw" and c.result_topic == f"/aaron/{c.name}/result"
+        assert cfg.kernel_bag(c) == Path("bags") / c.model
+
+
+# --- the dataclasses ------------------------------------------------------------------------
+
+def test_component_defaults_and_derived_values():
+    c = ComponentParams(name="det", model="tiny_yolo")
+    assert c.result_topic == "/aaron/det/result"
+    assert c.bag_path("bags") == Path("bags/tiny_yolo")
+    assert dataclasses.replace(c, kernel_bag="/opt/b").bag_path("bags") == Path("/opt/b")
+    assert ComponentParams(name="det", model="tiny_yolo", input_size=[320, 320]).input_size == (320, 320)
+    spec = ComponentParams(name="det", model="seg_net", deadline_ms=80, max_rate_hz=15,
+                           criticality="critical").task_spec()
+    assert (spec.name, spec.model, spec.rate_hz, spec.deadline_ms, spec.critical) == ("det", "seg_net", 15.0, 80.0, True)
+    assert isinstance(ComponentParams(name="d", model="seg_net", deadline_ms=80).deadline_ms, float)
+
+
+@pytest.mark.parametrize("kwargs, key, words", [
+    ({"model": ""}, "model", "is required"),
+    ({"model": "yolo9000"}, "model", "unknown model"),
+    ({"deadline_ms": -5}, "deadline_ms", "must be > 0, got -5"),
+    ({"deadline_ms": "50"}, "deadline_ms", "must be a number"),
+    ({"deadline_ms": True}, "deadline_ms", "must be a number"),
+    ({"max_rate_hz": 0.0}, "max_rate_hz", "must be > 0"),
+    ({"queue_size": 0}, "queue_size", ">= 1"),
+    ({"queue_size": 1.5}, "queue_size", "must be an integer"),
+    ({"criticality": "high"}, "criticality", "must be one of"),
+    ({"overload": "drop_all"}, "overload", "must be one of"),
+    ({"qos": "best_effort"}, "qos", "must be one of"),
+    ({"input_topic": "camera image"}, "input_topic", "ROS topic name"),
+    ({"input_size": [224, 224]}, "input_size", "kernel bags are built for that size"),
+    ({"input_size": [320]}, "input_size", "[height, width]"),
+    ({"input_size": ["a", "b"]}, "input_size", "list of integers"),
+    ({"name": "3d"}, "name", "ROS node name"),
+])
+def test_component_rejects_bad_values_naming_the_key(kwargs, key, words):
+    values = {"name": "det", "model": "tiny_yolo", **kwargs}
+    with pytest.raises(ParamError) as err:
+        ComponentParams(**values)
+    assert err.value.key == key and str(err.value).startswith(f"{key}: ") and words in str(err.value)
+
+
+def test_a_plugin_component_needs_no_zoo_model():
+    assert ComponentParams(name="mine", component="my_pkg.nodes:Mine").model == ""
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"policy": "fastest"}, "policy"), ({"versions": "best"}, "versions"), ({"device": "tpu"}, "device"),
+    ({"lanes": -1}, "lanes"), ({"status_rate_hz": 0}, "status_rate_hz"),
+    ({"miss_warn_threshold": 1.5}, "miss_warn_threshold"), ({"publish_grants": "yes"}, "publish_grants"),
+    ({"kernel_bag_dir": ""}, "kernel_bag_dir"),
+])
+def test_coordinator_rejects_bad_values(kwargs, key):
+    with pytest.raises(ParamError) as err:
+        CoordinatorParams(**kwargs)
+    assert err.value.key == key
+
+
+# --- load_config: layout and errors ---------------------------------------------------------
+
+def test_shared_values_apply_unless_a_node_sets_its_own(tmp_path):
+    text = edited("    input_topic: /camera/image_raw\n",
+                  "    input_topic: /camera/image_raw\n    max_rate_hz: 15.0\n    kernel_bag_dir: /data/bags\n")
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.component("detector").max_rate_hz == 20.0  # its own
+    assert cfg.component("signs").max_rate_hz == 15.0     # from /**
+    assert cfg.coordinator.kernel_bag_dir == "/data/bags"
+    assert cfg.kernel_bag("signs") == Path("/data/bags/mobilenet_v3_small")
+    assert isinstance(cfg, ContainerConfig) and cfg.nodes == {}
+
+
+def test_coordinator_section_is_optional_and_leading_slash_names_match(tmp_path):
+    text = BASE.replace("aaron_coordinator:\n  ros__parameters:\n    policy: aaron\n", "")
+    text = text.replace("\ndetector:", "\n/detector:")
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.coordinator == CoordinatorParams()
+    assert [c.name for c in cfg.components] == ["detector", "signs"]
+
+
+def test_unlisted_sections_are_other_nodes_kept_raw(tmp_path):
+    text = BASE + "bag_player:\n  ros__parameters:\n    bag: /data/run1\n    rate: 2.0\n"
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.nodes == {"bag_player": {"bag": "/data/run1", "rate": 2.0}}
+    assert cfg.params_for("bag_player") == {"input_topic": "/camera/image_raw", "bag": "/data/run1", "rate": 2.0}
+
+
+ERRORS = [
+    ("bad value",
+     edited("deadline_ms: 50.0", "deadline_ms: -5"),
+     "detector.ros__parameters.deadline_ms: must be > 0, got -5"),
+    ("string deadline",
+     edited("deadline_ms: 50.0", "deadline_ms: fast"),
+     "detector.ros__parameters.deadline_ms: must be a number, got 'fast'"),
+    ("typo in a component",
+     edited("deadline_ms: 50.0", "dealine_ms: 50.0"),
+     "detector.ros__parameters.dealine_ms: unknown key; did you mean 'deadline_ms'?"),
+    ("typo in the coordinator",
+     edited("policy: aaron", "polcy: aaron"),
+     "aaron_coordinator.ros__parameters.polcy: unknown key; did you mean 'policy'?"),
+    ("name is the key, not a parameter",
+     edited("model: tiny_yolo", "model: tiny_yolo\n    name: det"),
+     "detector.ros__parameters.name: unknown key"),
+    ("typo in /**",
+     edited("input_topic: /camera/image_raw", "input_topc: /camera/image_raw"),
+     "/**.ros__parameters.input_topc: unknown key; did you mean 'input_topic'?"),
+    ("bad shared value names /** and the node",
+     edited("input_topic: /camera/image_raw", "input_topic: /camera/image_raw\n    queue_size: 0"),
+     "/**.ros__parameters.queue_size: must be >= 1, got 0 (as applied to signs)"),
+    ("listed without a section",
+     edited("components: [detector, signs]", "components: [detector, signs, lanes_net]"),
+     "aaron_container.ros__parameters.components: 'lanes_net' is listed but the file has no 'lanes_net:' section"),
+    ("listed twice",
+     edited("components: [detector, signs]", "components: [detector, signs, detector]"),
+     "aaron_container.ros__parameters.components: 'detector' is listed twice"),
+    ("no components",
+     edited("components: [detector, signs]", "components: []"),
+     "aaron_container.ros__parameters.components: must be a non-empty list"),
+    ("section without ros__parameters",
+     edited("signs:\n  ros__parameters:\n", "signs:\n  parameters:\n"),
+     "signs: missing 'ros__parameters:'"),
+    ("duplicate output topic",
+     edited("queue_size: 1", "queue_size: 1\n    output_topic: /aaron/out") + "    output_topic: /aaron/out\n",
+     "signs.ros__parameters.output_topic: /aaron/out is already the output of detector"),
+    ("default output topic taken",
+     BASE + "    output_topic: /aaron/detector/result\n",
+     "signs.ros__parameters.output_topic: /aaron/detector/result is already the output of detector"),
+    ("input size",
+     edited("queue_size: 1", "queue_size: 1\n    input_size: [416, 416]"),
+     "detector.ros__parameters.input_size: tiny_yolo takes [320, 320] and its kernel bags are built for that size"),
+    ("unknown model",
+     edited("model: tiny_yolo", "model: yolov8"),
+     "detector.ros__parameters.model: unknown model 'yolov8'"),
+    ("unknown policy",
+     edited("policy: aaron", "policy: fifo"),
+     "aaron_coordinator.ros__parameters.policy: must be one of"),
+    ("unknown component",
+     edited("model: tiny_yolo", "model: tiny_yolo\n    component: percepton"),
+     "detector.ros__parameters.component: unknown component 'percepton'; known: ["),
+    ("wrong bool",
+     edited("policy: aaron", "policy: aaron\n    publish_grants: 1"),
+     "aaron_coordinator.ros__parameters.publish_grants: must be true or false, got 1"),
+    ("no container",
+     BASE.replace("aaron_container:\n  ros__parameters:\n    components: [detector, signs]\n", ""),
+     "aaron_container: missing"),
+    ("a key twice",
+     BASE + "detector:\n  ros__parameters:\n    model: seg_net\n",
+     "YAML error at line 22, column 1: duplicate key 'detector'"),
+    ("YAML syntax",
+     edited("    deadline_ms: 50.0\n", "    deadline_ms: [50.0\n"),
+     "YAML error at line 14, column 16: expected ',' or ']', but got ':' (while parsing a flow sequence at line 13)"),
+]
+
+
+@pytest.mark.parametrize("text, expected", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_bad_files_fail_naming_file_and_full_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: "), message
+    assert expected in message, message
+
+
+def test_not_a_parameter_file(tmp_path):
+    with pytest.raises(ValueError, match="expected a ROS 2 parameter file"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ValueError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_config_and_components_load_a_file_without_importing_rclpy():
+    code = ("import sys; from aaron_ros.ros.config import load_config; "
+            "load_config('config/f1tenth.yaml'); assert 'rclpy' not in sys.modules, 'rclpy imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --- the ROS side: the same values through a live node's parameters ---------------------------
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_params_from_node_reads_the_shipped_file_like_load_config(ros_context_args, name):
+    from rclpy.node import Node
+
+    path = ROOT / "config" / f"{name}.yaml"
+    cfg = load_config(path)
+    ctx = ros_context_args("--params-file", str(path))
+    nodes = []
+    try:
+        node = Node("aaron_coordinator", context=ctx)
+        nodes.append(node)
+        assert params_from_node(node, CoordinatorParams) == cfg.coordinator
+        assert node.describe_parameter("lanes").read_only
+        for c in cfg.components:
+            node = Node(c.name, context=ctx)
+            nodes.append(node)
+            assert params_from_node(node, ComponentParams) == c
+            assert node.get_parameter("input_topic").value == "/camera/image_raw"  # from /**
+    finally:
+        for node in nodes:
+            node.destroy_node()
+
+
+def test_params_from_node_takes_integers_for_floats_and_names_bad_keys(ros_context_args, tmp_path):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    path = write(tmp_path, """\
+        /**:
+          ros__parameters:
+            qos: reliable
+        det:
+          ros__parameters:
+            model: tiny_yolo
+            deadline_ms: 50
+            input_size: [320, 320]
+        seg:
+          ros__parameters:
+            model: seg_net
+            deadline_ms: soon
+        bad_size:
+          ros__parameters:
+            model: seg_net
+            input_size: [240, 240]
+        coord:
+          ros__parameters:
+            status_rate_hz: 2
+            lanes: 2.5
+        """)
+    ctx = ros_context_args("--params-file", str(path))
+    nodes = {n: Node(n, context=ctx) for n in ("det", "seg", "bad_size", "coord")}
+    try:
+        det = params_from_node(nodes["det"], ComponentParams)
+        assert (det.name, det.deadline_ms, det.input_size, det.qos) == ("det", 50.0, (320, 320), "reliable")
+        assert nodes["det"].describe_parameter("input_size").type == Parameter.Type.INTEGER_ARRAY.value
+        assert params_from_node(nodes["det"], ComponentParams, "det") == det  # declared once, read again
+        with pytest.raises(ValueError, match=r"^node seg: parameter deadline_ms: must be a number, got 'soon'"):
+            params_from_node(nodes["seg"], ComponentParams)
+        with pytest.raises(ValueError, match=r"node bad_size: parameter input_size: seg_net takes \[240, 320\]"):
+            params_from_node(nodes["bad_size"], ComponentParams)
+        with pytest.raises(ValueError, match=r"node coord: parameter lanes: must be an integer, got 2.5"):
+            params_from_node(nodes["coord"], CoordinatorParams)
+        assert nodes["coord"].get_parameter("status_rate_hz").value == 2
+    finally:
+        for node in nodes.values():
+            node.destroy_node()

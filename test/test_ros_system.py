@@ -1,0 +1,194 @@
+"""The ROS 2 system for real: the container (coordinator node + perception components) over real
+DDS, fed from a real bag; results seen by a subscriber in another process; bad images beside
+good ones; the policy switch service; a component that fails to load; SIGTERM shutdown."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from aaron_ros.msg import CoordinatorStatus, InferenceResult  # noqa: E402
+from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
+from aaron_ros.ros.image_conversions import array_to_image  # noqa: E402
+from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
+from aaron_ros.srv import SetPolicy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA", "PYTHONPATH": str(ROOT)}
+
+
+def _config(tmp_path: Path, extra: str = "", components: str = "[classify, segment]",
+            segment_topic: str = "/cam/image") -> Path:
+    path = tmp_path / "system.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        /**:
+          ros__parameters:
+            input_topic: /cam/image
+            kernel_bag_dir: {tmp_path / "no_bags"}
+        aaron_container:
+          ros__parameters:
+            components: {components}
+        aaron_coordinator:
+          ros__parameters:
+            policy: aaron
+            status_rate_hz: 5.0
+        classify:
+          ros__parameters:
+            model: mobilenet_v3_small
+            deadline_ms: 300.0
+            criticality: critical
+            max_rate_hz: 30.0
+        segment:
+          ros__parameters:
+            model: seg_net
+            input_topic: {segment_topic}
+            deadline_ms: 500.0
+            max_rate_hz: 30.0
+        """) + textwrap.dedent(extra))
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_bag(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bag") / "cam"
+    write_image_bag(out, sample_frames(width=160, height=120, fps=10.0, seconds=2.0), topic="/cam/image",
+                    progress=False)
+    return out
+
+
+def _spin_until(container: Container, cond, timeout: float = 30.0) -> bool:
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        container.executor.spin_once(timeout_sec=0.05)
+    return cond()
+
+
+def test_bag_through_the_container_reaches_a_subscriber_in_another_process(tmp_path, small_bag, ros_domain):
+    listener = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""\
+        import sys, time, rclpy
+        from aaron_ros.msg import InferenceResult
+        rclpy.init(domain_id=int(sys.argv[1]))
+        node = rclpy.create_node("listener")
+        got = []
+        node.create_subscription(InferenceResult, "/aaron/classify/result", got.append, 10)
+        print("ready", flush=True)
+        end = time.monotonic() + 60
+        while len(got) < 5 and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        print(len(got), got[-1].model if got else "", got[-1].kind if got else -1, flush=True)
+        """), str(ros_domain)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    assert listener.stdout.readline().strip() == "ready"
+    container = Container(ContainerOptions(_config(tmp_path), bag=str(small_bag), domain_id=ros_domain))
+    statuses = []
+    watcher = container.node.create_subscription(CoordinatorStatus, "/aaron/status", statuses.append, 10)
+    try:
+        container.spin(duration_s=60)  # ends with the bag
+    finally:
+        container.shutdown()
+    out, err = listener.communicate(timeout=60)
+    count, model, kind = out.split()
+    assert int(count) >= 5 and model == "mobilenet_v3_small" and int(kind) == InferenceResult.KIND_CLASSES, err
+    assert container.player.published == 20
+    assert statuses and {t.task for t in statuses[-1].tasks} == {"classify", "segment"}
+    assert statuses[-1].policy == "aaron"
+    del watcher
+
+
+def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_domain):
+    cfg = _config(tmp_path, segment_topic="/other/image")  # classify gets the bad images
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+    node = container.node
+    bad_pub = node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
+    good_pub = node.create_publisher(Image, "/other/image", qos_profile_sensor_data)
+    results, masks = [], []
+    node.create_subscription(InferenceResult, "/aaron/segment/result", results.append, 10)
+    node.create_subscription(Image, "/aaron/segment/result/mask", masks.append, 10)
+    good = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
+    bad = [array_to_image(np.zeros((120, 160, 3), np.uint8), "rgb8") for _ in range(3)]
+    bad[0].encoding = "yuv422_weird"
+    bad[1].data = bytes(bad[1].data)[:1000]  # truncated
+    bad[2].step = 7  # step does not match width
+    try:
+        _spin_until(container, lambda: bad_pub.get_subscription_count() and good_pub.get_subscription_count(), 10)
+        for i in range(6):
+            bad_pub.publish(bad[i % 3])
+            good_pub.publish(good)
+            _spin_until(container, lambda: False, 0.15)
+        assert _spin_until(container, lambda: len(results) >= 3 and masks, 30)
+    finally:
+        container.shutdown()
+    classify = container.components["classify"]
+    assert classify.counters["rejected"] >= 3 and classify.counters["published"] == 0
+    r = results[0]
+    assert r.kind == InferenceResult.KIND_MASK and r.mask_topic == "/aaron/segment/result/mask"
+    assert masks[0].encoding == "mono8" and masks[0].header.stamp == r.header.stamp
+    assert r.latency_ms > 0 and ".eager." in r.kernel_version  # no kernel bag here: eager versions
+
+
+def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_bag, ros_domain):
+    cfg = _config(tmp_path, components="[classify, segment, broken]", extra="""\
+        broken:
+          ros__parameters:
+            component: aaron_ros.ros.no_such_module:Nothing
+        """)
+    container = Container(ContainerOptions(cfg, bag=str(small_bag), domain_id=ros_domain))
+    try:
+        assert set(container.components) == {"classify", "segment"}
+        assert "broken" in container.failed and "no_such_module" in container.failed["broken"]
+        client = container.node.create_client(SetPolicy, "/aaron/set_policy")
+        assert client.wait_for_service(timeout_sec=10)
+        results = []
+        container.node.create_subscription(InferenceResult, "/aaron/classify/result", results.append, 10)
+        container.player.wait_for_subscribers(1, 10)
+        container.player.start()
+        assert _spin_until(container, lambda: len(results) >= 2)
+        bad = client.call_async(SetPolicy.Request(policy="fifo"))
+        assert _spin_until(container, bad.done, 10)
+        assert not bad.result().success and "unknown policy 'fifo'" in bad.result().message
+        ok = client.call_async(SetPolicy.Request(policy="sequential"))
+        assert _spin_until(container, ok.done, 10) and ok.result().success
+        before = len(results)
+        assert _spin_until(container, lambda: len(results) >= before + 2)
+        assert container.coordinator.service.policy_name == "sequential"
+        assert len(container.coordinator.service.lanes) == 1
+        container.player.wait(30)
+        _spin_until(container, lambda: False, 1.0)
+    finally:
+        container.shutdown()
+    totals = container.coordinator.service.snapshot()["classify"]["totals"]
+    assert totals["failed"] == 0 and totals["done"] >= 4
+
+
+def test_run_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):
+    cfg = _config(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(cfg), "--no-table"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "container up" in line:
+            break
+    assert any("container up" in line for line in lines), "".join(lines)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the container did not stop within 15 s of SIGTERM")
+    assert proc.returncode == 0
+    assert time.monotonic() - sent < 15

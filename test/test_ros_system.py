@@ -192,3 +192,27 @@ def test_run_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):
         pytest.fail("the container did not stop within 15 s of SIGTERM")
     assert proc.returncode == 0
     assert time.monotonic() - sent < 15
+
+
+def test_camera_source_feeds_the_container(tmp_path, ros_domain):
+    import cv2
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(10):
+        writer.write(np.full((120, 160, 3), 20 * i, np.uint8))
+    writer.release()
+    cfg = _config(tmp_path, extra="""\
+        camera:
+          ros__parameters:
+            topic: /cam/image
+            rate_hz: 10.0
+        """)
+    container = Container(ContainerOptions(cfg, camera=str(video), domain_id=ros_domain))
+    results = []
+    container.node.create_subscription(InferenceResult, "/aaron/classify/result", results.append, 10)
+    try:
+        assert _spin_until(container, lambda: len(results) >= 3)
+    finally:
+        container.shutdown()
+    assert results[0].kind == InferenceResult.KIND_CLASSES and len(results[0].class_ids) == 5

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class ContainerOptions:
     config: Path
     bag: str | None = None  # replay this rosbag into the container
+    camera: str | None = None  # or publish this camera / video file (CameraNode `device`)
     policy: str | None = None  # override the file's coordinator policy
     versions: str | None = None
     domain_id: int | None = None  # None: ROS_DOMAIN_ID or 0
@@ -51,6 +52,7 @@ class Container:
         self.failed: dict[str, str] = {}  # component -> why it is not running
         self.components: dict[str, Node] = {}
         self.player = None
+        self.camera = None
         self._stop = threading.Event()
         try:
             self._build()
@@ -93,6 +95,12 @@ class Container:
             self.player = BagPlayer(context=self.context,
                                     parameter_overrides=self._overrides("bag_player", bag=self.options.bag))
             self.executor.add_node(self.player)
+        if self.options.camera:
+            from aaron_ros.ros.camera import CameraNode
+
+            self.camera = CameraNode(context=self.context,
+                                     parameter_overrides=self._overrides("camera", device=self.options.camera))
+            self.executor.add_node(self.camera)
         logger.info(f"container up: {len(self.components)} component(s) "
                     f"[{', '.join(self.components)}], policy {self.coordinator.service.policy_name}"
                     + (f"; {len(self.failed)} failed: {', '.join(self.failed)}" if self.failed else ""))
@@ -129,8 +137,9 @@ class Container:
 
     def shutdown(self, drain_timeout_s: float = 2.0) -> None:
         """In-flight frames finish (within the drain time) or are counted as dropped."""
-        if self.player is not None:
-            self.player.stop()
+        for source in (self.player, self.camera):
+            if source is not None:
+                source.stop()
         coordinator = getattr(self, "coordinator", None)
         if coordinator is not None:
             coordinator.service.stop(drain_timeout_s)

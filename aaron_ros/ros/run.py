@@ -27,27 +27,38 @@ def status_table(container: Container) -> str:
 
 
 def run(config: str | Path, bag: str | None = None, duration_s: float | None = None, policy: str | None = None,
-        table: bool = True) -> int:
-    container = Container(ContainerOptions(Path(config), bag=bag or None, policy=policy or None))
-    shown = [0]  # lines of the last table drawn, to redraw it in place
-
-    def draw(c: Container) -> None:
-        text = status_table(c)
-        if sys.stdout.isatty() and shown[0]:
-            sys.stdout.write(f"\x1b[{shown[0]}F\x1b[J")  # back to the table's first line, clear below
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-        shown[0] = text.count("\n") + 1 if sys.stdout.isatty() else 0
+        table: bool = True, camera: str | None = None) -> int:
+    stop_asked: list[int] = []
+    container: Container | None = None
 
     def on_signal(signum, frame) -> None:
-        container.request_stop()
+        stop_asked.append(signum)
+        if container is not None:
+            container.request_stop()
 
+    # Handlers first: a signal while the models load must still end the run cleanly.
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        container = Container(ContainerOptions(Path(config), bag=bag or None, camera=camera or None,
+                                               policy=policy or None))
+        if stop_asked:
+            container.request_stop()
+        shown = [0]  # lines of the last table drawn, to redraw it in place
+
+        def draw(c: Container) -> None:
+            text = status_table(c)
+            if sys.stdout.isatty() and shown[0]:
+                sys.stdout.write(f"\x1b[{shown[0]}F\x1b[J")  # back to the table's first line, clear below
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            shown[0] = text.count("\n") + 1 if sys.stdout.isatty() else 0
+
         tick = 1.0 if sys.stdout.isatty() else 5.0  # a log file gets a table every 5 s
-        container.spin(duration_s, on_tick=draw if table else None, tick_s=tick)
+        try:
+            container.spin(duration_s, on_tick=draw if table else None, tick_s=tick)
+        finally:
+            container.shutdown()
     finally:
-        container.shutdown()
         for s, h in previous.items():
             signal.signal(s, h)
     print(status_table(container) if table else "", flush=True)

@@ -61,5 +61,5 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    print(status_table(container) if table else "", flush=True)
+    print(status_table(container), flush=True)  # the summary, also after a run without the live table
     return 0

@@ -73,9 +73,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from aaron_ros.kernels.compile import CompileOptions, compile_many
     from aaron_ros.models import model_names
 
-    names = model_names() if args.model == "all" else [args.model]
-    if names[0] not in model_names():
-        raise ValueError(f"unknown model {args.model!r}; known: {model_names()} or 'all'")
+    names = model_names() if args.model == "all" else args.model.split(",")
+    unknown = [n for n in names if n not in model_names()]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all'")
     backends = tuple(args.backends.split(",")) if args.backends else CompileOptions.backends
     opts = CompileOptions(device=args.backend, backends=backends, kinds=tuple(args.kinds.split(",")),
                           reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped)
@@ -110,6 +111,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from aaron_ros.bench.workload import load_workload
     from aaron_ros.coordinator.policies import POLICIES
 
+    if bool(args.workload) == bool(args.bag or args.config):
+        raise ValueError("give either --workload, or --bag and --config (the ROS 2 system), not both")
+    if not args.workload:
+        return _bench_ros(args)
+    args.bags = "bags" if args.bags is None else args.bags
     workload = load_workload(args.workload)
     if args.scenario:
         workload = workload.scenario(args.scenario)
@@ -127,6 +133,29 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_ros(args: argparse.Namespace) -> int:
+    from aaron_ros.bench.ros_bench import RosBenchOptions, comparison_text, run_ros_bench, save
+    from aaron_ros.coordinator.policies import POLICIES
+    from aaron_ros.paths import find_config
+
+    if not (args.bag and args.config):
+        raise ValueError("the ROS 2 bench needs both --bag and --config")
+    if not Path(args.bag).exists():
+        raise FileNotFoundError(f"bag {args.bag} does not exist (make one with `aaron-ros record`)")
+    policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
+    opts = RosBenchOptions(bag=Path(args.bag), config=find_config(args.config), policies=policies,
+                           versions=args.versions.split(",") if args.versions else None, repeats=args.repeats,
+                           kernel_bag_dir=args.bags, isolation=args.isolation > 0,
+                           progress=not args.no_progress)
+    log.info("ros bench %s on %s: %s, %d round(s)%s", opts.config.name, args.bag,
+             ", ".join(k for k, _, _ in opts.entries()), opts.repeats, ", each task alone first" if opts.isolation else "")
+    report, latencies, timings = run_ros_bench(opts)
+    for path in save(report, latencies, timings, args.out):
+        log.info("wrote %s", path)
+    print(comparison_text(args.out))
+    return 0
+
+
 def _size(text: str) -> tuple[int, int]:
     w, sep, h = text.lower().partition("x")
     if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
@@ -139,7 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aaron_ros.ros.run import run
 
     return run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,
-               table=not args.no_table)
+               table=not args.no_table, camera=args.camera)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -225,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.set_defaults(func=_cmd_zoo)
 
     c = sub.add_parser("compile", help="build and profile kernel bags")
-    c.add_argument("--model", required=True, help="a zoo model name, or 'all'")
+    c.add_argument("--model", required=True, help="a zoo model name, a comma list of them, or 'all'")
     c.add_argument("--out", required=True, help="folder of bags: one sub-folder per model")
     c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
     c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime,inductor)")
@@ -246,15 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--no-progress", action="store_true")
     k.set_defaults(func=_cmd_contention)
 
-    w = sub.add_parser("bench", help="compare scheduling policies on a workload, in one run")
-    w.add_argument("--workload", required=True, help="a workload name (config/workloads/) or a YAML file")
+    w = sub.add_parser("bench", help="compare scheduling policies on a workload, or on the ROS 2 system "
+                       "fed by a bag, in one run")
+    w.add_argument("--workload", help="a workload name (config/workloads/) or a YAML file")
+    w.add_argument("--bag", help="instead: replay this rosbag into the container, once per policy and round")
+    w.add_argument("--config", help="with --bag: the container's parameter file, or a name in config/ (f1tenth)")
     w.add_argument("--scenario", help="a scenario of the workload (e.g. light, heavy for aaron_fig3)")
     w.add_argument("--policies", default="all", help="'all' or a comma list")
     w.add_argument("--versions", help="comma list of version settings: eager,solo,adaptive")
     w.add_argument("--duration", type=float, default=20.0, help="seconds per policy (summed over rounds)")
     w.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
-    w.add_argument("--isolation", type=float, default=4.0, help="seconds of each task alone")
-    w.add_argument("--bags", default="bags", help="folder of kernel bags (default: bags)")
+    w.add_argument("--isolation", type=float, default=4.0, help="seconds of each task alone (with --bag: "
+                   "each task replays the whole bag alone; 0 skips it)")
+    w.add_argument("--bags", help="folder of kernel bags (default: bags; with --bag, the file's kernel_bag_dir)")
     w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"])
     w.add_argument("--out", required=True)
     w.add_argument("--no-progress", action="store_true")
@@ -290,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("run", help="start the container (coordinator + components) from a parameter file")
     u.add_argument("config", help="a ROS 2 parameter file, or a name in config/ (e.g. f1tenth.yaml)")
     u.add_argument("--bag", help="replay this rosbag (folder, .mcap or .db3) into the container")
+    u.add_argument("--camera", help="or publish a camera (index, e.g. 0) or a video file into it")
     u.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C, "
                    "or the end of --bag)")
     u.add_argument("--policy", help="override the file's coordinator policy")

@@ -216,3 +216,17 @@ def test_camera_source_feeds_the_container(tmp_path, ros_domain):
     finally:
         container.shutdown()
     assert results[0].kind == InferenceResult.KIND_CLASSES and len(results[0].class_ids) == 5
+
+
+def test_rate_limiter_admits_the_asked_rate_from_camera_stamps():
+    from aaron_ros.ros.perception import RateLimiter
+
+    def admitted(camera_hz, limit_hz, seconds=3.0, jitter=0.0):
+        rng = np.random.default_rng(0)
+        lim = RateLimiter(limit_hz)
+        stamps = np.arange(0, seconds, 1 / camera_hz) + rng.uniform(-jitter, jitter, int(seconds * camera_hz))
+        return sum(lim.admit(t) for t in stamps)
+
+    assert admitted(30, 30, jitter=0.002) == 90  # a limit at the camera's rate drops nothing
+    assert 58 <= admitted(30, 20) <= 61  # 20 of every 30 frames
+    assert 29 <= admitted(30, 10) <= 31

@@ -20,6 +20,7 @@ from aaron_ros.runtime.executor import submit_stage
 from aaron_ros.runtime.lanes import LanePool
 
 DRAIN_TIMEOUT_S = 30.0
+HOLD_RECHECK_S = 0.002
 
 
 class LiveDriver:
@@ -105,6 +106,10 @@ class LiveDriver:
             wake = [pending[nxt][0]] if nxt < len(pending) else []
             wake += [end_arrivals] if end_arrivals is not None and drain_until is None else []
             wake += [drain_until] if drain_until is not None else []
+            if coord.pending() and not coord.running:
+                # Frames wait but the policy started nothing (e.g. holding the cores for a
+                # critical frame due): decide again soon even if no event comes.
+                wake.append(self.now() + HOLD_RECHECK_S)
             timeout = max(0.0, min(wake) - self.now()) if wake else None
             try:
                 self._handle(*self._events.get(timeout=timeout))

@@ -55,6 +55,7 @@ class CoordinatorService:
         self.graphs: dict[str, StageGraph] = {}
         self.bags: dict[str, KernelBag] = {}
         self._on_finished: dict[str, OnFinished] = {}
+        self._record_listeners: list[Callable[[JobRecord], None]] = []
         self.on_stage: Callable[[Grant, float], None] | None = None  # tracing: (grant, finished at)
         self.driver: LiveDriver | None = None
         self.monitor: Monitor | None = None
@@ -77,6 +78,11 @@ class CoordinatorService:
         self.specs[spec.name] = spec
         self._on_finished[spec.name] = on_finished
         return graph
+
+    def add_record_listener(self, listener: Callable[[JobRecord], None]) -> None:
+        """Also hear how every frame of every task ended (a bench, a logger), on the coordinating
+        thread, after the task's own callback; a listener that raises is logged and skipped."""
+        self._record_listeners.append(listener)
 
     @property
     def cores(self) -> int:
@@ -136,6 +142,13 @@ class CoordinatorService:
     def grant_us(self) -> list[float]:
         return self.driver.call(lambda c: list(c.grant_us)) if self.driver else []
 
+    def reset_stats(self) -> None:
+        """Zero the monitor (totals and window) and the grant-time log, e.g. between bench runs."""
+        if self.monitor is not None:
+            self.monitor.reset()
+        if self.driver is not None:
+            self.driver.call(lambda c: c.grant_us.clear())
+
     def stop(self, drain_timeout_s: float = 2.0) -> None:
         """Stop taking frames; in-flight work gets `drain_timeout_s`, the rest is counted dropped."""
         if self.driver is not None:
@@ -151,6 +164,11 @@ class CoordinatorService:
             self._on_finished[rec.task](rec, job.data if rec.outcome == "done" else None)
         except Exception:  # a front end's callback must not stop the coordinator
             log.exception("result callback of task %s failed", rec.task)
+        for listener in self._record_listeners:
+            try:
+                listener(rec)
+            except Exception:
+                log.exception("record listener %r failed", listener)
 
     def _stage(self, grant: Grant, finished: float) -> None:
         if self.on_stage is not None:

@@ -72,6 +72,11 @@ class Aaron:
         busy = {r.job.task.name for r in view.requests} | {g.request.job.task.name for g in view.running}
         for name, spec in view.tasks.items():
             last = view.last_release.get(name)
-            if spec.critical and name not in busy and last is not None and last + spec.period_s < finish:
+            if not spec.critical or name in busy or last is None:
+                continue
+            due = last + spec.period_s
+            # A frame overdue by more than a quarter period is not coming on time (camera
+            # stopped, frames skipped): holding for it would stall the normal tasks.
+            if view.now - 0.25 * spec.period_s <= due < finish:
                 return True
         return False

@@ -1,0 +1,527 @@
+"""The policy benchmark over the real ROS 2 system: the container from a parameter file, fed by a
+bag over DDS, every policy on the same frames, measured from outside the components.
+
+One container (coordinator node, one perception component per task, a bag player) serves the
+whole run. For each policy (and versions setting), in interleaved rounds as the core bench
+(`bench/policies.py`) does, the coordinator is switched to it, its counters are reset, the bag is
+replayed once (frames stamped as they are published, as a live camera's), and the run waits until
+every frame a component took has ended and every result has been heard. Two sources are read:
+
+- the coordinator's `JobRecord`s (a record listener on its service): how each frame ended (done,
+  dropped by the overload rule, failed) and its latency release to done, which is the
+  `latency_ms` the component publishes. These feed the same metrics and report as the core bench.
+- a monitor node subscribed to every component's result topic, on its own executor thread, so it
+  hears results as any subscriber would: per frame the end-to-end latency (receive time minus
+  `header.stamp`, camera stamp to result heard), the node's `latency_ms`, and transport =
+  end-to-end - latency_ms: image delivery in, the node's image conversion, result post-processing
+  and delivery out. `input_delay_ms` (stamp to arrival at the node) splits off the way in.
+
+The components' own counters give what never reached the coordinator: frames above `max_rate_hz`
+(rate-limited, by design, not misses), bad images (rejected), and frames the player published that
+a component never received (lost by DDS). Every frame of the bag is accounted for per task:
+done + dropped + failed + rate-limited + rejected + lost = frames published.
+
+Isolation baseline: each task alone through the same path, a container from the same file with
+only that component, the same bag, policy `priority` with solo versions (as the core bench's
+isolation runs), so "alone" carries the same executor, conversion and DDS costs and gives an
+end-to-end latency alone too. It runs before the policies, once per task.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from aaron_ros.bench.metrics import policy_metrics, worst
+from aaron_ros.bench.policies import BenchOptions
+from aaron_ros.bench.policy_report import _fmt, _pct, _table, build_report, write_policy_report
+from aaron_ros.bench.workload import Workload
+from aaron_ros.coordinator.types import JobRecord
+from aaron_ros.runtime.lanes import resolve_kind
+
+log = logging.getLogger(__name__)
+
+# Waiting for the last frames of a replay to end and their results to be heard.
+SETTLE_TIMEOUT_S = 30.0
+QUIET_S = 0.3  # no new image received for this long after the player ended: none is coming
+STALL_S = 1.0  # frames waiting with no stage running for this long after the bag ended: stuck
+ISOLATION_POLICY, ISOLATION_VERSIONS = "priority", "solo"
+TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
+               "input_delay_p50_ms", "input_delay_p99_ms")
+
+
+@dataclass
+class RosBenchOptions:
+    bag: Path
+    config: Path
+    policies: list[str]
+    versions: list[str] | None = None  # None: each policy's own default
+    repeats: int = 2
+    kernel_bag_dir: str | None = None  # None: the file's `kernel_bag_dir`
+    isolation: bool = True
+    domain_id: int | None = None  # None: ROS_DOMAIN_ID or 0
+    settle_timeout_s: float = SETTLE_TIMEOUT_S
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.bag, self.config = Path(self.bag), Path(self.config)
+        self._entries = BenchOptions(self.policies, self.versions, repeats=self.repeats).entries()  # checks names
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        """(report key, policy, versions setting), as the core bench names them."""
+        return self._entries
+
+
+class FrameTiming(NamedTuple):
+    """One result as the monitor heard it (ms)."""
+
+    frame: int
+    e2e_ms: float  # received - header.stamp
+    latency_ms: float  # the node's own, release to done
+    input_delay_ms: float  # header.stamp to arrival at the node
+
+    @property
+    def transport_ms(self) -> float:
+        return self.e2e_ms - self.latency_ms
+
+
+@dataclass
+class Replay:
+    """One replay of the bag under one policy."""
+
+    records: list[JobRecord]
+    timings: dict[str, list[FrameTiming]]
+    counters: dict[str, dict[str, int]]  # per task: received, rate_limited, rejected, lost, published
+    frames: int  # published by the player
+    seconds: float  # from the player's start to its last frame
+    grant_us: list[float]
+    unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
+    stalled: dict[str, int] = field(default_factory=dict)  # frames held back after the bag ended, dropped
+
+
+def bag_info(path: str | Path) -> tuple[int, float]:
+    """(Image messages, frames per second) of a bag, from its index."""
+    from aaron_ros.ros.record import IMAGE_TYPE, _open_reader
+
+    reader = _open_reader(Path(path))
+    try:
+        conns = [c for c in reader.connections if c.msgtype == IMAGE_TYPE]
+        n = sum(c.msgcount for c in conns)
+        span_s = (reader.end_time - reader.start_time) / 1e9
+    finally:
+        reader.close()
+    if not n:
+        raise ValueError(f"bag {path} has no {IMAGE_TYPE} message")
+    per_topic = n / max(1, len(conns))
+    # Rounded: stamps in whole nanoseconds make 10 fps read 9.99999999.
+    return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan")
+
+
+def _percentiles(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(np.asarray(values, dtype=np.float64), [50, 99])
+    return float(p50), float(p99)
+
+
+def timing_metrics(timings: Sequence[FrameTiming]) -> dict:
+    """End-to-end, transport and input-delay p50/p99 (ms) of a task's results."""
+    out = {"e2e_samples": len(timings)}
+    for name, values in (("e2e", [t.e2e_ms for t in timings]), ("transport", [t.transport_ms for t in timings]),
+                         ("input_delay", [t.input_delay_ms for t in timings])):
+        out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = _percentiles(values)
+    return out
+
+
+# --- the running system ---------------------------------------------------------------------
+
+def _monitor_node(topics: Mapping[str, str], context):
+    """A node hearing every component's InferenceResult: per task, FrameTimings as they come."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from aaron_ros.msg import InferenceResult
+
+    class ResultMonitor(Node):
+        def __init__(self) -> None:
+            super().__init__("aaron_bench_monitor", context=context)
+            self._lock = threading.Lock()
+            self._heard: dict[str, list[FrameTiming]] = {task: [] for task in topics}
+            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m),
+                                                   qos) for task, topic in topics.items()]
+
+        def wait_matched(self, timeout: float) -> bool:
+            """Until every result topic's publisher is matched (a result sent before is lost)."""
+            end = time.monotonic() + timeout
+            while any(s.get_publisher_count() < 1 for s in self._subs):
+                if time.monotonic() >= end:
+                    return False
+                time.sleep(0.01)
+            return True
+
+        def _on_result(self, task: str, msg) -> None:
+            now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
+            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            timing = FrameTiming(msg.frame, (now_ns - stamp_ns) / 1e6, msg.latency_ms, msg.input_delay_ms)
+            with self._lock:
+                self._heard[task].append(timing)
+
+        def count(self, task: str, first: int) -> int:
+            with self._lock:
+                return sum(1 for t in self._heard[task] if t.frame >= first)
+
+        def take(self) -> dict[str, list[FrameTiming]]:
+            with self._lock:
+                out, self._heard = self._heard, {task: [] for task in topics}
+            return out
+
+    return ResultMonitor()
+
+
+class _RecordLog:
+    """JobRecords from the coordinating thread, taken per replay."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[JobRecord] = []
+
+    def __call__(self, rec: JobRecord) -> None:
+        with self._lock:
+            self._records.append(rec)
+
+    def count(self, task: str, first: int) -> int:
+        with self._lock:
+            return sum(1 for r in self._records if r.task == task and r.frame >= first)
+
+    def take(self) -> list[JobRecord]:
+        with self._lock:
+            out, self._records = self._records, []
+        return out
+
+
+def _drain(coord, now: float) -> dict[str, int]:
+    """On the coordinating thread: count each task's frames waiting or in flight, then drop them."""
+    left = {name: len(state.queue) + (state.current is not None) for name, state in coord.tasks.items()}
+    coord.drain(now)
+    return left
+
+
+class BenchSystem:
+    """A container with a bag player, the monitor node on its own executor thread and a record log."""
+
+    def __init__(self, config: Path, bag: Path, policy: str | None = None, versions: str | None = None,
+                 kernel_bag_dir: str | None = None, domain_id: int | None = None):
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from aaron_ros.ros.container import Container, ContainerOptions
+
+        overrides = {"aaron_coordinator": [Parameter("kernel_bag_dir", value=kernel_bag_dir)]} if kernel_bag_dir else {}
+        self.container = Container(ContainerOptions(config, bag=str(bag), policy=policy, versions=versions,
+                                                    domain_id=domain_id, extra_overrides=overrides))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            if self.container.failed:
+                raise RuntimeError(f"{config}: component(s) failed to load: {self.container.failed}")
+            self.service = self.container.coordinator.service
+            self.components = self.container.components
+            self.log = _RecordLog()
+            self.service.add_record_listener(self.log)
+            self.monitor = _monitor_node({n: c.params.result_topic for n, c in self.components.items()},
+                                         self.container.context)
+            self._executor = SingleThreadedExecutor(context=self.container.context)
+            self._executor.add_node(self.monitor)
+            self._thread = threading.Thread(target=self._spin_monitor, name="bench-monitor", daemon=True)
+            self._thread.start()
+            if not self.monitor.wait_matched(10.0):
+                log.warning("bench monitor: not every result topic matched after 10 s")
+        except BaseException:
+            self.close()
+            raise
+        player = self.container.player
+        outputs = {player.remaps.get(t, t) for t in player.topics}
+        # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
+        self._fed = {n: c.params.input_topic in outputs for n, c in self.components.items()}
+        listeners = [sum(c.params.input_topic == t for c in self.components.values()) for t in outputs]
+        self._subscribers = min([n for n in listeners if n] or [1])
+
+    def _spin_monitor(self) -> None:
+        while not self._stop.is_set() and self.container.context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception as exc:  # the context shutting down under it
+                if self.container.context.ok():
+                    log.warning("bench monitor: %s", exc)
+
+    def _spin_once(self) -> None:
+        try:
+            self.container.executor.spin_once(timeout_sec=0.02)
+        except Exception as exc:  # a component's callback raised: as Container.spin, report and go on
+            log.error("a callback raised: %s: %s", type(exc).__name__, exc)
+
+    def _counters(self) -> dict[str, dict[str, int]]:
+        return {n: dict(c.counters) for n, c in self.components.items()}
+
+    def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> Replay:
+        """Switch to `policy`, reset the counters, play the bag once and wait for its last results."""
+        svc, player = self.service, self.container.player
+        svc.switch_policy(policy, versions)
+        svc.reset_stats()  # runs on the coordinating thread after the switch: the new policy is in
+        before = self._counters()
+        # A component numbers the frames it submits 0, 1, ...: this replay's are from `first` on.
+        first = {n: c["received"] - c["rate_limited"] - c["rejected"] for n, c in before.items()}
+        self.log.take()
+        self.monitor.take()
+        if not player.wait_for_subscribers(self._subscribers, timeout=10.0):
+            log.warning("bag player: not every component subscribed after 10 s; starting anyway")
+        started = time.monotonic()
+        player.start()
+        while not player.wait(0):
+            self._spin_once()
+        seconds = time.monotonic() - started
+        if player.error is not None:
+            raise player.error
+        frames = player.published
+
+        last_change, seen = time.monotonic(), self._counters()
+        give_up = time.monotonic() + timeout_s
+        stalled: dict[str, int] = {}
+        idle_since, next_probe = None, 0.0
+        while True:
+            self._spin_once()
+            now, counters = time.monotonic(), self._counters()
+            if counters != seen:
+                last_change, seen = now, counters
+            submitted = {n: c["received"] - c["rate_limited"] - c["rejected"] for n, c in counters.items()}
+            settled = now - last_change >= QUIET_S and all(
+                self.log.count(n, first[n]) >= submitted[n] - first[n]
+                and self.monitor.count(n, first[n]) >= counters[n]["published"] - before[n]["published"]
+                for n in counters)
+            if settled or now >= give_up:
+                break
+            if now >= next_probe:
+                # Frames waiting while no stage runs: the policy holds them back for a frame that
+                # will never come (the bag ended). Nothing would wake the coordinator again, so
+                # they are counted as dropped, as a camera that stopped would leave them.
+                next_probe = now + 0.1
+                idle = svc.driver.call(lambda c: c.pending() > 0 and not c.running)
+                idle_since = (idle_since or now) if idle else None
+                if idle_since is not None and now - idle_since >= STALL_S:
+                    left = svc.driver.call(lambda c: _drain(c, svc.now()))
+                    idle_since = None
+                    for task, n in left.items():
+                        stalled[task] = stalled.get(task, 0) + n
+                    log.info("%s: frames left waiting with no stage running after the bag ended, counted as "
+                             "dropped: %s", policy, ", ".join(f"{k} {v}" for k, v in left.items() if v))
+        after = self._counters()
+        grant_us = svc.grant_us()
+        records, heard = self.log.take(), self.monitor.take()
+
+        unsettled: dict[str, int] = {}
+        out_records: list[JobRecord] = []
+        counters: dict[str, dict[str, int]] = {}
+        for n in self.components:
+            end = after[n]["received"] - after[n]["rate_limited"] - after[n]["rejected"]
+            mine = {r.frame: r for r in records if r.task == n and first[n] <= r.frame < end}
+            missing = [f for f in range(first[n], end) if f not in mine]
+            if missing:  # not ended within the timeout: a frame that never came out is a miss
+                unsettled[n] = len(missing)
+                log.warning("%s under %s: %d frame(s) still unfinished after %.0f s, counted as dropped",
+                            n, policy, len(missing), timeout_s)
+                mine.update({f: JobRecord(n, f, float("nan"), "dropped", error="unfinished at the end of "
+                                          "the replay") for f in missing})
+            out_records += [mine[f] for f in sorted(mine)]
+            delta = {k: after[n][k] - before[n][k] for k in ("received", "rate_limited", "rejected", "published")}
+            fed = frames if self._fed[n] else 0
+            counters[n] = {"frames": fed, "received": delta["received"], "rate_limited": delta["rate_limited"],
+                           "rejected": delta["rejected"], "lost": max(0, fed - delta["received"]),
+                           "results": delta["published"]}
+        timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
+                   for n in self.components}
+        return Replay(out_records, timings, counters, frames, seconds, grant_us, unsettled,
+                      {n: v for n, v in stalled.items() if v})
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.remove_node(self.monitor)
+            self.monitor.destroy_node()
+            executor.shutdown(timeout_sec=1.0)
+        self.container.shutdown()
+
+    def __enter__(self) -> "BenchSystem":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def single_component_config(config: Path, component: str, out_dir: Path) -> Path:
+    """The parameter file with only `component` in the container (its other sections kept)."""
+    data = yaml.safe_load(Path(config).read_text())
+    key = next(k for k in data if str(k).lstrip("/") == "aaron_container")
+    data[key]["ros__parameters"]["components"] = [component]
+    path = Path(out_dir) / f"{Path(config).stem}_{component}_alone.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+def _sum_counters(replays: Sequence[Replay], task: str) -> dict[str, int]:
+    keys = ("frames", "received", "rate_limited", "rejected", "lost", "results")
+    return {k: sum(r.counters[task][k] for r in replays) for k in keys} | {
+        "stalled": sum(r.stalled.get(task, 0) for r in replays),
+        "unsettled": sum(r.unsettled.get(task, 0) for r in replays)}
+
+
+def _workload(config, cores: int, fps: float, bag: Path) -> Workload:
+    """The config's tasks as a workload: each fed at the camera's rate, at most its max_rate_hz."""
+    tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, fps)) if np.isfinite(fps) else t
+             for t in config.tasks()]
+    return Workload(name=config.path.stem,
+                    description=(f"ROS 2 container from {config.path.name}, fed over DDS by the bag "
+                                 f"{bag.name} ({fps:.0f} fps); a task's rate is the camera's, at most its "
+                                 f"max_rate_hz. Latencies are the node's (release to done); end-to-end "
+                                 f"ones are camera stamp to result heard."),
+                    lanes=cores, tasks=tasks, path=config.path)
+
+
+def run_ros_bench(opts: RosBenchOptions) -> tuple[dict, dict, dict]:
+    """Returns the report (as written to report.json), the node latencies (ms) per entry and task,
+    and the monitor's FrameTimings per entry and task."""
+    from aaron_ros.ros.config import load_config
+
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # before any participant exists
+    config = load_config(opts.config)
+    n_frames, fps = bag_info(opts.bag)
+    entries = opts.entries()
+    tasks = [c.name for c in config.components]
+    isolation: dict[str, dict] = {}
+    replays: dict[str, list[Replay]] = {key: [] for key, _, _ in entries}
+    total = (len(tasks) if opts.isolation else 0) + opts.repeats * len(entries)
+    system_args = {"kernel_bag_dir": opts.kernel_bag_dir, "domain_id": opts.domain_id}
+    with tqdm(total=total, desc=f"ros bench {opts.config.stem}", unit="run", disable=not opts.progress) as bar:
+        if opts.isolation:
+            with tempfile.TemporaryDirectory(prefix="aaron_ros_bench_") as tmp:
+                for task in tasks:
+                    bar.set_postfix_str(f"{task} alone")
+                    cfg = single_component_config(opts.config, task, Path(tmp))
+                    with BenchSystem(cfg, opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
+                                     **system_args) as alone:
+                        r = alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, opts.settle_timeout_s)
+                    p50, p99 = _percentiles([x.latency_s * 1e3 for x in r.records if x.outcome == "done"])
+                    t = timing_metrics(r.timings[task])
+                    isolation[task] = {"p50_ms": p50, "p99_ms": p99, "e2e_p50_ms": t["e2e_p50_ms"],
+                                       "e2e_p99_ms": t["e2e_p99_ms"]}
+                    bar.update()
+        with BenchSystem(opts.config, opts.bag, **system_args) as system:
+            svc = system.service
+            bags = {m: (b.fallback_reason or "kernel bag") for m, b in svc.bags.items()}
+            cores = svc.cores
+            for _ in range(opts.repeats):  # interleaved: every entry once per round
+                for key, policy, setting in entries:
+                    bar.set_postfix_str(key)
+                    replays[key].append(system.replay(policy, setting, opts.settle_timeout_s))
+                    bar.update()
+
+    workload = _workload(config, cores, fps, opts.bag)
+    runs, latencies, timings = {}, {}, {}
+    for key, _, _ in entries:
+        reps = replays[key]
+        seconds = sum(r.seconds for r in reps)
+        by_task = {t: [x for r in reps for x in r.records if x.task == t] for t in tasks}
+        metrics = policy_metrics(by_task, workload.tasks, seconds, [u for r in reps for u in r.grant_us])
+        timings[key] = {t: [x for r in reps for x in r.timings[t]] for t in tasks}
+        for t in tasks:
+            metrics["tasks"][t].update(_sum_counters(reps, t), **timing_metrics(timings[key][t]))
+        everything = [x for per in timings[key].values() for x in per]
+        pooled = timing_metrics(everything)
+        metrics.update({k: pooled[k] for k in TIMING_KEYS[:4]})
+        critical = [metrics["tasks"][s.name] for s in workload.critical_tasks]
+        for k in ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms"):
+            metrics[f"critical_{k}"] = worst(m[k] for m in critical)
+        runs[key] = metrics
+        latencies[key] = {t: [x.latency_s * 1e3 for x in rs if x.outcome == "done"] for t, rs in by_task.items()}
+    settings = {"bag": opts.bag.name, "bag_frames": n_frames, "bag_fps": fps, "repeats": opts.repeats,
+                "lanes": cores, "lane_kind": resolve_kind(svc.options.device), "bags": bags,
+                "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
+                if opts.isolation else "not run",
+                "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default"),
+                "entries": [{"key": k, "policy": p, "versions": v} for k, p, v in entries]}
+    report = build_report(workload, runs, isolation, latencies, settings)
+    return report, latencies, timings
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def render_e2e_markdown(report: dict) -> str:
+    """The end-to-end section of report.md: per policy, then per policy and task."""
+    policies, tasks = report["policies"], report["workload"]["tasks"]
+    iso = report.get("isolation", {})
+    rows = [[key, _pct(p.get("critical_miss_rate")), _fmt(p.get("critical_p99_ms")),
+             _fmt(p.get("critical_e2e_p50_ms")), _fmt(p.get("critical_e2e_p99_ms")),
+             _fmt(p.get("critical_transport_p50_ms")), _fmt(p.get("critical_transport_p99_ms")),
+             _fmt(p.get("throughput_fps"))] for key, p in policies.items()]
+    summary = _table(["policy", "critical miss rate", "critical p99 ms", "critical e2e p50 ms",
+                      "critical e2e p99 ms", "critical transport p50 ms", "critical transport p99 ms",
+                      "throughput fps"], rows)
+    rows = []
+    for key, p in policies.items():
+        for t in tasks:
+            m = p["tasks"].get(t["name"], {})
+            rows.append([key, t["name"], _fmt(m.get("p50_ms")), _fmt(m.get("p99_ms")), _fmt(m.get("e2e_p50_ms")),
+                         _fmt(m.get("e2e_p99_ms")), _fmt(iso.get(t["name"], {}).get("e2e_p99_ms")),
+                         _fmt(m.get("transport_p50_ms")), _fmt(m.get("transport_p99_ms")),
+                         _fmt(m.get("input_delay_p50_ms")), _fmt(m.get("frames")), _fmt(m.get("done")),
+                         _fmt(m.get("dropped")), _fmt(m.get("stalled")), _fmt(m.get("failed")),
+                         _fmt(m.get("rate_limited")), _fmt(m.get("lost"))])
+    per_task = _table(["policy", "task", "node p50 ms", "node p99 ms", "e2e p50 ms", "e2e p99 ms",
+                       "e2e p99 alone", "transport p50 ms", "transport p99 ms", "input p50 ms", "frames",
+                       "done", "dropped", "of which stalled", "failed", "rate-limited", "lost"], rows)
+    return "\n".join([
+        "## End to end over ROS 2", "", summary, "",
+        "End-to-end: camera stamp (set as the player publishes) to the result heard by a subscriber "
+        "in the container's process. Transport: end-to-end minus the node's latency (image delivery, "
+        "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
+        "", per_task, "",
+        "Frames: published by the bag player; each is done, dropped (queue overload, or stalled: left "
+        "waiting with no stage running once the bag ended, held back by the policy for a frame that "
+        "never came), failed, rate-limited (above `max_rate_hz`, by design), rejected (a bad image) or "
+        "lost (never received). Miss rate is over the frames the coordinator got (done + dropped + "
+        "failed).", ""])
+
+
+def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> list[Path]:
+    """report.json, report.md (with the end-to-end section), latencies.json, e2e.json and the plots."""
+    out = Path(out_dir)
+    paths = write_policy_report(report, latencies, out)
+    md = out / "report.md"
+    md.write_text(md.read_text().rstrip("\n") + "\n\n" + render_e2e_markdown(report))
+    e2e = out / "e2e.json"
+    e2e.write_text(json.dumps({k: {t: {"fields": list(FrameTiming._fields), "frames": [list(x) for x in xs]}
+                                   for t, xs in per.items()} for k, per in timings.items()}) + "\n")
+    return [*paths[:3], e2e, *paths[3:]]
+
+
+def comparison_text(out_dir: str | Path) -> str:
+    """The report's comparison and end-to-end sections, as the command prints them."""
+    text = (Path(out_dir) / "report.md").read_text()
+    return text[text.index("## Comparison"):] if "## Comparison" in text else text

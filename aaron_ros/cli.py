@@ -134,7 +134,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_ros(args: argparse.Namespace) -> int:
-    from aaron_ros.bench.ros_bench import RosBenchOptions, comparison_text, run_ros_bench, save
+    from aaron_ros.ros.bench import RosBenchOptions, comparison_text, run_ros_bench, save
     from aaron_ros.coordinator.policies import POLICIES
     from aaron_ros.paths import find_config
 

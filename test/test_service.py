@@ -33,8 +33,8 @@ def test_frames_from_threads_give_eager_equal_outputs_and_survive_a_policy_switc
     svc = CoordinatorService(ServiceOptions(policy="aaron", lanes=2))
     det, det_cb = _collect()
     seg, seg_cb = _collect()
-    svc.add_task(TaskSpec("det", "mobilenet_v3_small", 50, 200, "critical", "drop_oldest", 4), None, det_cb)
-    svc.add_task(TaskSpec("seg", "seg_net", 50, 500, "normal", "drop_oldest", 4), None, seg_cb)
+    svc.add_task(TaskSpec("det", "mobilenet_v3_small", 50, 200, "critical", "drop_oldest", 8), None, det_cb)
+    svc.add_task(TaskSpec("seg", "seg_net", 50, 500, "normal", "drop_oldest", 8), None, seg_cb)  # room for all 6
     ref = {m: build_model(m) for m in ("mobilenet_v3_small", "seg_net")}
     inputs = {m: g.example_input() for m, g in ref.items()}
     svc.start()

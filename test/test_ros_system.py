@@ -20,7 +20,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from aaron_ros.msg import CoordinatorStatus, InferenceResult  # noqa: E402
+from aaron_ros.msg import CoordinatorStatus, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
@@ -45,6 +45,7 @@ def _config(tmp_path: Path, extra: str = "", components: str = "[classify, segme
           ros__parameters:
             policy: aaron
             status_rate_hz: 5.0
+            publish_grants: true
         classify:
           ros__parameters:
             model: mobilenet_v3_small
@@ -116,6 +117,8 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
     results, masks = [], []
     node.create_subscription(InferenceResult, "/aaron/segment/result", results.append, 10)
     node.create_subscription(Image, "/aaron/segment/result/mask", masks.append, 10)
+    grants = []
+    node.create_subscription(StageGrant, "/aaron/grants", grants.append, 100)
     good = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
     bad = [array_to_image(np.zeros((120, 160, 3), np.uint8), "rgb8") for _ in range(3)]
     bad[0].encoding = "yuv422_weird"
@@ -136,6 +139,11 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
     assert r.kind == InferenceResult.KIND_MASK and r.mask_topic == "/aaron/segment/result/mask"
     assert masks[0].encoding == "mono8" and masks[0].header.stamp == r.header.stamp
     assert r.latency_ms > 0 and ".eager." in r.kernel_version  # no kernel bag here: eager versions
+    seg = [g for g in grants if g.task == "segment"]
+    assert seg and {g.stage for g in seg} == set(range(len(container.coordinator.service.graphs["seg_net"])))
+    g = seg[0]
+    assert g.lane in container.coordinator.service.lanes and g.stage_name and g.version
+    assert (g.finished.sec, g.finished.nanosec) >= (g.granted.sec, g.granted.nanosec)
 
 
 def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_bag, ros_domain):

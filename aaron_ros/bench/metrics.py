@@ -43,7 +43,7 @@ def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float
     }
 
 
-def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
     if len(values) == 0:
         return [NAN] * len(qs)
     return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
@@ -69,7 +69,7 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     critical = [per_task[t.name] for t in tasks if t.critical]
     released = sum(m["released"] for m in critical)
     missed = sum(m["late"] + m["dropped"] + m["failed"] for m in critical)
-    g50, g99 = _percentiles(grant_us, [50, 99])
+    g50, g99 = percentiles(grant_us, [50, 99])
     return {
         "tasks": per_task,
         "throughput_fps": sum(m["done"] for m in per_task.values()) / duration_s,

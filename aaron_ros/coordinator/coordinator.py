@@ -154,9 +154,10 @@ class Coordinator:
         self._on_record(rec, job)
         return rec
 
-    def pending(self) -> int:
-        """Frames waiting or in flight."""
-        return sum(len(s.queue) + (s.current is not None) for s in self.tasks.values())
+    def pending(self) -> dict[str, int]:
+        """Frames waiting or in flight, per task with any."""
+        left = {name: len(s.queue) + (s.current is not None) for name, s in self.tasks.items()}
+        return {name: n for name, n in left.items() if n}
 
     def drop_waiting(self, now: float) -> None:
         """Frames not started yet are counted as dropped; jobs in flight go on."""

@@ -42,13 +42,22 @@ from typing import NamedTuple
 
 import numpy as np
 import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from tqdm import tqdm
 
-from aaron_ros.bench.metrics import policy_metrics, worst
+from aaron_ros.bench.metrics import percentiles, policy_metrics, worst
 from aaron_ros.bench.policies import BenchOptions
 from aaron_ros.bench.policy_report import _fmt, _pct, _table, build_report, write_policy_report
 from aaron_ros.bench.workload import Workload
 from aaron_ros.coordinator.types import JobRecord
+from aaron_ros.msg import InferenceResult
+from aaron_ros.ros.config import load_config
+from aaron_ros.ros.container import Container, ContainerOptions
+from aaron_ros.ros.record import IMAGE_TYPE, _open_reader
 from aaron_ros.runtime.lanes import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -113,8 +122,6 @@ class Replay:
 
 def bag_info(path: str | Path) -> tuple[int, float]:
     """(Image messages, frames per second) of a bag, from its index."""
-    from aaron_ros.ros.record import IMAGE_TYPE, _open_reader
-
     reader = _open_reader(Path(path))
     try:
         conns = [c for c in reader.connections if c.msgtype == IMAGE_TYPE]
@@ -129,66 +136,53 @@ def bag_info(path: str | Path) -> tuple[int, float]:
     return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan")
 
 
-def _percentiles(values: Sequence[float]) -> tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    p50, p99 = np.percentile(np.asarray(values, dtype=np.float64), [50, 99])
-    return float(p50), float(p99)
-
-
 def timing_metrics(timings: Sequence[FrameTiming]) -> dict:
     """End-to-end, transport and input-delay p50/p99 (ms) of a task's results."""
     out = {"e2e_samples": len(timings)}
     for name, values in (("e2e", [t.e2e_ms for t in timings]), ("transport", [t.transport_ms for t in timings]),
                          ("input_delay", [t.input_delay_ms for t in timings])):
-        out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = _percentiles(values)
+        out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = percentiles(values, [50, 99])
     return out
 
 
 # --- the running system ---------------------------------------------------------------------
 
-def _monitor_node(topics: Mapping[str, str], context):
+class ResultMonitor(Node):
     """A node hearing every component's InferenceResult: per task, FrameTimings as they come."""
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from aaron_ros.msg import InferenceResult
+    def __init__(self, topics: Mapping[str, str], context) -> None:
+        super().__init__("aaron_bench_monitor", context=context)
+        self._topics = list(topics)
+        self._lock = threading.Lock()
+        self._heard: dict[str, list[FrameTiming]] = {task: [] for task in self._topics}
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m), qos)
+                      for task, topic in topics.items()]
 
-    class ResultMonitor(Node):
-        def __init__(self) -> None:
-            super().__init__("aaron_bench_monitor", context=context)
-            self._lock = threading.Lock()
-            self._heard: dict[str, list[FrameTiming]] = {task: [] for task in topics}
-            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-            self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m),
-                                                   qos) for task, topic in topics.items()]
+    def wait_matched(self, timeout: float) -> bool:
+        """Until every result topic's publisher is matched (a result sent before is lost)."""
+        end = time.monotonic() + timeout
+        while any(s.get_publisher_count() < 1 for s in self._subs):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
 
-        def wait_matched(self, timeout: float) -> bool:
-            """Until every result topic's publisher is matched (a result sent before is lost)."""
-            end = time.monotonic() + timeout
-            while any(s.get_publisher_count() < 1 for s in self._subs):
-                if time.monotonic() >= end:
-                    return False
-                time.sleep(0.01)
-            return True
+    def _on_result(self, task: str, msg: InferenceResult) -> None:
+        now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        timing = FrameTiming(msg.frame, (now_ns - stamp_ns) / 1e6, msg.latency_ms, msg.input_delay_ms)
+        with self._lock:
+            self._heard[task].append(timing)
 
-        def _on_result(self, task: str, msg) -> None:
-            now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
-            stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            timing = FrameTiming(msg.frame, (now_ns - stamp_ns) / 1e6, msg.latency_ms, msg.input_delay_ms)
-            with self._lock:
-                self._heard[task].append(timing)
+    def count(self, task: str, first: int) -> int:
+        with self._lock:
+            return sum(1 for t in self._heard[task] if t.frame >= first)
 
-        def count(self, task: str, first: int) -> int:
-            with self._lock:
-                return sum(1 for t in self._heard[task] if t.frame >= first)
-
-        def take(self) -> dict[str, list[FrameTiming]]:
-            with self._lock:
-                out, self._heard = self._heard, {task: [] for task in topics}
-            return out
-
-    return ResultMonitor()
+    def take(self) -> dict[str, list[FrameTiming]]:
+        with self._lock:
+            out, self._heard = self._heard, {task: [] for task in self._topics}
+        return out
 
 
 class _RecordLog:
@@ -212,9 +206,14 @@ class _RecordLog:
         return out
 
 
+def _submitted(counters: Mapping[str, int]) -> int:
+    """Frames a component handed to the coordinator (it numbers them 0, 1, ... in that order)."""
+    return counters["received"] - counters["rate_limited"] - counters["rejected"]
+
+
 def _drain(coord, now: float) -> dict[str, int]:
-    """On the coordinating thread: count each task's frames waiting or in flight, then drop them."""
-    left = {name: len(state.queue) + (state.current is not None) for name, state in coord.tasks.items()}
+    """On the coordinating thread: each task's frames waiting or in flight, then dropped."""
+    left = coord.pending()
     coord.drain(now)
     return left
 
@@ -224,11 +223,6 @@ class BenchSystem:
 
     def __init__(self, config: Path, bag: Path, policy: str | None = None, versions: str | None = None,
                  kernel_bag_dir: str | None = None, domain_id: int | None = None):
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-
-        from aaron_ros.ros.container import Container, ContainerOptions
-
         overrides = {"aaron_coordinator": [Parameter("kernel_bag_dir", value=kernel_bag_dir)]} if kernel_bag_dir else {}
         self.container = Container(ContainerOptions(config, bag=str(bag), policy=policy, versions=versions,
                                                     domain_id=domain_id, extra_overrides=overrides))
@@ -241,7 +235,7 @@ class BenchSystem:
             self.components = self.container.components
             self.log = _RecordLog()
             self.service.add_record_listener(self.log)
-            self.monitor = _monitor_node({n: c.params.result_topic for n, c in self.components.items()},
+            self.monitor = ResultMonitor({n: c.params.result_topic for n, c in self.components.items()},
                                          self.container.context)
             self._executor = SingleThreadedExecutor(context=self.container.context)
             self._executor.add_node(self.monitor)
@@ -283,7 +277,7 @@ class BenchSystem:
         svc.reset_stats()  # runs on the coordinating thread after the switch: the new policy is in
         before = self._counters()
         # A component numbers the frames it submits 0, 1, ...: this replay's are from `first` on.
-        first = {n: c["received"] - c["rate_limited"] - c["rejected"] for n, c in before.items()}
+        first = {n: _submitted(c) for n, c in before.items()}
         self.log.take()
         self.monitor.take()
         if not player.wait_for_subscribers(self._subscribers, timeout=10.0):
@@ -306,7 +300,7 @@ class BenchSystem:
             now, counters = time.monotonic(), self._counters()
             if counters != seen:
                 last_change, seen = now, counters
-            submitted = {n: c["received"] - c["rate_limited"] - c["rejected"] for n, c in counters.items()}
+            submitted = {n: _submitted(c) for n, c in counters.items()}
             settled = now - last_change >= QUIET_S and all(
                 self.log.count(n, first[n]) >= submitted[n] - first[n]
                 and self.monitor.count(n, first[n]) >= counters[n]["published"] - before[n]["published"]
@@ -318,7 +312,7 @@ class BenchSystem:
                 # will never come (the bag ended). Nothing would wake the coordinator again, so
                 # they are counted as dropped, as a camera that stopped would leave them.
                 next_probe = now + 0.1
-                idle = svc.driver.call(lambda c: c.pending() > 0 and not c.running)
+                idle = svc.driver.call(lambda c: bool(c.pending()) and not c.running)
                 idle_since = (idle_since or now) if idle else None
                 if idle_since is not None and now - idle_since >= STALL_S:
                     left = svc.driver.call(lambda c: _drain(c, svc.now()))
@@ -335,7 +329,7 @@ class BenchSystem:
         out_records: list[JobRecord] = []
         counters: dict[str, dict[str, int]] = {}
         for n in self.components:
-            end = after[n]["received"] - after[n]["rate_limited"] - after[n]["rejected"]
+            end = _submitted(after[n])
             mine = {r.frame: r for r in records if r.task == n and first[n] <= r.frame < end}
             missing = [f for f in range(first[n], end) if f not in mine]
             if missing:  # not ended within the timeout: a frame that never came out is a miss
@@ -407,8 +401,6 @@ def _workload(config, cores: int, fps: float, bag: Path) -> Workload:
 def run_ros_bench(opts: RosBenchOptions) -> tuple[dict, dict, dict]:
     """Returns the report (as written to report.json), the node latencies (ms) per entry and task,
     and the monitor's FrameTimings per entry and task."""
-    from aaron_ros.ros.config import load_config
-
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # before any participant exists
     config = load_config(opts.config)
     n_frames, fps = bag_info(opts.bag)
@@ -427,7 +419,7 @@ def run_ros_bench(opts: RosBenchOptions) -> tuple[dict, dict, dict]:
                     with BenchSystem(cfg, opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
                                      **system_args) as alone:
                         r = alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, opts.settle_timeout_s)
-                    p50, p99 = _percentiles([x.latency_s * 1e3 for x in r.records if x.outcome == "done"])
+                    p50, p99 = percentiles([x.latency_s * 1e3 for x in r.records if x.outcome == "done"], [50, 99])
                     t = timing_metrics(r.timings[task])
                     isolation[task] = {"p50_ms": p50, "p99_ms": p99, "e2e_p50_ms": t["e2e_p50_ms"],
                                        "e2e_p99_ms": t["e2e_p99_ms"]}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.time import Time
 
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.types import Grant
@@ -111,9 +111,5 @@ class CoordinatorNode(Node):
         self._grant_pub.publish(StageGrant(
             task=job.task.name, frame=job.frame, stage=grant.request.stage,
             stage_name=graph.stages[grant.request.stage].name, version=grant.version.id, lane=grant.lane,
-            granted=_time(grant.granted_at + offset), finished=_time(finished + offset)))
-
-
-def _time(seconds: float) -> Time:
-    ns = int(seconds * 1e9)
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+            granted=Time(nanoseconds=int((grant.granted_at + offset) * 1e9)).to_msg(),
+            finished=Time(nanoseconds=int((finished + offset) * 1e9)).to_msg()))

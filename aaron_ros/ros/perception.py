@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -102,7 +103,7 @@ class PerceptionComponent(Node):
     def _on_image(self, msg: Image) -> None:
         arrival_ns = time.time_ns()
         self.counters["received"] += 1
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
         # Paced by the camera's stamps, not by arrival: a busy executor delivers frames in
         # bursts, and arrival times would cut good frames from a burst.
         if not self._limiter.admit((stamp_ns or arrival_ns) / 1e9):

@@ -19,8 +19,8 @@ DEFAULT_RECORD_FPS = 30.0
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from aaron_ros.bench.alone import bench_models
-    from aaron_ros.bench.machine import machine_info
-    from aaron_ros.bench.report import text_table, write_report
+    from aaron_ros.common.machine import machine_info
+    from aaron_ros.common.report import text_table, write_report
     from aaron_ros.models import describe, model_names
 
     names = args.model or model_names()
@@ -56,7 +56,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from aaron_ros.bench.zoo import format_table, load_zoo_config, run_zoo, save_report
-    from aaron_ros.paths import find_config
+    from aaron_ros.common.paths import find_config
 
     cfg = load_zoo_config(find_config(args.config), duration_s=args.duration, lanes=args.lanes,
                           threads=args.threads)
@@ -95,7 +95,7 @@ def _cmd_bag_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_contention(args: argparse.Namespace) -> int:
-    from aaron_ros.contention import run_standalone
+    from aaron_ros.kernels.background import run_standalone
 
     stats = run_standalone(args.kind, args.level, args.seconds, device=args.device,
                            progress=not args.no_progress)
@@ -136,7 +136,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _bench_ros(args: argparse.Namespace) -> int:
     from aaron_ros.ros.bench import RosBenchOptions, comparison_text, run_ros_bench, save
     from aaron_ros.coordinator.policies import POLICIES
-    from aaron_ros.paths import find_config
+    from aaron_ros.common.paths import find_config
 
     if not (args.bag and args.config):
         raise ValueError("the ROS 2 bench needs both --bag and --config")
@@ -164,7 +164,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from aaron_ros.paths import find_config
+    from aaron_ros.common.paths import find_config
     from aaron_ros.ros.run import run
 
     return run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,

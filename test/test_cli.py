@@ -13,7 +13,7 @@ import pytest
 from aaron_ros.bench.zoo import ZooConfig, load_zoo_config, run_zoo
 from aaron_ros.cli import main
 from aaron_ros.models import model_names
-from aaron_ros.paths import find_config
+from aaron_ros.common.paths import find_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

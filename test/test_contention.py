@@ -12,11 +12,11 @@ import time
 import pytest
 import torch
 
-from aaron_ros.contention import (KINDS, LEVELS, PROBE_KINDS, Background, calibrate, make_probe,
+from aaron_ros.kernels.background import (KINDS, LEVELS, PROBE_KINDS, Background, calibrate, make_probe,
                                   run_standalone)
-from aaron_ros.contention import workloads
-from aaron_ros.contention.generators import THREAD_PREFIX, union_seconds
-from aaron_ros.contention.levels import cores
+from aaron_ros.kernels.background import workloads
+from aaron_ros.kernels.background.generators import THREAD_PREFIX, union_seconds
+from aaron_ros.kernels.background.levels import cores
 from aaron_ros.runtime.lanes import Lane, LaneSpec
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -67,7 +67,7 @@ def test_a_worker_failing_to_start_is_reported_and_nothing_keeps_running(monkeyp
     def broken(device):
         raise MemoryError("no room for buffers")
 
-    monkeypatch.setattr("aaron_ros.contention.generators.memory_workload", broken)
+    monkeypatch.setattr("aaron_ros.kernels.background.generators.memory_workload", broken)
     with pytest.raises(RuntimeError, match="failed to start") as info:
         with Background("memory", "heavy"):
             pytest.fail("the body must not run")
@@ -133,17 +133,16 @@ def test_model_kind_loops_real_models_built_once():
 
 
 @pytest.mark.parametrize("kind", PROBE_KINDS)
-def test_probe_is_a_few_milliseconds_and_keeps_the_callers_thread_budget(kind):
+def test_probe_keeps_the_callers_thread_budget(kind):
+    # How long a probe takes is the machine's (2-150 ms seen): not asserted, speed is for benches.
     probe = make_probe(kind)
-    threads = torch.get_num_threads()
-    probe()  # warm-up
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
         probe()
-        times.append(time.perf_counter() - t0)
-    assert 0.5e-3 < statistics.median(times) < 50e-3  # ~2-10 ms here; wide for other machines
-    assert torch.get_num_threads() == threads
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_calibrate_measures_every_kind_and_level():

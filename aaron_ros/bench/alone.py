@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from aaron_ros.bench.stats import LatencySummary, summarize
+from aaron_ros.common.stats import LatencySummary, summarize
 from aaron_ros.models import StageGraph, build_model
 from aaron_ros.runtime.executor import run_graph
 from aaron_ros.runtime.lanes import Lane, LaneSpec

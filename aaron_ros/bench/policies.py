@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from aaron_ros.bench.metrics import policy_metrics
-from aaron_ros.bench.stats import summarize
+from aaron_ros.coordinator.metrics import policy_metrics
+from aaron_ros.common.stats import summarize
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import Workload, arrivals
 from aaron_ros.contention.predictor import ContentionPredictor

@@ -24,8 +24,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import aaron_ros
-from aaron_ros.bench.machine import machine_info
-from aaron_ros.bench.metrics import worst
+from aaron_ros.common.machine import machine_info
+from aaron_ros.coordinator.metrics import worst
 from aaron_ros.bench.workload import Workload
 
 NAN = float("nan")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from aaron_ros.bench.report import write_report
+from aaron_ros.common.report import write_report
 from aaron_ros.contention.predictor import ContentionPredictor
 from aaron_ros.kernels.bag import ISOLATION, KernelBag, load_bag
 from aaron_ros.kernels.compile import stage_inputs

@@ -26,7 +26,7 @@ import yaml
 
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.models.registry import model_names
-from aaron_ros.paths import find_config, share_dirs
+from aaron_ros.common.paths import find_config, share_dirs
 
 TOP_KEYS = ("name", "description", "lanes", "tasks", "scenarios")
 TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskSpec))

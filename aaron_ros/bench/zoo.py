@@ -16,9 +16,9 @@ import yaml
 from tqdm import tqdm
 
 from aaron_ros.bench.alone import time_alone
-from aaron_ros.bench.machine import machine_info
-from aaron_ros.bench.report import text_table, write_report
-from aaron_ros.bench.stats import LatencySummary, summarize
+from aaron_ros.common.machine import machine_info
+from aaron_ros.common.report import text_table, write_report
+from aaron_ros.common.stats import LatencySummary, summarize
 from aaron_ros.models import StageGraph, build_model, model_names
 from aaron_ros.runtime.executor import run_graph
 from aaron_ros.runtime.lanes import Lane, LanePool, LaneSpec, resolve_kind

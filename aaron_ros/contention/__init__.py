@@ -1,20 +1,2 @@
-"""Background contention: generators that load one channel of a device (compute, memory, or real
-models) at a level, probes that measure pressure on a channel, and calibration of the levels."""
-from .calibration import calibrate
-from .generators import Background, BackgroundStats
-from .levels import KINDS, LEVELS, Load, load_for
-from .probes import PROBE_KINDS, make_probe
-from .standalone import run_standalone
-
-__all__ = [
-    "KINDS",
-    "LEVELS",
-    "PROBE_KINDS",
-    "Background",
-    "BackgroundStats",
-    "Load",
-    "calibrate",
-    "load_for",
-    "make_probe",
-    "run_standalone",
-]
+"""The contention predictor: a stage version's latency under the co-runners of the moment, from its
+kernel bag's profiles, corrected online by what stages really took."""

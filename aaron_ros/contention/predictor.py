@@ -36,13 +36,11 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Sequence
 
-from aaron_ros.contention.levels import CPU_LEVELS, MODEL_LEVELS, PER_CORE
+from aaron_ros.kernels.background.levels import CPU_LEVELS, ISOLATION, KINDS, LOADED_LEVELS, MODEL_LEVELS, PER_CORE
+from aaron_ros.kernels.background.probes import PROBE_KINDS
 from aaron_ros.kernels.version import Version
 
-ISOLATION = "isolation"
-LEVELS = ("light", "medium", "heavy")
-CHANNELS = ("compute", "memory")  # the kinds a version's pressure is measured on
-KINDS = (*CHANNELS, "model")
+CHANNELS = PROBE_KINDS  # the kinds a version's pressure is measured on
 # Share of a co-runner's intra-op threads that a looping stage keeps busy.
 OCCUPANCY = 0.5
 # Weight of the model-kind curve in the blend.
@@ -99,9 +97,9 @@ class Facts:
 def level_threads(kind: str, cores: int) -> tuple[float, ...]:
     """Busy background threads of each profiling level of `kind` on a CPU with `cores` cores."""
     if kind == "model":
-        return tuple(float(len(MODEL_LEVELS[lvl])) for lvl in LEVELS)
+        return tuple(float(len(MODEL_LEVELS[lvl])) for lvl in LOADED_LEVELS)
     return tuple((cores if CPU_LEVELS[lvl].workers == PER_CORE else CPU_LEVELS[lvl].workers)
-                 * CPU_LEVELS[lvl].duty for lvl in LEVELS)
+                 * CPU_LEVELS[lvl].duty for lvl in LOADED_LEVELS)
 
 
 def monotone(ys: Sequence[float]) -> list[float]:
@@ -116,7 +114,7 @@ def monotone(ys: Sequence[float]) -> list[float]:
 
 
 def curve_of(v: Version, kind: str, cores: int) -> Curve | None:
-    conds = [f"{kind}/{lvl}" for lvl in LEVELS]
+    conds = [f"{kind}/{lvl}" for lvl in LOADED_LEVELS]
     if ISOLATION not in v.profiles or not all(c in v.profiles for c in conds):
         return None
     iso = v.profiles[ISOLATION].p50_ms

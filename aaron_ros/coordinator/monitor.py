@@ -6,7 +6,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from aaron_ros.bench.metrics import task_metrics
+from aaron_ros.coordinator.metrics import task_metrics
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from aaron_ros.contention.predictor import ContentionPredictor
-from aaron_ros.kernels.bag import ISOLATION, KernelBag
+from aaron_ros.kernels.background.levels import ISOLATION
+from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.kernels.version import Version
 
 SETTINGS = ("eager", "solo", "adaptive")

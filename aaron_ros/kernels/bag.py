@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from aaron_ros.bench.machine import cpu_model
+from aaron_ros.common.machine import cpu_model
 from aaron_ros.kernels.backends import get_backend
+from aaron_ros.kernels.background.levels import ISOLATION
 from aaron_ros.kernels.check import check_version
 from aaron_ros.kernels.version import ResourceShape, Version, version_id
 from aaron_ros.models import Stage, StageGraph
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-ISOLATION = "isolation"
 
 
 class BagError(RuntimeError):

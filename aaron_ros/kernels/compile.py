@@ -25,7 +25,7 @@ from tqdm import tqdm
 from aaron_ros.kernels.bag import (BagError, Manifest, StageInfo, compatibility_problems, device_signature,
                                    read_manifest, reference_stage, sha256_file, weights_digest,
                                    write_manifest)
-from aaron_ros.contention import PROBE_KINDS
+from aaron_ros.kernels.background import PROBE_KINDS
 from aaron_ros.kernels.backends import get_backend
 from aaron_ros.kernels.check import check_version
 from aaron_ros.kernels.profile import (LaneSet, Probe, conditions_for, finish_sensitivity,

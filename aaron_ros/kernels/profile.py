@@ -12,19 +12,17 @@ from typing import Callable
 
 import torch
 
-from aaron_ros.bench.stats import summarize
-from aaron_ros.contention import Background, make_probe
+from aaron_ros.common.stats import summarize
+from aaron_ros.kernels.background import Background, make_probe
+from aaron_ros.kernels.background.levels import ISOLATION, LOADED_LEVELS
 from aaron_ros.kernels.version import LevelProfile, ResourceShape, Version
 from aaron_ros.models import Stage
 from aaron_ros.runtime.executor import submit_stage
 from aaron_ros.runtime.lanes import Lane, LaneSpec
 
-ISOLATION = "isolation"
-LEVELS = ("light", "medium", "heavy")
-
 
 def conditions_for(kinds: tuple[str, ...]) -> list[str]:
-    return [ISOLATION] + [f"{k}/{lvl}" for k in kinds for lvl in LEVELS]
+    return [ISOLATION] + [f"{k}/{lvl}" for k in kinds for lvl in LOADED_LEVELS]
 
 
 def split_condition(condition: str) -> tuple[str, str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aaron_ros.bench.report import text_table
+from aaron_ros.common.report import text_table
 from aaron_ros.kernels.bag import MANIFEST, Manifest, read_manifest
-from aaron_ros.kernels.profile import ISOLATION, LEVELS
+from aaron_ros.kernels.background.levels import ISOLATION, LOADED_LEVELS
 from aaron_ros.kernels.version import Version
 
 
@@ -101,10 +101,10 @@ def plot_bag(m: Manifest, out_png: str | Path) -> Path:
 
     kinds = kinds_of(m)
     totals = family_totals(m)
-    levels = [ISOLATION, *LEVELS]
+    levels = [ISOLATION, *LOADED_LEVELS]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
-        conds = [ISOLATION] + [f"{kind}/{lvl}" for lvl in LEVELS]
+        conds = [ISOLATION] + [f"{kind}/{lvl}" for lvl in LOADED_LEVELS]
         for fam, t in totals.items():
             ys = [t[c] for c in conds]
             if fam == "best per level":

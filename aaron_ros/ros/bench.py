@@ -49,7 +49,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from tqdm import tqdm
 
-from aaron_ros.bench.metrics import percentiles, policy_metrics, worst
+from aaron_ros.coordinator.metrics import percentiles, policy_metrics, worst
 from aaron_ros.bench.policies import BenchOptions
 from aaron_ros.bench.policy_report import _fmt, _pct, _table, build_report, write_policy_report
 from aaron_ros.bench.workload import Workload

@@ -5,7 +5,7 @@ import signal
 import sys
 from pathlib import Path
 
-from aaron_ros.bench.report import text_table
+from aaron_ros.common.report import text_table
 from aaron_ros.ros.container import Container, ContainerOptions
 
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-LEVELS = ("isolation", "light", "medium", "heavy")
+ISOLATION = "isolation"  # no background: the condition every other is compared with
+LOADED_LEVELS = ("light", "medium", "heavy")
+LEVELS = (ISOLATION, *LOADED_LEVELS)
 KINDS = ("compute", "memory", "model")
 PER_CORE = -1  # worker count meaning "one per CPU core"
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from aaron_ros.bench.stats import summarize
+from aaron_ros.common.stats import summarize
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
 
 NAN = float("nan")

@@ -9,7 +9,7 @@ PACKAGE = "aaron_ros"
 
 def share_dirs() -> list[Path]:
     """Candidate roots holding config/ and launch/: the checkout, then install prefixes."""
-    dirs = [Path(__file__).resolve().parents[1], Path(sys.prefix) / "share" / PACKAGE]
+    dirs = [Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / PACKAGE]
     try:
         from ament_index_python.packages import get_package_share_directory
 

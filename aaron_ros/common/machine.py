@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 
 import torch
 
@@ -32,12 +31,3 @@ def machine_info() -> dict:
         info["cuda"] = {"device": props.name, "sms": props.multi_processor_count,
                         "torch_cuda": torch.version.cuda}
     return info
-
-
-def machine_tag() -> str:
-    """Short name for result files: the GPU when there is one, else cores and CPU."""
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-    else:
-        name = f"cpu{os.cpu_count()}-{cpu_model()}"
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:48]

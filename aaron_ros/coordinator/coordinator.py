@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from aaron_ros.coordinator.policies import Pick, Policy, SchedulerView
-from aaron_ros.coordinator.types import Grant, Job, JobRecord, Release, StageRequest, TaskSpec
+from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, Overload, StageRequest, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser
 
 
@@ -59,22 +59,22 @@ class Coordinator:
         spec = state.spec
         state.last_release = release
         job = Job(spec, frame, release, state.stages, data)
-        if spec.overload == "keep_latest":
+        if spec.overload is Overload.KEEP_LATEST:
             while state.queue:
-                self._record(state.queue.popleft(), "dropped", release)
+                self._record(state.queue.popleft(), Outcome.DROPPED, release)
             state.queue.append(job)
         elif len(state.queue) < spec.queue_size:
             state.queue.append(job)
-        elif spec.overload == "drop_newest":
-            self._record(job, "dropped", release)
+        elif spec.overload is Overload.DROP_NEWEST:
+            self._record(job, Outcome.DROPPED, release)
         else:  # drop_oldest
-            self._record(state.queue.popleft(), "dropped", release)
+            self._record(state.queue.popleft(), Outcome.DROPPED, release)
             state.queue.append(job)
 
     def refuse(self, task: str, frame: int, release: float, reason: str) -> JobRecord:
         """A frame that will not be served (e.g. arriving while shutting down): counted as dropped."""
         state = self.tasks[task]
-        return self._record(Job(state.spec, frame, release, state.stages), "dropped", release, reason)
+        return self._record(Job(state.spec, frame, release, state.stages), Outcome.DROPPED, release, reason)
 
     # -- grants -----------------------------------------------------------------------------
     def ready(self) -> list[StageRequest]:
@@ -136,18 +136,18 @@ class Coordinator:
         job.running = False
         self.chooser.observe(grant.version, [g.version for g in self.running_grants()], seconds * 1e3)
         if error is not None:
-            return self._finish(job, "failed", now, error)
+            return self._finish(job, Outcome.FAILED, now, error)
         job.data = output
         job.next_stage += 1
-        return self._finish(job, "done", now) if job.done else None
+        return self._finish(job, Outcome.DONE, now) if job.done else None
 
-    def _finish(self, job: Job, outcome: str, now: float, error: str | None = None) -> JobRecord:
+    def _finish(self, job: Job, outcome: Outcome, now: float, error: str | None = None) -> JobRecord:
         self.tasks[job.task.name].current = None
         return self._record(job, outcome, now, error)
 
-    def _record(self, job: Job, outcome: str, now: float, error: str | None = None) -> JobRecord:
+    def _record(self, job: Job, outcome: Outcome, now: float, error: str | None = None) -> JobRecord:
         rec = JobRecord(job.task.name, job.frame, job.release, outcome,
-                        finished=now if outcome == "done" else None, started=job.started, error=error,
+                        finished=now if outcome == Outcome.DONE else None, started=job.started, error=error,
                         versions=tuple(job.versions))
         if self.keep_records:
             self.records.append(rec)
@@ -163,14 +163,14 @@ class Coordinator:
         """Frames not started yet are counted as dropped; jobs in flight go on."""
         for state in self.tasks.values():
             while state.queue:
-                self._record(state.queue.popleft(), "dropped", now)
+                self._record(state.queue.popleft(), Outcome.DROPPED, now)
 
     def drain(self, now: float) -> None:
         """End of a run: frames still waiting or in flight are counted as dropped."""
         self.drop_waiting(now)
         for state in self.tasks.values():
             if state.current is not None:
-                self._finish(state.current, "dropped", now)
+                self._finish(state.current, Outcome.DROPPED, now)
 
     def running_grants(self) -> list[Grant]:
         """Each running stage once (a stage with branch lanes holds several lanes)."""

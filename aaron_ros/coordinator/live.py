@@ -7,6 +7,8 @@ import itertools
 import queue
 import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -21,6 +23,43 @@ from aaron_ros.runtime.lanes import LanePool
 
 DRAIN_TIMEOUT_S = 30.0
 HOLD_RECHECK_S = 0.002
+
+
+# What reaches the coordinating thread through the event queue.
+@dataclass(frozen=True)
+class Arrival:
+    task: str
+    frame: int
+    release: float
+    data: Any
+
+
+@dataclass(frozen=True)
+class StageEnded:
+    grant: Grant
+    future: Future | None  # None when the stage could not even be submitted
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicySwitch:
+    policy: Policy
+    lanes: Sequence[str]
+    chooser: VersionChooser | None
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: Callable[[Coordinator], Any]
+    reply: queue.Queue
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Nothing to do but look at the stop flag."""
+
+
+Event = Arrival | StageEnded | PolicySwitch | Call | Wake
 
 
 class LiveDriver:
@@ -44,17 +83,17 @@ class LiveDriver:
     # -- any thread ---------------------------------------------------------------------------
     def submit(self, task: str, frame: int, data: Any, release: float | None = None) -> None:
         release = self.now() if release is None else release
-        self._events.put(("submit", (task, frame, release, data)))
+        self._events.put(Arrival(task, frame, release, data))
 
     def switch_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
-        self._events.put(("policy", (policy, lanes, chooser)))
+        self._events.put(PolicySwitch(policy, lanes, chooser))
 
     def call(self, fn: Callable[[Coordinator], Any], timeout: float = 5.0) -> Any:
         """Run `fn(coordinator)` on the coordinating thread and return its result."""
         if self._thread is None or not self._thread.is_alive():
             return fn(self.coord)
         done: queue.Queue = queue.Queue(maxsize=1)
-        self._events.put(("call", (fn, done)))
+        self._events.put(Call(fn, done))
         ok, value = done.get(timeout=timeout)
         if not ok:
             raise value
@@ -68,7 +107,7 @@ class LiveDriver:
         """Stop taking frames; in-flight stages get `drain_timeout_s` to finish, the rest drop."""
         self._drain_s = drain_timeout_s
         self._stop.set()
-        self._events.put(("wake", None))
+        self._events.put(Wake())
         if self._thread is not None:
             self._thread.join(drain_timeout_s + 5.0)
 
@@ -112,12 +151,12 @@ class LiveDriver:
                 wake.append(self.now() + HOLD_RECHECK_S)
             timeout = max(0.0, min(wake) - self.now()) if wake else None
             try:
-                self._handle(*self._events.get(timeout=timeout))
+                self._handle(self._events.get(timeout=timeout))
             except queue.Empty:
                 continue
             while True:  # everything else already there, before the next decision
                 try:
-                    self._handle(*self._events.get_nowait())
+                    self._handle(self._events.get_nowait())
                 except queue.Empty:
                     break
         coord.drain(self.now())
@@ -130,41 +169,41 @@ class LiveDriver:
         try:
             fut = submit_stage(runner, job.data, self.pool[grant.lane], branch)
         except Exception as exc:
-            self._events.put(("stage", (grant, None, f"{type(exc).__name__}: {exc}")))
+            self._events.put(StageEnded(grant, None, f"{type(exc).__name__}: {exc}"))
             return
-        fut.add_done_callback(lambda f, g=grant: self._events.put(("stage", (g, f, None))))
+        fut.add_done_callback(lambda f, g=grant: self._events.put(StageEnded(g, f)))
 
-    def _handle(self, kind: str, payload) -> None:
+    def _handle(self, event: Event) -> None:
         coord = self.coord
-        if kind == "stage":
-            grant, fut, error = payload
-            run = None
-            if error is None:
+        match event:
+            case StageEnded(grant, fut, error):
+                run = None
+                if error is None:
+                    try:
+                        run = fut.result()
+                    except Exception as exc:  # the model raised: this job fails, the others go on
+                        error = f"{type(exc).__name__}: {exc}"
+                now = self.now()
+                if self._on_stage is not None:
+                    self._on_stage(grant, now)
+                if error is None:
+                    coord.release(grant, now, run.finished - run.started, run.output)
+                else:
+                    coord.release(grant, now, 0.0, error=error)
+            case Arrival(task, frame, release, data):
+                if self._stop.is_set():
+                    coord.refuse(task, frame, release, "shutting down")  # counted, not lost silently
+                else:
+                    coord.submit(task, frame, release, data)
+            case PolicySwitch(policy, lanes, chooser):
+                coord.set_policy(policy, lanes, chooser)
+            case Call(fn, reply):
                 try:
-                    run = fut.result()
-                except Exception as exc:  # the model raised: this job fails, the others go on
-                    error = f"{type(exc).__name__}: {exc}"
-            now = self.now()
-            if self._on_stage is not None:
-                self._on_stage(grant, now)
-            if error is None:
-                coord.release(grant, now, run.finished - run.started, run.output)
-            else:
-                coord.release(grant, now, 0.0, error=error)
-        elif kind == "submit":
-            task, frame, release, data = payload
-            if self._stop.is_set():
-                coord.refuse(task, frame, release, "shutting down")  # counted, not lost silently
-            else:
-                coord.submit(task, frame, release, data)
-        elif kind == "policy":
-            coord.set_policy(*payload)
-        elif kind == "call":
-            fn, done = payload
-            try:
-                done.put((True, fn(coord)))
-            except Exception as exc:
-                done.put((False, exc))
+                    reply.put((True, fn(coord)))
+                except Exception as exc:
+                    reply.put((False, exc))
+            case Wake():
+                pass
 
 
 def run_live(coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from aaron_ros.common.stats import summarize
-from aaron_ros.coordinator.types import JobRecord, TaskSpec
+from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 
 NAN = float("nan")
 
@@ -25,12 +25,12 @@ def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float
     if duration_s <= 0:
         raise ValueError(f"duration_s must be > 0, got {duration_s}")
     mine = [r for r in records if r.task == task.name]
-    done = [r for r in mine if r.outcome == "done"]
+    done = [r for r in mine if r.outcome is Outcome.DONE]
     latencies = [r.latency_s for r in done if r.latency_s is not None]
     deadline_s = task.deadline_ms / 1e3
     late = sum(1 for s in latencies if s > deadline_s)
-    dropped = sum(1 for r in mine if r.outcome == "dropped")
-    failed = sum(1 for r in mine if r.outcome == "failed")
+    dropped = sum(1 for r in mine if r.outcome is Outcome.DROPPED)
+    failed = sum(1 for r in mine if r.outcome is Outcome.FAILED)
     released = len(mine)
     s = summarize(latencies)
     return {

@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from aaron_ros.coordinator.metrics import task_metrics
-from aaron_ros.coordinator.types import JobRecord, TaskSpec
+from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Monitor:
             t = self._tasks[rec.task]
             t.window.append((now, rec))
             self._since = now if self._since is None else self._since
-            if rec.outcome == "done":
+            if rec.outcome is Outcome.DONE:
                 t.totals["done"] += 1
                 t.totals["late"] += rec.latency_s is not None and rec.latency_s * 1e3 > t.spec.deadline_ms
             else:

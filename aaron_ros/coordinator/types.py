@@ -2,12 +2,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from aaron_ros.kernels.version import Version
 
-CRITICALITIES = ("critical", "normal")
-OVERLOAD_RULES = ("drop_oldest", "drop_newest", "keep_latest")
+
+# String enums: they compare equal to their values, so parameter files, JSON reports and messages
+# carry the plain words while the code gets a closed set of names.
+class Criticality(StrEnum):
+    CRITICAL = "critical"
+    NORMAL = "normal"
+
+
+class Overload(StrEnum):
+    """What a full queue does with one more frame."""
+
+    DROP_OLDEST = "drop_oldest"
+    DROP_NEWEST = "drop_newest"
+    KEEP_LATEST = "keep_latest"  # a queue of one: only the newest frame waits
+
+
+class Outcome(StrEnum):
+    """How a frame ended in the coordinator (late is a done frame past its deadline)."""
+
+    DONE = "done"
+    DROPPED = "dropped"
+    FAILED = "failed"
+
+
+def one_of(enum: type[StrEnum], value: str, what: str) -> StrEnum:
+    """`value` as a member of `enum`, or a ValueError naming `what` and every allowed value."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{what} must be one of {', '.join(enum)}, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -22,8 +51,8 @@ class TaskSpec:
     model: str
     rate_hz: float
     deadline_ms: float
-    criticality: str = "normal"
-    overload: str = "drop_oldest"
+    criticality: Criticality = Criticality.NORMAL
+    overload: Overload = Overload.DROP_OLDEST
     queue_size: int = 2
 
     def __post_init__(self) -> None:
@@ -32,16 +61,15 @@ class TaskSpec:
             raise ValueError(f"{where}: rate_hz must be > 0, got {self.rate_hz}")
         if self.deadline_ms <= 0:
             raise ValueError(f"{where}: deadline_ms must be > 0, got {self.deadline_ms}")
-        if self.criticality not in CRITICALITIES:
-            raise ValueError(f"{where}: criticality must be one of {CRITICALITIES}, got {self.criticality!r}")
-        if self.overload not in OVERLOAD_RULES:
-            raise ValueError(f"{where}: overload must be one of {OVERLOAD_RULES}, got {self.overload!r}")
+        # Frozen: the checked members are set through object.__setattr__.
+        object.__setattr__(self, "criticality", one_of(Criticality, self.criticality, f"{where}: criticality"))
+        object.__setattr__(self, "overload", one_of(Overload, self.overload, f"{where}: overload"))
         if self.queue_size < 1:
             raise ValueError(f"{where}: queue_size must be >= 1, got {self.queue_size}")
 
     @property
     def critical(self) -> bool:
-        return self.criticality == "critical"
+        return self.criticality is Criticality.CRITICAL
 
     @property
     def period_s(self) -> float:
@@ -94,15 +122,6 @@ class Grant:
     branch_lanes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Release:
-    """A finished stage handed back, with what it took."""
-
-    grant: Grant
-    finished_at: float
-    seconds: float
-
-
 @dataclass
 class JobRecord:
     """How one frame ended."""
@@ -110,11 +129,14 @@ class JobRecord:
     task: str
     frame: int
     release: float
-    outcome: str  # "done", "dropped" or "failed"
+    outcome: Outcome
     finished: float | None = None
     started: float | None = None
     error: str | None = None
     versions: tuple[str, ...] = ()  # the version id each stage ran with
+
+    def __post_init__(self) -> None:
+        self.outcome = one_of(Outcome, self.outcome, f"frame {self.frame} of {self.task}: outcome")
 
     @property
     def latency_s(self) -> float | None:

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from aaron_ros.coordinator.policies import POLICIES
-from aaron_ros.coordinator.types import CRITICALITIES, OVERLOAD_RULES, TaskSpec
+from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec
 from aaron_ros.coordinator.versions import SETTINGS
 from aaron_ros.models.registry import ZOO, model_names
 
@@ -186,9 +186,9 @@ class ComponentParams:
         _topic("input_topic", self.input_topic)
         _topic("output_topic", self.output_topic, empty_ok=True)
         _positive("deadline_ms", self.deadline_ms)
-        _one_of("criticality", self.criticality, CRITICALITIES)
+        _one_of("criticality", self.criticality, tuple(Criticality))
         _positive("max_rate_hz", self.max_rate_hz)
-        _one_of("overload", self.overload, OVERLOAD_RULES)
+        _one_of("overload", self.overload, tuple(Overload))
         if self.queue_size < 1:
             raise ParamError("queue_size", f"must be >= 1, got {self.queue_size}")
         if self.input_size:

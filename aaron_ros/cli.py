@@ -13,8 +13,26 @@ log = logging.getLogger("aaron_ros")
 # Enough for every model's cheap versions and its largest stages' inductor builds on a 2-core
 # CPU, and the whole zoo builds from cold in well under 20 minutes.
 DEFAULT_BUDGET_PER_MODEL_S = 130.0
-DEFAULT_BAG = "data/sample_bag"
+DEFAULT_BAG = "data/sample_bag"  # a rosbag (camera recording), never a kernel bag
 DEFAULT_RECORD_FPS = 30.0
+KERNEL_BAG_DIR = "kernel_bags"  # as aaron_ros.kernels.bag, without importing torch for --help
+
+
+class _OldName(argparse.Action):
+    """A flag or command renamed this release: still works, with a warning naming the new one."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _warn_renamed(option_string, self.new)
+        setattr(namespace, self.dest, values)
+
+
+def _warn_renamed(old: str, new: str) -> None:
+    print(f"aaron-ros: warning: '{old}' is deprecated and goes in the next release; use '{new}' "
+          "(kernel bags are told apart from rosbags)", file=sys.stderr)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -84,8 +102,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bag_show(args: argparse.Namespace) -> int:
+def _cmd_kernel_bag_show(args: argparse.Namespace) -> int:
     from aaron_ros.kernels.show import show
+
+    if args.command == "bag":
+        _warn_renamed("aaron-ros bag show", "aaron-ros kernel-bag show")
 
     text, pngs = show(args.dir, plot=not args.no_plot)
     print(text)
@@ -115,17 +136,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("give either --workload, or --bag and --config (the ROS 2 system), not both")
     if not args.workload:
         return _bench_ros(args)
-    args.bags = "bags" if args.bags is None else args.bags
+    from aaron_ros.kernels.bag import kernel_bag_root
+
+    kernel_bags = kernel_bag_root(args.kernel_bags or KERNEL_BAG_DIR)
     workload = load_workload(args.workload)
     if args.scenario:
         workload = workload.scenario(args.scenario)
     policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
     opts = BenchOptions(policies=policies, versions=args.versions.split(",") if args.versions else None,
                         duration_s=args.duration, repeats=args.repeats, isolation_s=args.isolation,
-                        bags_dir=Path(args.bags) if args.bags else None, lanes=args.lanes,
+                        bags_dir=kernel_bags, lanes=args.lanes,
                         progress=not args.no_progress)
     log.info("bench %s: %s, %.0f s each (%d rounds), kernel bags from %s", workload.name,
-             ", ".join(k for k, _, _ in opts.entries()), opts.duration_s, opts.repeats, args.bags or "nowhere (eager)")
+             ", ".join(k for k, _, _ in opts.entries()), opts.duration_s, opts.repeats, kernel_bags)
     report, latencies = run_bench(workload, opts)
     for path in save(report, latencies, args.out):
         log.info("wrote %s", path)
@@ -145,7 +168,7 @@ def _bench_ros(args: argparse.Namespace) -> int:
     policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
     opts = RosBenchOptions(bag=Path(args.bag), config=find_config(args.config), policies=policies,
                            versions=args.versions.split(",") if args.versions else None, repeats=args.repeats,
-                           kernel_bag_dir=args.bags, isolation=args.isolation > 0,
+                           kernel_bag_dir=args.kernel_bags, isolation=args.isolation > 0,
                            progress=not args.no_progress)
     log.info("ros bench %s on %s: %s, %d round(s)%s", opts.config.name, args.bag,
              ", ".join(k for k, _, _ in opts.entries()), opts.repeats, ", each task alone first" if opts.isolation else "")
@@ -255,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="build and profile kernel bags")
     c.add_argument("--model", required=True, help="a zoo model name, a comma list of them, or 'all'")
-    c.add_argument("--out", required=True, help="folder of bags: one sub-folder per model")
+    c.add_argument("--out", default=KERNEL_BAG_DIR,
+                   help=f"folder of kernel bags, one sub-folder per model (default {KERNEL_BAG_DIR})")
     c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
     c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime,inductor)")
     c.add_argument("--kinds", default="compute,memory,model", help="contention kinds to profile under")
@@ -287,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
     w.add_argument("--isolation", type=float, default=4.0, help="seconds of each task alone (with --bag: "
                    "each task replays the whole bag alone; 0 skips it)")
-    w.add_argument("--bags", help="folder of kernel bags (default: bags; with --bag, the file's kernel_bag_dir)")
+    w.add_argument("--kernel-bags", metavar="DIR", help=f"folder of kernel bags (default {KERNEL_BAG_DIR}; "
+                   "with --bag, the file's kernel_bag_dir)")
+    w.add_argument("--bags", dest="kernel_bags", action=_OldName, new="--kernel-bags", help="deprecated: --kernel-bags")
     w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"])
     w.add_argument("--out", required=True)
     w.add_argument("--no-progress", action="store_true")
@@ -330,12 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--no-table", action="store_true", help="no live table (logs only)")
     u.set_defaults(func=_cmd_run)
 
-    b = sub.add_parser("bag", help="inspect kernel bags")
-    bsub = b.add_subparsers(dest="bag_command", required=True)
-    bs = bsub.add_parser("show", help="best version per stage and contention level, and a plot")
-    bs.add_argument("dir", help="a bag folder, or a folder of bags")
-    bs.add_argument("--no-plot", action="store_true")
-    bs.set_defaults(func=_cmd_bag_show)
+    for name, help_ in (("kernel-bag", "inspect kernel bags (compiled model versions)"),
+                        ("bag", "deprecated: kernel-bag")):
+        b = sub.add_parser(name, help=help_)
+        bsub = b.add_subparsers(dest="kernel_bag_command", required=True)
+        bs = bsub.add_parser("show", help="best version per stage and contention level, and a plot")
+        bs.add_argument("dir", help="a kernel bag folder, or a folder of them")
+        bs.add_argument("--no-plot", action="store_true")
+        bs.set_defaults(func=_cmd_kernel_bag_show)
     return p
 
 

@@ -90,3 +90,30 @@ def test_bad_zoo_config_names_the_problem(tmp_path, capsys, text, key):
 def test_default_config_is_found_and_valid():
     cfg = load_zoo_config(find_config("zoo.yaml"))
     assert set(cfg.models) == set(model_names())
+
+
+def test_kernel_bags_are_told_apart_from_rosbags_and_old_names_still_work(tmp_path, capsys, monkeypatch):
+    from aaron_ros.cli import build_parser
+    from aaron_ros.kernels.bag import KERNEL_BAG_DIR, kernel_bag_root
+
+    args = build_parser().parse_args(["bench", "--bag", "rec", "--config", "f1tenth", "--kernel-bags", "kb",
+                                      "--out", "o"])
+    assert (args.bag, args.kernel_bags) == ("rec", "kb")
+    assert "deprecated" not in capsys.readouterr().err
+    args = build_parser().parse_args(["bench", "--workload", "f1tenth", "--bags", "old", "--out", "o"])
+    assert args.kernel_bags == "old"
+    err = capsys.readouterr().err
+    assert "'--bags' is deprecated" in err and "use '--kernel-bags'" in err
+    # `bag show` still reaches the kernel-bag reader, and says what it is called now.
+    missing = tmp_path / "nothing"
+    assert main(["bag", "show", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "'aaron-ros bag show' is deprecated" in err and "kernel-bag show" in err
+    assert main(["kernel-bag", "show", str(missing)]) == 2
+    assert "deprecated" not in capsys.readouterr().err
+    # The old default folder is read, with a warning, only while the new one does not exist.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bags").mkdir()
+    assert kernel_bag_root() == Path("bags")
+    (tmp_path / KERNEL_BAG_DIR).mkdir()
+    assert kernel_bag_root() == Path(KERNEL_BAG_DIR)

@@ -260,13 +260,30 @@ def test_version_settings(setting, backend, threads):
     assert (g.version.backend, g.version.shape.threads) == (backend, threads)
 
 
+def _version_slowing(threads: int, ms: float, light: float, medium: float, heavy: float) -> Version:
+    """A version whose profiles slow by these factors at each level, under every kind."""
+    factors = {"isolation": 1.0} | {f"{k}/{lvl}": f for k in ("compute", "memory", "model")
+                                    for lvl, f in (("light", light), ("medium", medium), ("heavy", heavy))}
+    return Version(id=f"m.s0.onnxruntime.t{threads}", stage=0, backend="onnxruntime",
+                   shape=ResourceShape(threads=threads),
+                   profiles={c: LevelProfile(ms * f, ms * f * 1.1, 5) for c, f in factors.items()},
+                   sensitivity=dict.fromkeys(("compute", "memory", "model"), heavy),
+                   pressure={"compute": 1.2, "memory": 1.1})
+
+
 def test_adaptive_prefers_a_one_thread_version_beside_busy_co_runners():
-    chooser = VersionChooser({"m": _bag("m", 5.0)}, "adaptive")
-    alone = chooser.choose("m", 0, [])
+    # As measured on CPUs: two threads win alone and collapse beside busy lanes; one thread
+    # barely notices them.
+    one = _version_slowing(1, 5.0, 1.05, 1.1, 1.3)
+    two = _version_slowing(2, 3.0, 1.5, 2.5, 4.0)
+    chooser = VersionChooser({"m": KernelBag(graph=None, versions={0: [one, two]}, runners={})}, "adaptive")
+    assert chooser.choose("m", 0, []) is two
     busy = [_version("x", 0, "eager", 2, 10.0)] * 2
-    beside = chooser.choose("m", 0, busy, max_threads=None)
-    assert alone.shape.threads == 2
-    assert chooser.predict_ms(beside, busy) <= chooser.predict_ms(alone, busy)
+    beside = chooser.choose("m", 0, busy)
+    assert beside is one and beside.shape.threads == 1
+    assert chooser.predict_ms(one, busy) < chooser.predict_ms(two, busy)
+    # solo keeps the isolation winner whatever runs beside it.
+    assert VersionChooser(chooser.bags, "solo").choose("m", 0, busy) is two
 
 
 def test_every_policy_is_registered_and_unknown_is_a_clear_error():

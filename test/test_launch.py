@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from aaron_ros.cli import _cmd_run, build_parser, without_ros_args
+
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "aaron.launch.py"
 ARGUMENTS = {"config", "bag", "policy"}
@@ -54,8 +56,18 @@ def test_starts_one_container_process_running_the_run_subcommand(tree):
     kw = {k.arg: k.value for k in node.keywords}
     assert {k: kw[k].value for k in ("package", "executable", "name", "output")} == {
         "package": "aaron_ros", "executable": "aaron-ros", "name": "aaron_container", "output": "screen"}
-    args = [_token(e) for e in kw["arguments"].elts]
-    assert args == ["run", "$(config)", "--bag", "$(bag)", "--policy", "$(policy)", "--no-table"]
+    # What the process gets: the arguments with each launch argument substituted, then the
+    # `--ros-args` that launch_ros appends. The real command line must read them as meant.
+    given = {"config": "my.yaml", "bag": "rec/cam", "policy": "priority"}
+    argv = [re.sub(r"\$\((\w+)\)", lambda m: given[m[1]], _token(e)) for e in kw["arguments"].elts]
+    parsed = build_parser().parse_args(without_ros_args([*argv, "--ros-args", "-r", "__node:=aaron_container"]))
+    assert parsed.func is _cmd_run
+    assert (parsed.config, parsed.bag, parsed.policy, parsed.no_table) == ("my.yaml", "rec/cam", "priority", True)
+    # Left empty (the defaults), bag and policy reach `run` as "" which it takes as not given.
+    empty = [re.sub(r"\$\((\w+)\)", lambda m: {"config": "my.yaml"}.get(m[1], ""), _token(e))
+             for e in kw["arguments"].elts]
+    parsed = build_parser().parse_args(empty)
+    assert (parsed.bag, parsed.policy, parsed.camera) == ("", "", None)
 
 
 def test_declares_exactly_config_bag_policy_and_the_default_config_exists(tree):

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,20 @@ def test_colcon_builds_and_installs_the_package(tmp_path):
     launcher = subprocess.run([str(install / "lib" / "aaron_ros" / "aaron-ros"), "--help"], cwd=tmp_path,
                               env=run_env, capture_output=True, text=True, timeout=120)
     assert launcher.returncode == 0 and "zoo" in launcher.stdout, launcher.stderr
+    # The launcher is setuptools' wrapper of setup.py's console script, and the installed metadata
+    # (setup.py's, with its entry points) is what the installed tree finds.
+    assert "'console_scripts', 'aaron-ros'" in (install / "lib" / "aaron_ros" / "aaron-ros").read_text()
+    (egg_info,) = site.glob("aaron_ros-*.egg-info")
+    code = ("import importlib.metadata as md, aaron_ros; d = md.distribution('aaron_ros'); "
+            "print(d._path); print(aaron_ros.__version__, d.metadata['Summary']); "
+            "print(sorted(f'{e.group} {e.name} {e.value}' for e in d.entry_points)); "
+            "from aaron_ros.ros.components import component_names; print(component_names())")
+    got = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=run_env,
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    path, version, eps, names = got.stdout.splitlines()
+    xml_version = ET.parse(ROOT / "package.xml").getroot().findtext("version")
+    assert Path(path) == egg_info and version.startswith(f"{xml_version} Coordinated multi-DNN"), got.stdout
+    assert eps == str(["aaron_ros.components perception aaron_ros.ros.perception:PerceptionComponent",
+                       "console_scripts aaron-ros aaron_ros.cli:main"])
+    assert names == str(["perception"])

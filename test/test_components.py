@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-from aaron_ros.ros.components import BUILTIN, GROUP, component_names, find_component
+from aaron_ros.ros.components import GROUP, component_names, find_component
 from aaron_ros.ros.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,8 @@ def test_unknown_name_lists_the_known_ones():
     assert "'perception'" in str(err.value) and GROUP in str(err.value)
 
 
-def test_builtin_perception_is_known_and_declared_as_entry_point():
+def test_builtin_perception_is_known_through_its_entry_point():
     assert "perception" in component_names()
-    text = (ROOT / "pyproject.toml").read_text()
-    assert f'[project.entry-points."{GROUP}"]\nperception = "{BUILTIN["perception"]}"' in text
+    (ep,) = [ep for ep in entry_points(group=GROUP) if ep.name == "perception"]
+    assert ep.dist.name == "aaron_ros" and ep.value == "aaron_ros.ros.perception:PerceptionComponent"
+    assert f'"{GROUP}": ["perception = {ep.value}"]' in (ROOT / "setup.py").read_text()

@@ -2,11 +2,10 @@
 
 A component is a class the container instantiates as a node. It is found by name:
 
-1. the entry point group `aaron_ros.components` of any installed distribution (a user package
-   declares `[project.entry-points."aaron_ros.components"] mine = "my_pkg.nodes:MyComponent"`);
-2. the built-in table below (a colcon/ament_cmake install of this package has no dist-info, so
-   its own entry points would not be seen);
-3. a literal `package.module:Class`.
+1. the entry point group `aaron_ros.components` of any installed distribution: this package's own
+   (declared in setup.py, whose egg-info every build installs, the venv's and colcon's alike), or
+   a user package's (`[project.entry-points."aaron_ros.components"] mine = "my_pkg.nodes:Mine"`);
+2. a literal `package.module:Class`.
 
 Importing a component may import rclpy; this module itself does not.
 """
@@ -16,13 +15,11 @@ import importlib
 from importlib.metadata import entry_points
 
 GROUP = "aaron_ros.components"
-BUILTIN = {"perception": "aaron_ros.ros.perception:PerceptionComponent"}
 
 
 def component_names() -> list[str]:
-    """Names find_component knows: entry points, then the built-in ones."""
-    names = [ep.name for ep in entry_points(group=GROUP)]
-    return sorted(set(names) | set(BUILTIN))
+    """Names find_component knows: the entry points of GROUP."""
+    return sorted({ep.name for ep in entry_points(group=GROUP)})
 
 
 def _load_target(name: str, target: str) -> type:
@@ -52,8 +49,6 @@ def find_component(name: str) -> type:
                 raise ValueError(f"component {name!r}: cannot load entry point {ep.value} "
                                  f"({GROUP}): {type(exc).__name__}: {exc}") from exc
             return _must_be_class(name, ep.value, obj)
-    if name in BUILTIN:
-        return _load_target(name, BUILTIN[name])
     module_name, colon, attr = name.partition(":")
     if colon and module_name and attr:
         return _load_target(name, name)

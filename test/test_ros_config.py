@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from aaron_ros.bench.workload import load_workload
-from aaron_ros.ros.config import (ComponentParams, ContainerConfig, CoordinatorParams, ParamError,
-                                  load_config, params_from_node)
+from aaron_ros.ros.config import ContainerConfig, load_config
+from aaron_ros.ros.params import ComponentParams, CoordinatorParams, ParamError, params_from_node
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["f1tenth", "ar_glasses"]
@@ -55,7 +55,8 @@ def edited(old: str, new: str) -> str:
 # --- the shipped files ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_config_matches_its_workload(name):
+def test_shipped_config_matches_its_workload(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # kernel bags resolved from an empty working directory
     cfg = load_config(ROOT / "config" / f"{name}.yaml")
     workload = load_workload(name)
     assert cfg.tasks() == workload.tasks  # names, models, rates, deadlines, criticality, overload, queues
@@ -66,7 +67,7 @@ def test_shipped_config_matches_its_workload(name):
     assert cfg.params_for("bag_player")["qos"] == "sensor_data"  # `/**` reaches the other nodes too
     for c in cfg.components:
         assert c.input_topic == "/camera/image_raw" and c.result_topic == f"/aaron/{c.name}/result"
-        assert cfg.kernel_bag(c) == Path("bags") / c.model
+        assert cfg.kernel_bag(c) == Path("kernel_bags") / c.model
 
 
 # --- the dataclasses ------------------------------------------------------------------------
@@ -74,8 +75,8 @@ def test_shipped_config_matches_its_workload(name):
 def test_component_defaults_and_derived_values():
     c = ComponentParams(name="det", model="tiny_yolo")
     assert c.result_topic == "/aaron/det/result"
-    assert c.bag_path("bags") == Path("bags/tiny_yolo")
-    assert dataclasses.replace(c, kernel_bag="/opt/b").bag_path("bags") == Path("/opt/b")
+    assert c.kernel_bag_path("kernel_bags") == Path("kernel_bags/tiny_yolo")
+    assert dataclasses.replace(c, kernel_bag="/opt/b").kernel_bag_path("kernel_bags") == Path("/opt/b")
     assert ComponentParams(name="det", model="tiny_yolo", input_size=[320, 320]).input_size == (320, 320)
     spec = ComponentParams(name="det", model="seg_net", deadline_ms=80, max_rate_hz=15,
                            criticality="critical").task_spec()
@@ -200,7 +201,7 @@ ERRORS = [
      "detector.ros__parameters.model: unknown model 'yolov8'"),
     ("unknown policy",
      edited("policy: aaron", "policy: fifo"),
-     "aaron_coordinator.ros__parameters.policy: must be one of"),
+     "aaron_coordinator.ros__parameters.policy: unknown policy 'fifo'; known: sequential, naive"),
     ("unknown component",
      edited("model: tiny_yolo", "model: tiny_yolo\n    component: percepton"),
      "detector.ros__parameters.component: unknown component 'percepton'; known: ["),

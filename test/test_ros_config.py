@@ -76,7 +76,7 @@ def test_component_defaults_and_derived_values():
     c = ComponentParams(name="det", model="tiny_yolo")
     assert c.result_topic == "/aaron/det/result"
     assert c.kernel_bag_path("kernel_bags") == Path("kernel_bags/tiny_yolo")
-    assert dataclasses.replace(c, kernel_bag="/opt/b").kernel_bag_path("kernel_bags") == Path("/opt/b")
+    assert dataclasses.replace(c, kernel_bag="/opt/b").kernel_bag_path("kb") == Path("/opt/b")
     assert ComponentParams(name="det", model="tiny_yolo", input_size=[320, 320]).input_size == (320, 320)
     spec = ComponentParams(name="det", model="seg_net", deadline_ms=80, max_rate_hz=15,
                            criticality="critical").task_spec()

@@ -72,11 +72,11 @@ class Container:
         logger = self.node.get_logger()
         self.coordinator = CoordinatorNode(context=self.context, parameter_overrides=self._overrides(
             COORDINATOR_NODE, policy=self.options.policy, versions=self.options.versions))
-        bag_dir = str(kernel_bag_root(self.coordinator.params.kernel_bag_dir))  # warns once for bags/
+        kernel_bag_dir = str(kernel_bag_root(self.coordinator.params.kernel_bag_dir))  # warns once for bags/
         for c in self.config.components:
             try:
                 cls = find_component(c.component)
-                comp = cls(c.name, service=self.coordinator.service, kernel_bag_dir=bag_dir,
+                comp = cls(c.name, service=self.coordinator.service, kernel_bag_dir=kernel_bag_dir,
                            context=self.context, parameter_overrides=self._overrides(c.name))
             except Exception as exc:
                 self.failed[c.name] = f"{type(exc).__name__}: {exc}"

@@ -78,12 +78,14 @@ class PerceptionComponent(Node):
         super().__init__(name, context=context, parameter_overrides=parameter_overrides or [])
         self.params = p = params_from_node(self, ComponentParams, name)
         self.service = service
-        self.graph = service.add_task(p.task_spec(), p.kernel_bag_path(kernel_bag_root(kernel_bag_dir)), self._on_finished)
-        bag = service.bags[p.model]
-        if bag.fallback_reason:
-            self.get_logger().warning(f"{p.model}: eager versions only ({bag.fallback_reason})")
+        kernel_bag_path = p.kernel_bag_path(kernel_bag_root(kernel_bag_dir))
+        self.graph = service.add_task(p.task_spec(), kernel_bag_path, self._on_finished)
+        kernel_bag = service.bags[p.model]
+        if kernel_bag.fallback_reason:
+            self.get_logger().warning(f"{p.model}: eager versions only ({kernel_bag.fallback_reason})")
         else:
-            self.get_logger().info(f"{p.model}: kernel bag with {sum(map(len, bag.versions.values()))} versions")
+            versions = sum(map(len, kernel_bag.versions.values()))
+            self.get_logger().info(f"{p.model}: kernel bag {kernel_bag_path} with {versions} versions")
         self.input_size = tuple(self.graph.input_shape[1:])
         self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0}
         self._limiter = RateLimiter(p.max_rate_hz)

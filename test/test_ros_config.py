@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from aaron_ros.bench.workload import load_workload
-from aaron_ros.ros.config import (ComponentParams, ContainerConfig, CoordinatorParams, ParamError,
-                                  load_config, params_from_node)
+from aaron_ros.ros.config import ContainerConfig, load_config
+from aaron_ros.ros.params import ComponentParams, CoordinatorParams, ParamError, params_from_node
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["f1tenth", "ar_glasses"]
@@ -55,7 +55,8 @@ def edited(old: str, new: str) -> str:
 # --- the shipped files ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_config_matches_its_workload(name):
+def test_shipped_config_matches_its_workload(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # kernel bags resolved from an empty working directory
     cfg = load_config(ROOT / "config" / f"{name}.yaml")
     workload = load_workload(name)
     assert cfg.tasks() == workload.tasks  # names, models, rates, deadlines, criticality, overload, queues
@@ -66,7 +67,7 @@ def test_shipped_config_matches_its_workload(name):
     assert cfg.params_for("bag_player")["qos"] == "sensor_data"  # `/**` reaches the other nodes too
     for c in cfg.components:
         assert c.input_topic == "/camera/image_raw" and c.result_topic == f"/aaron/{c.name}/result"
-        assert cfg.kernel_bag(c) == Path("bags") / c.model
+        assert cfg.kernel_bag(c) == Path("kernel_bags") / c.model
 
 
 # --- the dataclasses ------------------------------------------------------------------------
@@ -74,8 +75,8 @@ def test_shipped_config_matches_its_workload(name):
 def test_component_defaults_and_derived_values():
     c = ComponentParams(name="det", model="tiny_yolo")
     assert c.result_topic == "/aaron/det/result"
-    assert c.bag_path("bags") == Path("bags/tiny_yolo")
-    assert dataclasses.replace(c, kernel_bag="/opt/b").bag_path("bags") == Path("/opt/b")
+    assert c.kernel_bag_path("kernel_bags") == Path("kernel_bags/tiny_yolo")
+    assert dataclasses.replace(c, kernel_bag="/opt/b").kernel_bag_path("kb") == Path("/opt/b")
     assert ComponentParams(name="det", model="tiny_yolo", input_size=[320, 320]).input_size == (320, 320)
     spec = ComponentParams(name="det", model="seg_net", deadline_ms=80, max_rate_hz=15,
                            criticality="critical").task_spec()
@@ -200,7 +201,7 @@ ERRORS = [
      "detector.ros__parameters.model: unknown model 'yolov8'"),
     ("unknown policy",
      edited("policy: aaron", "policy: fifo"),
-     "aaron_coordinator.ros__parameters.policy: must be one of"),
+     "aaron_coordinator.ros__parameters.policy: unknown policy 'fifo'; known: sequential, naive"),
     ("unknown component",
      edited("model: tiny_yolo", "model: tiny_yolo\n    component: percepton"),
      "detector.ros__parameters.component: unknown component 'percepton'; known: ["),
@@ -311,3 +312,148 @@ def test_params_from_node_takes_integers_for_floats_and_names_bad_keys(ros_conte
     finally:
         for node in nodes.values():
             node.destroy_node()
+
+
+# --- one declaration per parameter: the tables the nodes, the file check and the live check read --
+
+Parameter = pytest.importorskip("rclpy.parameter").Parameter
+
+MODEL = [Parameter("model", value="tiny_yolo")]  # a component's required parameter, as a file gives it
+
+
+def test_every_node_declares_its_table_with_descriptors(ros_context):
+    from rclpy.node import Node
+
+    from aaron_ros.ros.params import BAG_PLAYER, CAMERA, COMPONENT, CONTAINER, COORDINATOR, declare_params
+
+    for table in (COORDINATOR, COMPONENT, BAG_PLAYER, CAMERA, CONTAINER):
+        node = Node(table.node or "detector", context=ros_context, parameter_overrides=MODEL)
+        try:
+            declare_params(node, table)
+            for p in table.params:
+                d = node.describe_parameter(p.name)
+                assert d.description == p.description != "" and d.additional_constraints == p.constraints, p.name
+                assert d.read_only, p.name
+        finally:
+            node.destroy_node()
+
+
+def test_descriptors_carry_ranges_and_allowed_words(ros_context):
+    from rclpy.node import Node
+
+    node = Node("detector", context=ros_context, parameter_overrides=MODEL)
+    try:
+        params_from_node(node, ComponentParams)
+        deadline = node.describe_parameter("deadline_ms")
+        assert deadline.description == ComponentParams.TABLE["deadline_ms"].description != ""
+        assert deadline.floating_point_range[0].from_value == 0.0 and deadline.additional_constraints == "> 0"
+        assert node.describe_parameter("queue_size").integer_range[0].from_value == 1
+        assert node.describe_parameter("criticality").additional_constraints == "one of: critical, normal"
+        assert node.describe_parameter("overload").additional_constraints == \
+            "one of: drop_oldest, drop_newest, keep_latest"
+    finally:
+        node.destroy_node()
+    node = Node("aaron_coordinator", context=ros_context)
+    try:
+        params_from_node(node, CoordinatorParams)
+        threshold = node.describe_parameter("miss_warn_threshold").floating_point_range[0]
+        assert (threshold.from_value, threshold.to_value) == (0.0, 1.0)
+        assert node.describe_parameter("policy").additional_constraints == \
+            "one of: sequential, naive, priority, elastic, aaron"
+    finally:
+        node.destroy_node()
+
+
+SAME_MESSAGE = [  # section, key, bad value as YAML, problem
+    ("detector", "deadline_ms", "-5.0", "must be > 0, got -5"),
+    ("detector", "deadline_ms", "soon", "must be a number, got 'soon'"),
+    ("detector", "queue_size", "0", "must be >= 1, got 0"),
+    ("detector", "criticality", "high", "must be one of ['critical', 'normal'], got 'high'"),
+    ("detector", "input_size", "[416, 416]", "tiny_yolo takes [320, 320]"),
+    ("signs", "output_topic", "'no spaces'", "must be a ROS topic name"),
+    ("aaron_coordinator", "policy", "fifo", "unknown policy 'fifo'; known: sequential, naive, priority"),
+    ("aaron_coordinator", "lanes", "2.5", "must be an integer, got 2.5"),
+    ("aaron_coordinator", "miss_warn_threshold", "1.5", "must be in [0, 1], got 1.5"),
+    ("bag_player", "rate", "0.0", "must be > 0, got 0"),
+    ("camera", "encoding", "yuv", "must be one of ['bgr8', 'rgb8'], got 'yuv'"),
+    ("camera", "width", "640.0", "must be an integer, got 640.0"),
+]
+
+
+@pytest.mark.parametrize("section, key, value, problem", SAME_MESSAGE, ids=[f"{s[0]}.{s[1]}" for s in SAME_MESSAGE])
+def test_file_check_and_live_check_reject_a_bad_value_with_the_same_message(
+        ros_context_args, tmp_path, section, key, value, problem):
+    from rclpy.node import Node
+
+    from aaron_ros.ros.params import COMPONENT, COORDINATOR, SOURCES, declare_params
+
+    text = ("aaron_container:\n  ros__parameters:\n    components: [detector, signs]\n"
+            "detector:\n  ros__parameters:\n    model: tiny_yolo\n"
+            "signs:\n  ros__parameters:\n    model: mobilenet_v3_small\n")
+    if section not in text:
+        text += f"{section}:\n  ros__parameters:\n"
+    path = write(tmp_path, text.replace(f"{section}:\n  ros__parameters:\n",
+                                        f"{section}:\n  ros__parameters:\n    {key}: {value}\n", 1))
+    with pytest.raises(ValueError) as in_file:
+        load_config(path)
+    file_problem = str(in_file.value).removeprefix(f"{path}: {section}.ros__parameters.{key}: ")
+    assert file_problem != str(in_file.value) and problem in file_problem, str(in_file.value)
+
+    table = {"aaron_coordinator": COORDINATOR, **SOURCES}.get(section, COMPONENT)
+    node = Node(section, context=ros_context_args("--params-file", str(path)))
+    try:
+        with pytest.raises(ValueError) as live:
+            if table is COMPONENT:
+                params_from_node(node, ComponentParams)
+            else:
+                declare_params(node, table, (lambda v: CoordinatorParams(**v)) if table is COORDINATOR else None)
+    finally:
+        node.destroy_node()
+    assert str(live.value) == f"node {section}: parameter {key}: {file_problem}"
+
+
+@pytest.mark.parametrize("section, typo, known", [
+    ("camera", "rate_h", "rate_hz"), ("bag_player", "start_offset", "start_offset_s"),
+    ("signs", "max_rate", "max_rate_hz"), ("aaron_container", "component", "components"),
+])
+def test_an_unknown_key_names_the_closest_known_one(tmp_path, section, typo, known):
+    text = BASE if section in ("signs", "aaron_container") else BASE + f"{section}:\n  ros__parameters:\n"
+    path = write(tmp_path, text.replace(f"{section}:\n  ros__parameters:\n",
+                                        f"{section}:\n  ros__parameters:\n    {typo}: 1\n", 1))
+    with pytest.raises(ValueError, match=rf"^{path}: {section}\.ros__parameters\.{typo}: unknown key; "
+                                         rf"did you mean '{known}'\? known: \["):
+        load_config(path)
+
+
+def test_policy_and_versions_names_have_one_registry():
+    from aaron_ros.bench.policies import BenchOptions
+    from aaron_ros.coordinator.policies import POLICIES, SETTINGS, check_policy, check_versions
+    from aaron_ros.coordinator.service import ServiceOptions
+
+    with pytest.raises(ValueError) as err:
+        check_versions("best")
+    message = str(err.value)
+    assert message == f"unknown versions setting 'best'; known: {', '.join(SETTINGS)}"
+    for make in (lambda: ServiceOptions(versions="best"), lambda: BenchOptions(["aaron"], ["best"])):
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            make()
+    with pytest.raises(ParamError) as err:
+        CoordinatorParams(versions="best")
+    assert err.value.problem == message
+    with pytest.raises(ValueError, match=f"^unknown policy 'fifo'; known: {', '.join(POLICIES)}$"):
+        check_policy("fifo")
+    assert check_policy("aaron") == "aaron" and check_versions("solo") == "solo"
+
+
+def test_enums_and_kernel_bag_folder(tmp_path, monkeypatch, caplog):
+    from aaron_ros.coordinator.types import Criticality, Overload
+    from aaron_ros.kernels.bag import KERNEL_BAG_DIR
+
+    c = ComponentParams(name="det", model="tiny_yolo", criticality="critical", overload="keep_latest")
+    assert c.criticality is Criticality.CRITICAL and c.overload is Overload.KEEP_LATEST
+    assert CoordinatorParams().kernel_bag_dir == KERNEL_BAG_DIR == "kernel_bags"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bags").mkdir()  # only the old folder: read, with a warning
+    cfg = load_config(write(tmp_path, BASE))
+    assert cfg.kernel_bag("detector") == Path("bags/tiny_yolo")
+    assert "rename it to kernel_bags/" in caplog.text

@@ -155,6 +155,9 @@ def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_b
     container = Container(ContainerOptions(cfg, bag=str(small_bag), domain_id=ros_domain))
     try:
         assert set(container.components) == {"classify", "segment"}
+        policy = container.coordinator.describe_parameter("policy")  # declared from params.COORDINATOR
+        assert policy.read_only and policy.additional_constraints.startswith("one of: sequential")
+        assert container.components["classify"].describe_parameter("deadline_ms").floating_point_range
         assert "broken" in container.failed and "no_such_module" in container.failed["broken"]
         client = container.node.create_client(SetPolicy, "/aaron/set_policy")
         assert client.wait_for_service(timeout_sec=10)

@@ -16,9 +16,9 @@ from aaron_ros.bench.workload import Workload, arrivals
 from aaron_ros.contention.predictor import ContentionPredictor
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.live import run_live
-from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, make_policy
+from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, check_policy, make_policy
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
-from aaron_ros.coordinator.versions import SETTINGS, VersionChooser
+from aaron_ros.coordinator.versions import VersionChooser, check_versions
 from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
 from aaron_ros.models import StageGraph, build_model
 from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
@@ -40,10 +40,9 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         for p in self.policies:
-            make_policy(p)  # a clear error for an unknown name
+            check_policy(p)
         for v in self.versions or []:
-            if v not in SETTINGS:
-                raise ValueError(f"unknown versions setting {v!r}; known: {', '.join(SETTINGS)}")
+            check_versions(v)
         if self.duration_s <= 0 or self.repeats < 1:
             raise ValueError("duration must be > 0 and repeats >= 1")
 

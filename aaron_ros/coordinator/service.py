@@ -16,9 +16,9 @@ from aaron_ros.contention.predictor import ContentionPredictor
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.live import LiveDriver
 from aaron_ros.coordinator.monitor import Monitor
-from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, make_policy
+from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, check_policy, make_policy
 from aaron_ros.coordinator.types import Grant, Job, JobRecord, TaskSpec
-from aaron_ros.coordinator.versions import SETTINGS, VersionChooser
+from aaron_ros.coordinator.versions import VersionChooser, check_versions
 from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
 from aaron_ros.models import StageGraph, build_model
 from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
@@ -38,9 +38,9 @@ class ServiceOptions:
     status_window_s: float = 5.0
 
     def __post_init__(self) -> None:
-        make_policy(self.policy)
-        if self.versions and self.versions not in SETTINGS:
-            raise ValueError(f"versions must be one of {SETTINGS}, got {self.versions!r}")
+        check_policy(self.policy)
+        if self.versions:
+            check_versions(self.versions)
         if self.lanes < 0:
             raise ValueError(f"lanes must be >= 0, got {self.lanes}")
         resolve_kind(self.device)
@@ -125,8 +125,7 @@ class CoordinatorService:
         """Any thread; takes effect before the next decision, dropping nothing."""
         pol = make_policy(policy)
         versions = versions or DEFAULT_VERSIONS[policy]
-        if versions not in SETTINGS:
-            raise ValueError(f"versions must be one of {SETTINGS}, got {versions!r}")
+        check_versions(versions)
         lanes = [lane.name for lane in self._pool][:pol.lanes(self.cores, len(self.specs))]
         self.driver.switch_policy(pol, lanes, self._chooser(versions))
         self.policy_name, self.versions = policy, versions

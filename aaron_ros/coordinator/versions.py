@@ -16,6 +16,13 @@ from aaron_ros.kernels.version import Version
 SETTINGS = ("eager", "solo", "adaptive")
 
 
+def check_versions(setting: str) -> str:
+    """`setting` if it is a versions setting, else a ValueError listing the known ones."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown versions setting {setting!r}; known: {', '.join(SETTINGS)}")
+    return setting
+
+
 def isolated_ms(v: Version) -> float:
     p = v.profiles.get(ISOLATION)
     return p.p50_ms if p else float("inf")
@@ -23,9 +30,7 @@ def isolated_ms(v: Version) -> float:
 
 class VersionChooser:
     def __init__(self, bags: dict[str, KernelBag], setting: str, predictor: ContentionPredictor | None = None):
-        if setting not in SETTINGS:
-            raise ValueError(f"versions setting must be one of {SETTINGS}, got {setting!r}")
-        self.bags, self.setting = bags, setting
+        self.bags, self.setting = bags, check_versions(setting)
         self.predictor = predictor or ContentionPredictor()
         self._contenders: dict[tuple[str, int], list[Version]] = {}
 

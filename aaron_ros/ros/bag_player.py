@@ -15,14 +15,14 @@ import threading
 import time
 from collections.abc import Sequence
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.context import Context
-from rclpy.exceptions import InvalidTopicNameException, ParameterException
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from aaron_ros.ros.params import BAG_PLAYER, declare_params
 from aaron_ros.ros.record import image_topics, read_image_bag
 
 QOS = {"sensor_data": qos_profile_sensor_data,
@@ -31,15 +31,6 @@ QOS = {"sensor_data": qos_profile_sensor_data,
 MAX_SLEEP_S = 0.1
 # Pause between two passes of a one-frame bag, which has no frame spacing to repeat.
 SINGLE_FRAME_LOOP_S = 0.1
-
-
-def number_parameter(node: Node, key: str, default: float) -> float:
-    """Declare a float parameter that also takes an integer (`rate: 2` in a YAML file, which
-    rclpy would refuse for a double), as the container's own parameters do."""
-    value = node.declare_parameter(key, default, ParameterDescriptor(dynamic_typing=True)).value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{node.get_name()}: parameter {key} must be a number, got {value!r}")
-    return float(value)
 
 
 def parse_remaps(entries: Sequence[str]) -> dict[str, str]:
@@ -64,7 +55,8 @@ def restamped(data: bytes, stamp_ns: int) -> bytes:
 
 
 class BagPlayer(Node):
-    """Publishes a bag's Image topics at their recorded spacing (scaled by `rate`) from a thread."""
+    """Publishes a bag's Image topics at their recorded spacing (scaled by `rate`) from a thread.
+    Parameters: `aaron_ros.ros.params.BAG_PLAYER`."""
 
     def __init__(self, name: str = "bag_player", *, context: Context | None = None,
                  parameter_overrides: list[Parameter] | None = None) -> None:
@@ -73,27 +65,12 @@ class BagPlayer(Node):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         super().__init__(name, context=context, parameter_overrides=parameter_overrides)
-        try:
-            self.bag = str(self.declare_parameter("bag", "").value)
-            self.rate = number_parameter(self, "rate", 1.0)
-            self.loop = bool(self.declare_parameter("loop", False).value)
-            self.start_offset_s = number_parameter(self, "start_offset_s", 0.0)
-            # Declared by type, unset by default: rclpy types an empty-list default as bytes.
-            remap = self.declare_parameter("remap", Parameter.Type.STRING_ARRAY).value or []
-            self.restamp = bool(self.declare_parameter("restamp", True).value)
-            qos = str(self.declare_parameter("qos", "sensor_data").value)
-        except ParameterException as exc:  # e.g. `loop: 1`, an integer for a bool
-            raise ValueError(f"{name}: {exc}") from None
-
+        p = declare_params(self, BAG_PLAYER)
+        self.bag, self.rate, self.loop, self.start_offset_s = p["bag"], p["rate"], p["loop"], p["start_offset_s"]
+        self.restamp, qos = p["restamp"], p["qos"]
         if not self.bag:
             raise ValueError(f"{name}: parameter 'bag' is not set (a bag folder, .mcap or .db3)")
-        if self.rate <= 0:
-            raise ValueError(f"{name}: rate must be positive, got {self.rate}")
-        if self.start_offset_s < 0:
-            raise ValueError(f"{name}: start_offset_s must be >= 0, got {self.start_offset_s}")
-        if qos not in QOS:
-            raise ValueError(f"{name}: unknown qos {qos!r}; known: {', '.join(QOS)}")
-        self.remaps = parse_remaps(remap)
+        self.remaps = parse_remaps(p["remap"])
         # Checks the bag now, so a wrong path fails at start-up and not at the first replay.
         self.topics = image_topics(self.bag)
         if unknown := sorted(set(self.remaps) - set(self.topics)):

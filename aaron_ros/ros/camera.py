@@ -12,24 +12,21 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.context import Context
-from rclpy.exceptions import InvalidTopicNameException, ParameterException
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from aaron_ros.ros.bag_player import number_parameter
 from aaron_ros.ros.image_conversions import array_to_image
-
-ENCODINGS = ("bgr8", "rgb8")
+from aaron_ros.ros.params import CAMERA, declare_params
 
 
 class CameraNode(Node):
     """`device` "0", "1", ... is a camera index; anything else a file (looped if `loop`) or a
-    stream URL OpenCV can open."""
+    stream URL OpenCV can open. Parameters: `aaron_ros.ros.params.CAMERA`."""
 
     def __init__(self, name: str = "camera", *, context: Context | None = None,
                  parameter_overrides: list[Parameter] | None = None) -> None:
@@ -38,27 +35,9 @@ class CameraNode(Node):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         super().__init__(name, context=context, parameter_overrides=parameter_overrides)
-        try:
-            # Any type: `device: 0` in YAML is an integer, and means camera 0 as "0" does.
-            self.device = str(self.declare_parameter(
-                "device", "0", ParameterDescriptor(dynamic_typing=True)).value)
-            topic = str(self.declare_parameter("topic", "/camera/image_raw").value)
-            self.rate_hz = number_parameter(self, "rate_hz", 30.0)
-            self.width = int(self.declare_parameter("width", 0).value)
-            self.height = int(self.declare_parameter("height", 0).value)
-            self.loop = bool(self.declare_parameter("loop", True).value)
-            self.frame_id = str(self.declare_parameter("frame_id", "camera").value)
-            self.encoding = str(self.declare_parameter("encoding", "bgr8").value)
-        except ParameterException as exc:  # e.g. `width: 640.0`, a double for an integer
-            raise ValueError(f"{name}: {exc}") from None
-
-        if self.rate_hz < 0:
-            raise ValueError(f"{name}: rate_hz must be >= 0 (0: as fast as the source), got {self.rate_hz}")
-        if self.width < 0 or self.height < 0 or (self.width == 0) != (self.height == 0):
-            raise ValueError(f"{name}: width and height must both be positive or both 0 (native), "
-                             f"got {self.width}x{self.height}")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"{name}: unknown encoding {self.encoding!r}; known: {', '.join(ENCODINGS)}")
+        p = declare_params(self, CAMERA)
+        self.device, topic, self.rate_hz, self.loop = p["device"], p["topic"], p["rate_hz"], p["loop"]
+        self.width, self.height, self.frame_id, self.encoding = p["width"], p["height"], p["frame_id"], p["encoding"]
         self.is_file = Path(self.device).is_file()
         source = int(self.device) if self.device.isdigit() else self.device
         self._cap = cv2.VideoCapture(source)

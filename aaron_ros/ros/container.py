@@ -20,9 +20,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from aaron_ros.ros.config import CONTAINER_NODE, ContainerConfig, load_config
+from aaron_ros.kernels.bag import kernel_bag_root
+from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
 from aaron_ros.ros.components import find_component
 from aaron_ros.ros.coordinator_node import CoordinatorNode
+from aaron_ros.ros.params import CONTAINER, declare_params
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +68,15 @@ class Container:
 
     def _build(self) -> None:
         self.node = Node(CONTAINER_NODE, context=self.context)
-        self.node.declare_parameter("components", [c.name for c in self.config.components])
+        declare_params(self.node, CONTAINER)
         logger = self.node.get_logger()
         self.coordinator = CoordinatorNode(context=self.context, parameter_overrides=self._overrides(
-            "aaron_coordinator", policy=self.options.policy, versions=self.options.versions))
-        bag_dir = self.coordinator.params.kernel_bag_dir
+            COORDINATOR_NODE, policy=self.options.policy, versions=self.options.versions))
+        kernel_bag_dir = str(kernel_bag_root(self.coordinator.params.kernel_bag_dir))  # warns once for bags/
         for c in self.config.components:
             try:
                 cls = find_component(c.component)
-                comp = cls(c.name, service=self.coordinator.service, kernel_bag_dir=bag_dir,
+                comp = cls(c.name, service=self.coordinator.service, kernel_bag_dir=kernel_bag_dir,
                            context=self.context, parameter_overrides=self._overrides(c.name))
             except Exception as exc:
                 self.failed[c.name] = f"{type(exc).__name__}: {exc}"

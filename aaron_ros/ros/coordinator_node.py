@@ -17,7 +17,7 @@ from rclpy.time import Time
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.types import Grant
 from aaron_ros.msg import CoordinatorStatus, StageGrant, TaskStatus
-from aaron_ros.ros.config import CoordinatorParams, params_from_node
+from aaron_ros.ros.params import CoordinatorParams, params_from_node
 from aaron_ros.srv import SetPolicy
 
 STATUS_TOPIC = "/aaron/status"

@@ -20,10 +20,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from aaron_ros.coordinator.service import CoordinatorService
-from aaron_ros.coordinator.types import JobRecord
+from aaron_ros.coordinator.types import JobRecord, Outcome
+from aaron_ros.kernels.bag import KERNEL_BAG_DIR, kernel_bag_root
 from aaron_ros.msg import InferenceResult
-from aaron_ros.ros.config import ComponentParams, params_from_node
 from aaron_ros.ros.image_conversions import ImageError, array_to_tensor, image_to_array, mask_to_image
+from aaron_ros.ros.params import ComponentParams, params_from_node
 
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
          "mask": InferenceResult.KIND_MASK}
@@ -70,19 +71,21 @@ class RateLimiter:
 
 
 class PerceptionComponent(Node):
-    """Parameters: see `ComponentParams` (README "Configuration")."""
+    """Parameters: `aaron_ros.ros.params.COMPONENT` (README "Configuration")."""
 
-    def __init__(self, name: str, *, service: CoordinatorService, kernel_bag_dir: str = "bags",
+    def __init__(self, name: str, *, service: CoordinatorService, kernel_bag_dir: str = KERNEL_BAG_DIR,
                  context=None, parameter_overrides=None):
         super().__init__(name, context=context, parameter_overrides=parameter_overrides or [])
         self.params = p = params_from_node(self, ComponentParams, name)
         self.service = service
-        self.graph = service.add_task(p.task_spec(), p.bag_path(kernel_bag_dir), self._on_finished)
-        bag = service.bags[p.model]
-        if bag.fallback_reason:
-            self.get_logger().warning(f"{p.model}: eager versions only ({bag.fallback_reason})")
+        kernel_bag_path = p.kernel_bag_path(kernel_bag_root(kernel_bag_dir))
+        self.graph = service.add_task(p.task_spec(), kernel_bag_path, self._on_finished)
+        kernel_bag = service.bags[p.model]
+        if kernel_bag.fallback_reason:
+            self.get_logger().warning(f"{p.model}: eager versions only ({kernel_bag.fallback_reason})")
         else:
-            self.get_logger().info(f"{p.model}: kernel bag with {sum(map(len, bag.versions.values()))} versions")
+            versions = sum(map(len, kernel_bag.versions.values()))
+            self.get_logger().info(f"{p.model}: kernel bag {kernel_bag_path} with {versions} versions")
         self.input_size = tuple(self.graph.input_shape[1:])
         self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0}
         self._limiter = RateLimiter(p.max_rate_hz)
@@ -137,7 +140,7 @@ class PerceptionComponent(Node):
                     return
                 rec, output = self._finished.popleft()
                 frame = self._frames.pop(rec.frame, None)
-            if rec.outcome != "done" or frame is None:
+            if rec.outcome is not Outcome.DONE or frame is None:
                 continue  # dropped or failed: counted by the coordinator's monitor
             try:
                 self._publish(rec, output, frame)

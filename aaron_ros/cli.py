@@ -145,7 +145,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
     opts = BenchOptions(policies=policies, versions=args.versions.split(",") if args.versions else None,
                         duration_s=args.duration, repeats=args.repeats, isolation_s=args.isolation,
-                        bags_dir=kernel_bags, lanes=args.lanes,
+                        kernel_bag_dir=kernel_bags, lanes=args.lanes,
                         progress=not args.no_progress)
     log.info("bench %s: %s, %.0f s each (%d rounds), kernel bags from %s", workload.name,
              ", ".join(k for k, _, _ in opts.entries()), opts.duration_s, opts.repeats, kernel_bags)

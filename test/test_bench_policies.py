@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from aaron_ros.bench.policies import BenchOptions, prepare, run_bench, run_once
+from aaron_ros.bench.policies import BenchOptions, CoreTarget, run_bench
 from aaron_ros.bench.workload import load_workload
 from aaron_ros.cli import main
 from aaron_ros.contention.predictor import ContentionPredictor
@@ -52,8 +52,8 @@ def test_version_settings_are_separate_entries(tiny):
 
 def test_a_failing_model_is_counted_and_the_other_task_keeps_running(tiny):
     """A stage that raises (a fault injected on purpose: a real model never fails on demand)."""
-    setup = prepare(tiny, BenchOptions(policies=["aaron"], progress=False))
-    bag = setup.bags["seg_net"]
+    target = CoreTarget(tiny, BenchOptions(policies=["aaron"], lanes="cpu", progress=False))
+    bag = target.models.bags["seg_net"]
 
     def broken(x):
         raise RuntimeError("segmentation model failed")
@@ -63,8 +63,7 @@ def test_a_failing_model_is_counted_and_the_other_task_keeps_running(tiny):
             bag.runners[v.id] = Stage(0, "broken", broken)
     from aaron_ros.bench.workload import arrivals
 
-    records, _ = run_once(setup, list(tiny.tasks), "aaron", "solo", 1.5, arrivals(tiny, 1.5),
-                          "cpu", ContentionPredictor())
+    records = target.run(list(tiny.tasks), "aaron", "solo", 1.5, arrivals(tiny, 1.5), ContentionPredictor()).records
     seg = [r for r in records if r.task == "seg"]
     cls = [r for r in records if r.task == "cls"]
     assert seg and all(r.outcome in ("failed", "dropped") for r in seg)

@@ -109,3 +109,24 @@ def test_bad_options_name_the_problem():
         ServiceOptions(policy="fifo")
     with pytest.raises(ValueError, match="versions"):
         ServiceOptions(versions="fast")
+
+
+def test_replay_serves_timed_arrivals_on_this_thread_on_the_policys_lanes_only():
+    """The core bench's way in: arrivals replayed for a duration, other tasks' skipped; records back."""
+    from aaron_ros.coordinator.service import ModelSet
+
+    models = ModelSet()
+    svc = CoordinatorService(ServiceOptions(policy="sequential", versions="solo", lanes=2, switchable=False),
+                             models=models)
+    svc.add_task(TaskSpec("det", "mobilenet_v3_small", 20, 500, "critical", "drop_oldest", 8), None)
+    x = models.graphs["mobilenet_v3_small"].example_input()
+    heard = []
+    svc.add_record_listener(heard.append)
+    arrivals = [(0.0, "det"), (0.05, "other"), (0.1, "det"), (0.15, "det"), (5.0, "det")]  # the last after the end
+    records = svc.replay(arrivals, 0.3, lambda task: x)
+    assert [(r.task, r.frame, r.outcome) for r in records] == [("det", f, "done") for f in range(3)]
+    assert heard == records and svc.grant_us() and svc.snapshot()["det"]["totals"]["done"] == 3
+    assert len(svc.lanes) == 1  # sequential: one lane
+    # Another service on the same models builds nothing again.
+    again = CoordinatorService(ServiceOptions(policy="aaron", lanes=2, switchable=False), models=models)
+    assert again.add_task(TaskSpec("det2", "mobilenet_v3_small", 20, 500), None) is models.graphs["mobilenet_v3_small"]

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 import aaron_ros
 from aaron_ros.common.machine import machine_info
+from aaron_ros.common.report import fmt, md_table, pct
 from aaron_ros.coordinator.metrics import worst
 from aaron_ros.bench.workload import Workload
 
@@ -129,25 +130,6 @@ def build_report(workload: Workload, runs: Mapping[str, dict], isolation: Mappin
 
 # --- markdown -------------------------------------------------------------------------------
 
-def _fmt(value: object, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _pct(value: object) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-                      *(line(r) for r in rows)])
-
-
 def _baseline_key(policies: Mapping, base: str) -> str | None:
     if base in policies:
         return base
@@ -170,27 +152,27 @@ def render_markdown(report: dict) -> str:
     if report.get("settings"):
         out += ["Settings: " + ", ".join(f"{k}={v}" for k, v in report["settings"].items()), ""]
 
-    out += ["## Tasks", "", _table(
+    out += ["## Tasks", "", md_table(
         ["task", "model", "rate Hz", "deadline ms", "criticality", "overload", "queue",
          "alone p50 ms", "alone p99 ms"],
-        [[t["name"], t["model"], _fmt(t["rate_hz"], 1), _fmt(t["deadline_ms"], 0), t["criticality"],
-          t["overload"], t["queue_size"], _fmt(iso.get(t["name"], {}).get("p50_ms")),
-          _fmt(iso.get(t["name"], {}).get("p99_ms"))] for t in tasks]), ""]
+        [[t["name"], t["model"], fmt(t["rate_hz"], 1), fmt(t["deadline_ms"], 0), t["criticality"],
+          t["overload"], t["queue_size"], fmt(iso.get(t["name"], {}).get("p50_ms")),
+          fmt(iso.get(t["name"], {}).get("p99_ms"))] for t in tasks]), ""]
 
     for key, p in policies.items():
         rows = []
         for t in tasks:
             m = p["tasks"].get(t["name"], {})
             rows.append([t["name"] + (" (critical)" if t["criticality"] == "critical" else ""),
-                         _fmt(m.get("p50_ms")), _fmt(m.get("p95_ms")), _fmt(m.get("p99_ms")),
-                         _pct(m.get("miss_rate")), _fmt(m.get("fps")), _fmt(m.get("dropped")),
-                         _fmt(m.get("failed", 0))])
-        out += [f"## Policy `{key}`", "", _table(
+                         fmt(m.get("p50_ms")), fmt(m.get("p95_ms")), fmt(m.get("p99_ms")),
+                         pct(m.get("miss_rate")), fmt(m.get("fps")), fmt(m.get("dropped")),
+                         fmt(m.get("failed", 0))])
+        out += [f"## Policy `{key}`", "", md_table(
             ["task", "p50 ms", "p95 ms", "p99 ms", "miss rate", "fps", "dropped", "failed"], rows), "",
-            f"- total throughput: {_fmt(p.get('throughput_fps'))} frames/s",
-            f"- critical p99 / isolated p99: {_fmt(p.get('critical_p99_over_isolated'), 2)}x"
-            f" (critical p99 {_fmt(p.get('critical_p99_ms'))} ms)",
-            f"- grant overhead: p50 {_fmt(p.get('grant_us_p50'))} us, p99 {_fmt(p.get('grant_us_p99'))} us",
+            f"- total throughput: {fmt(p.get('throughput_fps'))} frames/s",
+            f"- critical p99 / isolated p99: {fmt(p.get('critical_p99_over_isolated'), 2)}x"
+            f" (critical p99 {fmt(p.get('critical_p99_ms'))} ms)",
+            f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us",
             ""]
 
     bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]
@@ -199,13 +181,13 @@ def render_markdown(report: dict) -> str:
         header += [f"throughput / {k}", f"critical p99 / {k}"]
     rows = []
     for key, p in policies.items():
-        row = [key, _pct(p.get("critical_miss_rate")), _fmt(p.get("critical_p99_ms")),
-               _fmt(p.get("critical_p99_over_isolated"), 2), _fmt(p.get("throughput_fps"))]
+        row = [key, pct(p.get("critical_miss_rate")), fmt(p.get("critical_p99_ms")),
+               fmt(p.get("critical_p99_over_isolated"), 2), fmt(p.get("throughput_fps"))]
         for _, k in bases:
-            row += [_fmt(_ratio(p.get("throughput_fps"), policies[k].get("throughput_fps")), 2),
-                    _fmt(_ratio(p.get("critical_p99_ms"), policies[k].get("critical_p99_ms")), 2)]
+            row += [fmt(_ratio(p.get("throughput_fps"), policies[k].get("throughput_fps")), 2),
+                    fmt(_ratio(p.get("critical_p99_ms"), policies[k].get("critical_p99_ms")), 2)]
         rows.append(row)
-    out += ["## Comparison", "", _table(header, rows), "",
+    out += ["## Comparison", "", md_table(header, rows), "",
             "Miss rate: frames finished after their deadline, dropped or failed, over all frames "
             "released. Latency percentiles are over finished frames.", ""]
     return "\n".join(out)

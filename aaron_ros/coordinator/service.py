@@ -1,23 +1,28 @@
 """Everything a running system needs around the coordinator, in one object: the tasks' models
-and kernel bags, the lane pool, the live driver on its own thread, and a monitor.
+and kernel bags, the lane pool, the live driver, and a monitor. It is the one place a running
+system is built.
 
 Front ends (the ROS container, a script) add tasks, start it, submit frames from any thread,
 hear back per task when a frame ends, switch policy at run time, and read status snapshots.
+The core bench instead `replay`s timed arrivals on the calling thread, on a lane pool sized for
+one policy (`switchable=False`), sharing the models' `ModelSet` across its runs.
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+import torch
 
 from aaron_ros.contention.predictor import ContentionPredictor
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.live import LiveDriver
 from aaron_ros.coordinator.monitor import Monitor
 from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, check_policy, make_policy
-from aaron_ros.coordinator.types import Grant, Job, JobRecord, TaskSpec
+from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser, check_versions
 from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
 from aaron_ros.models import StageGraph, build_model
@@ -36,6 +41,8 @@ class ServiceOptions:
     device: str = "auto"  # lanes: auto (CUDA when present), cpu or cuda
     lanes: int = 0  # 0 = one per CPU core
     status_window_s: float = 5.0
+    # True: lanes for any policy a switch may pick; False: only the starting policy's, no switching.
+    switchable: bool = True
 
     def __post_init__(self) -> None:
         check_policy(self.policy)
@@ -46,24 +53,49 @@ class ServiceOptions:
         resolve_kind(self.device)
 
 
+@dataclass
+class ModelSet:
+    """Each model's stage graph and kernel bag, built once (several services may share them)."""
+
+    graphs: dict[str, StageGraph] = field(default_factory=dict)
+    bags: dict[str, KernelBag] = field(default_factory=dict)
+
+    def load(self, model: str, bag_dir: str | Path | None, weights: str | None = None) -> StageGraph:
+        """The model's graph, built on first use with its kernel bag (a missing or broken bag
+        falls back to eager versions)."""
+        graph = self.graphs.get(model) or build_model(model, weights=weights)
+        if model not in self.bags:
+            self.bags[model] = load_bag_or_eager(bag_dir, graph)
+        self.graphs[model] = graph
+        return graph
+
+
 class CoordinatorService:
-    def __init__(self, options: ServiceOptions):
+    def __init__(self, options: ServiceOptions, models: ModelSet | None = None,
+                 predictor: ContentionPredictor | None = None):
         self.options = options
         self.policy_name = options.policy
         self.versions = options.versions or DEFAULT_VERSIONS[options.policy]
         self.specs: dict[str, TaskSpec] = {}
-        self.graphs: dict[str, StageGraph] = {}
-        self.bags: dict[str, KernelBag] = {}
-        self._on_finished: dict[str, OnFinished] = {}
+        self.models = models if models is not None else ModelSet()
+        self._on_finished: dict[str, OnFinished | None] = {}
         self._record_listeners: list[Callable[[JobRecord], None]] = []
         self.on_stage: Callable[[Grant, float], None] | None = None  # tracing: (grant, finished at)
         self.driver: LiveDriver | None = None
         self.monitor: Monitor | None = None
         self._pool: LanePool | None = None
-        self._predictor = ContentionPredictor()
+        self._predictor = predictor if predictor is not None else ContentionPredictor()
+
+    @property
+    def graphs(self) -> dict[str, StageGraph]:
+        return self.models.graphs
+
+    @property
+    def bags(self) -> dict[str, KernelBag]:
+        return self.models.bags
 
     # -- set-up ---------------------------------------------------------------------------
-    def add_task(self, spec: TaskSpec, bag_dir: str | Path | None, on_finished: OnFinished,
+    def add_task(self, spec: TaskSpec, bag_dir: str | Path | None, on_finished: OnFinished | None = None,
                  weights: str | None = None) -> StageGraph:
         """Register a task before start(): builds its model and loads its kernel bag (a
         missing or broken bag falls back to eager versions, with a warning)."""
@@ -71,10 +103,7 @@ class CoordinatorService:
             raise RuntimeError("tasks are added before start()")
         if spec.name in self.specs:
             raise ValueError(f"task {spec.name!r} is already registered")
-        graph = self.graphs.get(spec.model) or build_model(spec.model, weights=weights)
-        if spec.model not in self.bags:
-            self.bags[spec.model] = load_bag_or_eager(bag_dir, graph)
-        self.graphs[spec.model] = graph
+        graph = self.models.load(spec.model, bag_dir, weights)
         self.specs[spec.name] = spec
         self._on_finished[spec.name] = on_finished
         return graph
@@ -88,23 +117,43 @@ class CoordinatorService:
     def cores(self) -> int:
         return self.options.lanes or os.cpu_count() or 1
 
-    def start(self) -> None:
+    def _build(self, keep_records: bool) -> LiveDriver:
+        """The lane pool, monitor, coordinator and its driver (not yet running)."""
         if not self.specs:
             raise ValueError("no task to serve")
+        if self.driver is not None:
+            raise RuntimeError("the service runs once")
         tasks = list(self.specs.values())
-        # Enough lanes for any policy a switch may pick (naive wants one per task).
-        n = max(make_policy(p).lanes(self.cores, len(tasks)) for p in POLICIES)
+        policy = make_policy(self.policy_name)
+        n = policy.lanes(self.cores, len(tasks))
+        if self.options.switchable:  # enough lanes for any policy a switch may pick (naive wants one per task)
+            n = max(make_policy(p).lanes(self.cores, len(tasks)) for p in POLICIES)
         self._pool = LanePool(uniform_specs(n, kind=self.options.device, threads=1))
         self.monitor = Monitor(tasks, self.options.status_window_s)
-        policy = make_policy(self.policy_name)
         lanes = [lane.name for lane in self._pool][:policy.lanes(self.cores, len(tasks))]
         stages = {t.name: len(self.graphs[t.model]) for t in tasks}
         coord = Coordinator(tasks, stages, lanes, policy, self._chooser(self.versions), cores=self.cores,
-                            on_record=self._record, keep_records=False)
+                            on_record=self._record, keep_records=keep_records)
         self.driver = LiveDriver(coord, self._pool, self.bags, on_stage=self._stage)
-        self.driver.start()
-        log.info("coordinating %d task(s) with policy %s (versions %s) on %d %s lane(s)", len(tasks),
-                 self.policy_name, self.versions, len(lanes), resolve_kind(self.options.device))
+        return self.driver
+
+    def start(self) -> None:
+        """Serve on the driver's own thread until stop(); frames come through submit()."""
+        self._build(keep_records=False).start()
+        log.info("coordinating %d task(s) with policy %s (versions %s) on %d %s lane(s)", len(self.specs),
+                 self.policy_name, self.versions, len(self.lanes), resolve_kind(self.options.device))
+
+    def replay(self, arrivals: Sequence[tuple[float, str]], duration_s: float,
+               make_input: Callable[[str], torch.Tensor]) -> list[JobRecord]:
+        """Instead of start(): replay `arrivals` (seconds from now, task; other tasks' are skipped)
+        in real time on this thread for `duration_s`, serve what was released (bounded), close
+        the lanes, and return every record; grant_us() still answers after."""
+        driver = self._build(keep_records=True)
+        mine = [a for a in arrivals if a[1] in self.specs]
+        try:
+            return driver.run(mine, duration_s, make_input)
+        finally:
+            self.stop()
 
     def _chooser(self, setting: str) -> VersionChooser:
         return VersionChooser(self.bags, setting, self._predictor)
@@ -160,7 +209,9 @@ class CoordinatorService:
     def _record(self, rec: JobRecord, job: Job) -> None:
         self.monitor.add(rec, self.now())
         try:
-            self._on_finished[rec.task](rec, job.data if rec.outcome == "done" else None)
+            on_finished = self._on_finished[rec.task]
+            if on_finished is not None:
+                on_finished(rec, job.data if rec.outcome is Outcome.DONE else None)
         except Exception:  # a front end's callback must not stop the coordinator
             log.exception("result callback of task %s failed", rec.task)
         for listener in self._record_listeners:

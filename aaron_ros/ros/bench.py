@@ -2,8 +2,8 @@
 bag over DDS, every policy on the same frames, measured from outside the components.
 
 One container (coordinator node, one perception component per task, a bag player) serves the
-whole run. For each policy (and versions setting), in interleaved rounds as the core bench
-(`bench/policies.py`) does, the coordinator is switched to it, its counters are reset, the bag is
+whole run. For each policy (and versions setting), in the interleaved rounds of the bench driver
+(`bench/driver.py`, shared with the core bench), the coordinator is switched to it, its counters are reset, the bag is
 replayed once (frames stamped as they are published, as a live camera's), and the run waits until
 every frame a component took has ended and every result has been heard. Two sources are read:
 
@@ -25,6 +25,10 @@ Isolation baseline: each task alone through the same path, a container from the 
 only that component, the same bag, policy `priority` with solo versions (as the core bench's
 isolation runs), so "alone" carries the same executor, conversion and DDS costs and gives an
 end-to-end latency alone too. It runs before the policies, once per task.
+
+`RosTarget` is this module's part of the driver's work: feed frames (a replay of the bag) and
+collect how they ended; the end-to-end timings and frame counters ride in `RunResult.extra`
+(a `Heard`) and add their keys to the report, and `save` adds the end-to-end section.
 """
 from __future__ import annotations
 
@@ -47,17 +51,18 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-from tqdm import tqdm
 
-from aaron_ros.coordinator.metrics import percentiles, policy_metrics, worst
-from aaron_ros.bench.policies import BenchOptions
-from aaron_ros.bench.policy_report import _fmt, _pct, _table, build_report, write_policy_report
+from aaron_ros.bench.driver import (ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bag_sources,
+                                    bench_entries, drive)
+from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload
-from aaron_ros.coordinator.types import JobRecord
+from aaron_ros.common.report import fmt, md_table, pct
+from aaron_ros.coordinator.metrics import percentiles, worst
+from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 from aaron_ros.msg import InferenceResult
 from aaron_ros.ros.config import load_config
 from aaron_ros.ros.container import Container, ContainerOptions
-from aaron_ros.ros.record import IMAGE_TYPE, _open_reader
+from aaron_ros.ros.record import IMAGE_TYPE, open_reader
 from aaron_ros.runtime.lanes import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -66,7 +71,6 @@ log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 30.0
 QUIET_S = 0.3  # no new image received for this long after the player ended: none is coming
 STALL_S = 1.0  # frames waiting with no stage running for this long after the bag ended: stuck
-ISOLATION_POLICY, ISOLATION_VERSIONS = "priority", "solo"
 TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
                "input_delay_p50_ms", "input_delay_p99_ms")
 
@@ -86,7 +90,7 @@ class RosBenchOptions:
 
     def __post_init__(self) -> None:
         self.bag, self.config = Path(self.bag), Path(self.config)
-        self._entries = BenchOptions(self.policies, self.versions, repeats=self.repeats).entries()  # checks names
+        self._entries = bench_entries(self.policies, self.versions)  # checks names
 
     def entries(self) -> list[tuple[str, str, str]]:
         """(report key, policy, versions setting), as the core bench names them."""
@@ -107,22 +111,20 @@ class FrameTiming(NamedTuple):
 
 
 @dataclass
-class Replay:
-    """One replay of the bag under one policy."""
+class Heard:
+    """What one replay of the bag measured beside the coordinator's records (`RunResult.extra`;
+    the result's `seconds` are from the player's start to its last frame)."""
 
-    records: list[JobRecord]
     timings: dict[str, list[FrameTiming]]
-    counters: dict[str, dict[str, int]]  # per task: received, rate_limited, rejected, lost, published
+    counters: dict[str, dict[str, int]]  # per task: frames, received, rate_limited, rejected, lost, results
     frames: int  # published by the player
-    seconds: float  # from the player's start to its last frame
-    grant_us: list[float]
     unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
     stalled: dict[str, int] = field(default_factory=dict)  # frames held back after the bag ended, dropped
 
 
 def bag_info(path: str | Path) -> tuple[int, float]:
     """(Image messages, frames per second) of a bag, from its index."""
-    reader = _open_reader(Path(path))
+    reader = open_reader(Path(path))
     try:
         conns = [c for c in reader.connections if c.msgtype == IMAGE_TYPE]
         n = sum(c.msgcount for c in conns)
@@ -270,7 +272,7 @@ class BenchSystem:
     def _counters(self) -> dict[str, dict[str, int]]:
         return {n: dict(c.counters) for n, c in self.components.items()}
 
-    def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> Replay:
+    def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> RunResult:
         """Switch to `policy`, reset the counters, play the bag once and wait for its last results."""
         svc, player = self.service, self.container.player
         svc.switch_policy(policy, versions)
@@ -336,8 +338,8 @@ class BenchSystem:
                 unsettled[n] = len(missing)
                 log.warning("%s under %s: %d frame(s) still unfinished after %.0f s, counted as dropped",
                             n, policy, len(missing), timeout_s)
-                mine.update({f: JobRecord(n, f, float("nan"), "dropped", error="unfinished at the end of "
-                                          "the replay") for f in missing})
+                mine.update({f: JobRecord(n, f, float("nan"), Outcome.DROPPED, error="unfinished at the end "
+                                          "of the replay") for f in missing})
             out_records += [mine[f] for f in sorted(mine)]
             delta = {k: after[n][k] - before[n][k] for k in ("received", "rate_limited", "rejected", "published")}
             fed = frames if self._fed[n] else 0
@@ -346,8 +348,8 @@ class BenchSystem:
                            "results": delta["published"]}
         timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
                    for n in self.components}
-        return Replay(out_records, timings, counters, frames, seconds, grant_us, unsettled,
-                      {n: v for n, v in stalled.items() if v})
+        return RunResult(out_records, grant_us, seconds,
+                         Heard(timings, counters, frames, unsettled, {n: v for n, v in stalled.items() if v}))
 
     def close(self) -> None:
         self._stop.set()
@@ -379,87 +381,94 @@ def single_component_config(config: Path, component: str, out_dir: Path) -> Path
 
 # --- the benchmark ----------------------------------------------------------------------------
 
-def _sum_counters(replays: Sequence[Replay], task: str) -> dict[str, int]:
+def _sum_counters(heard: Sequence[Heard], task: str) -> dict[str, int]:
     keys = ("frames", "received", "rate_limited", "rejected", "lost", "results")
-    return {k: sum(r.counters[task][k] for r in replays) for k in keys} | {
-        "stalled": sum(r.stalled.get(task, 0) for r in replays),
-        "unsettled": sum(r.unsettled.get(task, 0) for r in replays)}
+    return {k: sum(h.counters[task][k] for h in heard) for k in keys} | {
+        "stalled": sum(h.stalled.get(task, 0) for h in heard),
+        "unsettled": sum(h.unsettled.get(task, 0) for h in heard)}
 
 
-def _workload(config, cores: int, fps: float, bag: Path) -> Workload:
-    """The config's tasks as a workload: each fed at the camera's rate, at most its max_rate_hz."""
-    tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, fps)) if np.isfinite(fps) else t
-             for t in config.tasks()]
-    return Workload(name=config.path.stem,
-                    description=(f"ROS 2 container from {config.path.name}, fed over DDS by the bag "
-                                 f"{bag.name} ({fps:.0f} fps); a task's rate is the camera's, at most its "
-                                 f"max_rate_hz. Latencies are the node's (release to done); end-to-end "
-                                 f"ones are camera stamp to result heard."),
-                    lanes=cores, tasks=tasks, path=config.path)
+def _timings(results: Sequence[RunResult], tasks: Sequence[str]) -> dict[str, list[FrameTiming]]:
+    """Per task, every result the monitor heard over `results`."""
+    return {t: [x for r in results for x in r.extra.timings[t]] for t in tasks}
+
+
+class RosTarget(BenchTarget):
+    """The bench driver's target over ROS 2: each task alone in a container of its own, the
+    policies in one container (opened at the first replay) switched from replay to replay."""
+
+    def __init__(self, opts: RosBenchOptions):
+        self.opts = opts
+        self.config = load_config(opts.config)
+        self.bag_frames, self.fps = bag_info(opts.bag)
+        self.label = f"ros bench {opts.config.stem}"
+        # Each task fed at the camera's rate, at most its max_rate_hz.
+        self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
+                      for t in self.config.tasks()]
+        self._system_args = {"kernel_bag_dir": opts.kernel_bag_dir, "domain_id": opts.domain_id}
+        self._system: BenchSystem | None = None
+        self.service = None
+
+    def alone(self, task: TaskSpec) -> RunResult:
+        with tempfile.TemporaryDirectory(prefix="aaron_ros_bench_") as tmp:
+            cfg = single_component_config(self.opts.config, task.name, Path(tmp))
+            with BenchSystem(cfg, self.opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
+                             **self._system_args) as alone:
+                return alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, self.opts.settle_timeout_s)
+
+    def replay(self, policy: str, versions: str) -> RunResult:
+        if self._system is None:
+            self._system = BenchSystem(self.opts.config, self.opts.bag, **self._system_args)
+            self.service = self._system.service
+        return self._system.replay(policy, versions, self.opts.settle_timeout_s)
+
+    def close(self) -> None:
+        if self._system is not None:
+            self._system.close()
+            self._system = None
+
+    def workload(self) -> Workload:
+        bag, config = self.opts.bag, self.config
+        return Workload(name=config.path.stem,
+                        description=(f"ROS 2 container from {config.path.name}, fed over DDS by the bag "
+                                     f"{bag.name} ({self.fps:.0f} fps); a task's rate is the camera's, at most "
+                                     f"its max_rate_hz. Latencies are the node's (release to done); end-to-end "
+                                     f"ones are camera stamp to result heard."),
+                        lanes=self.service.cores, tasks=self.tasks, path=config.path)
+
+    def settings(self) -> dict:
+        o, svc = self.opts, self.service
+        return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.fps, "repeats": o.repeats,
+                "lanes": svc.cores, "lane_kind": resolve_kind(svc.options.device), "bags": bag_sources(svc.bags),
+                "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
+                if o.isolation else "not run",
+                "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default")}
+
+    def alone_metrics(self, task: TaskSpec, result: RunResult) -> dict:
+        t = timing_metrics(result.extra.timings[task.name])
+        return {"e2e_p50_ms": t["e2e_p50_ms"], "e2e_p99_ms": t["e2e_p99_ms"]}
+
+    def entry_metrics(self, metrics: dict, results: Sequence[RunResult], workload: Workload) -> None:
+        names = [t.name for t in workload.tasks]
+        timings = _timings(results, names)
+        for t in names:
+            metrics["tasks"][t].update(_sum_counters([r.extra for r in results], t), **timing_metrics(timings[t]))
+        pooled = timing_metrics([x for per in timings.values() for x in per])
+        metrics.update({k: pooled[k] for k in TIMING_KEYS[:4]})
+        critical = [metrics["tasks"][s.name] for s in workload.critical_tasks]
+        for k in TIMING_KEYS[:4]:
+            metrics[f"critical_{k}"] = worst(m[k] for m in critical)
 
 
 def run_ros_bench(opts: RosBenchOptions) -> tuple[dict, dict, dict]:
     """Returns the report (as written to report.json), the node latencies (ms) per entry and task,
     and the monitor's FrameTimings per entry and task."""
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # before any participant exists
-    config = load_config(opts.config)
-    n_frames, fps = bag_info(opts.bag)
-    entries = opts.entries()
-    tasks = [c.name for c in config.components]
-    isolation: dict[str, dict] = {}
-    replays: dict[str, list[Replay]] = {key: [] for key, _, _ in entries}
-    total = (len(tasks) if opts.isolation else 0) + opts.repeats * len(entries)
-    system_args = {"kernel_bag_dir": opts.kernel_bag_dir, "domain_id": opts.domain_id}
-    with tqdm(total=total, desc=f"ros bench {opts.config.stem}", unit="run", disable=not opts.progress) as bar:
-        if opts.isolation:
-            with tempfile.TemporaryDirectory(prefix="aaron_ros_bench_") as tmp:
-                for task in tasks:
-                    bar.set_postfix_str(f"{task} alone")
-                    cfg = single_component_config(opts.config, task, Path(tmp))
-                    with BenchSystem(cfg, opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
-                                     **system_args) as alone:
-                        r = alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, opts.settle_timeout_s)
-                    p50, p99 = percentiles([x.latency_s * 1e3 for x in r.records if x.outcome == "done"], [50, 99])
-                    t = timing_metrics(r.timings[task])
-                    isolation[task] = {"p50_ms": p50, "p99_ms": p99, "e2e_p50_ms": t["e2e_p50_ms"],
-                                       "e2e_p99_ms": t["e2e_p99_ms"]}
-                    bar.update()
-        with BenchSystem(opts.config, opts.bag, **system_args) as system:
-            svc = system.service
-            bags = {m: (b.fallback_reason or "kernel bag") for m, b in svc.bags.items()}
-            cores = svc.cores
-            for _ in range(opts.repeats):  # interleaved: every entry once per round
-                for key, policy, setting in entries:
-                    bar.set_postfix_str(key)
-                    replays[key].append(system.replay(policy, setting, opts.settle_timeout_s))
-                    bar.update()
-
-    workload = _workload(config, cores, fps, opts.bag)
-    runs, latencies, timings = {}, {}, {}
-    for key, _, _ in entries:
-        reps = replays[key]
-        seconds = sum(r.seconds for r in reps)
-        by_task = {t: [x for r in reps for x in r.records if x.task == t] for t in tasks}
-        metrics = policy_metrics(by_task, workload.tasks, seconds, [u for r in reps for u in r.grant_us])
-        timings[key] = {t: [x for r in reps for x in r.timings[t]] for t in tasks}
-        for t in tasks:
-            metrics["tasks"][t].update(_sum_counters(reps, t), **timing_metrics(timings[key][t]))
-        everything = [x for per in timings[key].values() for x in per]
-        pooled = timing_metrics(everything)
-        metrics.update({k: pooled[k] for k in TIMING_KEYS[:4]})
-        critical = [metrics["tasks"][s.name] for s in workload.critical_tasks]
-        for k in ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms"):
-            metrics[f"critical_{k}"] = worst(m[k] for m in critical)
-        runs[key] = metrics
-        latencies[key] = {t: [x.latency_s * 1e3 for x in rs if x.outcome == "done"] for t, rs in by_task.items()}
-    settings = {"bag": opts.bag.name, "bag_frames": n_frames, "bag_fps": fps, "repeats": opts.repeats,
-                "lanes": cores, "lane_kind": resolve_kind(svc.options.device), "bags": bags,
-                "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
-                if opts.isolation else "not run",
-                "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default"),
-                "entries": [{"key": k, "policy": p, "versions": v} for k, p, v in entries]}
-    report = build_report(workload, runs, isolation, latencies, settings)
-    return report, latencies, timings
+    target = RosTarget(opts)
+    result = drive(target, opts.entries(), opts.repeats, isolation=opts.isolation, progress=opts.progress)
+    tasks = [t.name for t in target.tasks]
+    timings = {key: _timings(runs, tasks) for key, runs in result.runs.items()}
+    return result.report, result.latencies, timings
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -468,24 +477,24 @@ def render_e2e_markdown(report: dict) -> str:
     """The end-to-end section of report.md: per policy, then per policy and task."""
     policies, tasks = report["policies"], report["workload"]["tasks"]
     iso = report.get("isolation", {})
-    rows = [[key, _pct(p.get("critical_miss_rate")), _fmt(p.get("critical_p99_ms")),
-             _fmt(p.get("critical_e2e_p50_ms")), _fmt(p.get("critical_e2e_p99_ms")),
-             _fmt(p.get("critical_transport_p50_ms")), _fmt(p.get("critical_transport_p99_ms")),
-             _fmt(p.get("throughput_fps"))] for key, p in policies.items()]
-    summary = _table(["policy", "critical miss rate", "critical p99 ms", "critical e2e p50 ms",
+    rows = [[key, pct(p.get("critical_miss_rate")), fmt(p.get("critical_p99_ms")),
+             fmt(p.get("critical_e2e_p50_ms")), fmt(p.get("critical_e2e_p99_ms")),
+             fmt(p.get("critical_transport_p50_ms")), fmt(p.get("critical_transport_p99_ms")),
+             fmt(p.get("throughput_fps"))] for key, p in policies.items()]
+    summary = md_table(["policy", "critical miss rate", "critical p99 ms", "critical e2e p50 ms",
                       "critical e2e p99 ms", "critical transport p50 ms", "critical transport p99 ms",
                       "throughput fps"], rows)
     rows = []
     for key, p in policies.items():
         for t in tasks:
             m = p["tasks"].get(t["name"], {})
-            rows.append([key, t["name"], _fmt(m.get("p50_ms")), _fmt(m.get("p99_ms")), _fmt(m.get("e2e_p50_ms")),
-                         _fmt(m.get("e2e_p99_ms")), _fmt(iso.get(t["name"], {}).get("e2e_p99_ms")),
-                         _fmt(m.get("transport_p50_ms")), _fmt(m.get("transport_p99_ms")),
-                         _fmt(m.get("input_delay_p50_ms")), _fmt(m.get("frames")), _fmt(m.get("done")),
-                         _fmt(m.get("dropped")), _fmt(m.get("stalled")), _fmt(m.get("failed")),
-                         _fmt(m.get("rate_limited")), _fmt(m.get("lost"))])
-    per_task = _table(["policy", "task", "node p50 ms", "node p99 ms", "e2e p50 ms", "e2e p99 ms",
+            rows.append([key, t["name"], fmt(m.get("p50_ms")), fmt(m.get("p99_ms")), fmt(m.get("e2e_p50_ms")),
+                         fmt(m.get("e2e_p99_ms")), fmt(iso.get(t["name"], {}).get("e2e_p99_ms")),
+                         fmt(m.get("transport_p50_ms")), fmt(m.get("transport_p99_ms")),
+                         fmt(m.get("input_delay_p50_ms")), fmt(m.get("frames")), fmt(m.get("done")),
+                         fmt(m.get("dropped")), fmt(m.get("stalled")), fmt(m.get("failed")),
+                         fmt(m.get("rate_limited")), fmt(m.get("lost"))])
+    per_task = md_table(["policy", "task", "node p50 ms", "node p99 ms", "e2e p50 ms", "e2e p99 ms",
                        "e2e p99 alone", "transport p50 ms", "transport p99 ms", "input p50 ms", "frames",
                        "done", "dropped", "of which stalled", "failed", "rate-limited", "lost"], rows)
     return "\n".join([

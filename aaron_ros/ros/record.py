@@ -217,7 +217,8 @@ def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarr
     return count
 
 
-def _open_reader(path: Path) -> Reader:
+def open_reader(path: Path) -> Reader:
+    """An open rosbag2 reader (close it after); a clear error for a missing or unreadable bag."""
     if not path.exists():
         raise FileNotFoundError(f"bag {path} does not exist")
     try:
@@ -230,7 +231,7 @@ def _open_reader(path: Path) -> Reader:
 
 def bag_topics(path: str | Path) -> dict[str, str]:
     """Topic -> message type of every topic in a bag."""
-    reader = _open_reader(Path(path))
+    reader = open_reader(Path(path))
     try:
         return {c.topic: c.msgtype for c in reader.connections}
     finally:
@@ -264,7 +265,7 @@ def read_image_bag(path: str | Path, topic: str | None = None,
     topics = image_topics(path, topic)
 
     def messages() -> Iterator[BagMessage]:
-        reader = _open_reader(path)
+        reader = open_reader(path)
         try:
             conns = [c for c in reader.connections if c.topic in topics]
             start = reader.start_time + round(start_s * 1e9)

@@ -1,0 +1,147 @@
+"""The one bench driver: each task alone first, then every policy entry once per round, `repeats`
+rounds, then the metrics and the report. What it drives is a `BenchTarget`, a way to feed frames
+to a running system and collect how they ended: the core bench replays timed arrivals in this
+process (`bench/policies.py`), the ROS bench replays a bag into the ROS 2 container
+(`ros/bench.py`). A target adds its own measurements through two hooks and `RunResult.extra`.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from aaron_ros.bench.policy_report import build_report
+from aaron_ros.bench.workload import Workload
+from aaron_ros.coordinator.metrics import percentiles, policy_metrics
+from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, check_policy
+from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
+from aaron_ros.coordinator.versions import check_versions
+from aaron_ros.kernels.bag import KernelBag
+
+# Each task alone: the highest-priority policy with solo versions, as a baseline for the others.
+ISOLATION_POLICY, ISOLATION_VERSIONS = "priority", "solo"
+
+Entry = tuple[str, str, str]  # (report key, policy, versions setting)
+
+
+def bench_entries(policies: Sequence[str], versions: Sequence[str] | None = None) -> list[Entry]:
+    """(report key, policy, versions setting) for every run asked for; versions None: each
+    policy's own default. Unknown names raise a ValueError naming them."""
+    for p in policies:
+        check_policy(p)
+    for v in versions or []:
+        check_versions(v)
+    if not versions:
+        return [(p, p, DEFAULT_VERSIONS[p]) for p in policies]
+    return [(f"{p}/{v}", p, v) for p in policies for v in versions]
+
+
+def bag_sources(bags: Mapping[str, KernelBag]) -> dict[str, str]:
+    """Per model, where its versions came from (the report's `settings.bags`)."""
+    return {m: (b.fallback_reason or "kernel bag") for m, b in bags.items()}
+
+
+def done_ms(records: Sequence[JobRecord]) -> list[float]:
+    """Latencies (ms, release to done) of the finished frames."""
+    return [r.latency_s * 1e3 for r in records if r.outcome is Outcome.DONE]
+
+
+@dataclass
+class RunResult:
+    """One run of a target: how each frame ended, the coordinator's grant times (µs), how long
+    frames were fed (s), and whatever else only this target measures."""
+
+    records: list[JobRecord]
+    grant_us: list[float]
+    seconds: float
+    extra: Any = None
+
+
+class BenchTarget(ABC):
+    """What the driver runs. `tasks` are run alone in this order; `workload` and `settings` are
+    read after the runs (a target may learn them while running)."""
+
+    label: str = "bench"  # the progress bar's
+    tasks: Sequence[TaskSpec] = ()
+
+    @abstractmethod
+    def alone(self, task: TaskSpec) -> RunResult:
+        """`task` alone, under ISOLATION_POLICY with ISOLATION_VERSIONS."""
+
+    @abstractmethod
+    def replay(self, policy: str, versions: str) -> RunResult:
+        """Every task under `policy`, on the same frames as every other replay."""
+
+    @abstractmethod
+    def workload(self) -> Workload: ...
+
+    @abstractmethod
+    def settings(self) -> dict: ...
+
+    def alone_metrics(self, task: TaskSpec, result: RunResult) -> dict:
+        """Extra isolation keys for `task` (beside p50_ms, p99_ms)."""
+        return {}
+
+    def entry_metrics(self, metrics: dict, results: Sequence[RunResult], workload: Workload) -> None:
+        """Add this target's own keys to an entry's `policy_metrics` dict (in place)."""
+
+    def close(self) -> None:
+        """After the last run (also on failure)."""
+
+
+@dataclass
+class BenchResult:
+    report: dict  # as written to report.json
+    latencies: dict[str, dict[str, list[float]]]  # entry -> task -> done latencies (ms)
+    runs: dict[str, list[RunResult]]  # entry -> one result per round
+    alone: dict[str, RunResult]  # task -> its isolation run
+
+
+def drive(target: BenchTarget, entries: Sequence[Entry], repeats: int, isolation: bool = True,
+          progress: bool = True) -> BenchResult:
+    """Each task alone (if `isolation`), then `repeats` rounds, each running every entry once in
+    order (interleaved, so a drift of the machine spreads over all entries); then the report."""
+    alone: dict[str, RunResult] = {}
+    runs: dict[str, list[RunResult]] = {key: [] for key, _, _ in entries}
+    total = (len(target.tasks) if isolation else 0) + repeats * len(entries)
+    try:
+        with tqdm(total=total, desc=target.label, unit="run", disable=not progress) as bar:
+            for task in target.tasks if isolation else ():
+                bar.set_postfix_str(f"{task.name} alone")
+                alone[task.name] = target.alone(task)
+                bar.update()
+            for _ in range(repeats):
+                for key, policy, setting in entries:
+                    bar.set_postfix_str(key)
+                    runs[key].append(target.replay(policy, setting))
+                    bar.update()
+    finally:
+        target.close()
+    report, latencies = _report(target, entries, alone, runs)
+    return BenchResult(report, latencies, runs, alone)
+
+
+def _report(target: BenchTarget, entries: Sequence[Entry], alone: Mapping[str, RunResult],
+            runs: Mapping[str, list[RunResult]]) -> tuple[dict, dict]:
+    workload = target.workload()
+    metrics, latencies = {}, {}
+    for key, _, _ in entries:
+        results = runs[key]
+        by_task = {t.name: [x for r in results for x in r.records if x.task == t.name] for t in workload.tasks}
+        m = policy_metrics(by_task, workload.tasks, math.fsum(r.seconds for r in results),
+                           [u for r in results for u in r.grant_us])
+        target.entry_metrics(m, results, workload)
+        metrics[key] = m
+        latencies[key] = {t: done_ms(rs) for t, rs in by_task.items()}
+    isolation = {}
+    for task in target.tasks:
+        if task.name in alone:
+            p50, p99 = percentiles(done_ms(alone[task.name].records), [50, 99])
+            isolation[task.name] = {"p50_ms": p50, "p99_ms": p99,
+                                    **target.alone_metrics(task, alone[task.name])}
+    settings = {**target.settings(), "entries": [{"key": k, "policy": p, "versions": v} for k, p, v in entries]}
+    return build_report(workload, metrics, isolation, latencies, settings), latencies

@@ -157,9 +157,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_ros(args: argparse.Namespace) -> int:
-    from aaron_ros.ros.bench import RosBenchOptions, comparison_text, run_ros_bench, save
-    from aaron_ros.coordinator.policies import POLICIES
     from aaron_ros.common.paths import find_config
+    from aaron_ros.coordinator.policies import POLICIES
+    from aaron_ros.ros.bench import RosBenchOptions, comparison_text, run_ros_bench, save
 
     if not (args.bag and args.config):
         raise ValueError("the ROS 2 bench needs both --bag and --config")
@@ -171,7 +171,8 @@ def _bench_ros(args: argparse.Namespace) -> int:
                            kernel_bag_dir=args.kernel_bags, isolation=args.isolation > 0,
                            progress=not args.no_progress)
     log.info("ros bench %s on %s: %s, %d round(s)%s", opts.config.name, args.bag,
-             ", ".join(k for k, _, _ in opts.entries()), opts.repeats, ", each task alone first" if opts.isolation else "")
+             ", ".join(k for k, _, _ in opts.entries()), opts.repeats,
+             ", each task alone first" if opts.isolation else "")
     report, latencies, timings = run_ros_bench(opts)
     for path in save(report, latencies, timings, args.out):
         log.info("wrote %s", path)
@@ -197,8 +198,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_record(args: argparse.Namespace) -> int:
     from itertools import takewhile
 
-    from aaron_ros.ros.record import (frames_from_folder, frames_from_video, resize_frames,
-                                      sample_frames, write_image_bag)
+    from aaron_ros.ros.record import (
+        frames_from_folder,
+        frames_from_video,
+        resize_frames,
+        sample_frames,
+        write_image_bag,
+    )
 
     if args.video or args.images:
         if args.video:

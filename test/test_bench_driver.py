@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aaron_ros.bench.driver import (ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bench_entries,
-                                    drive)
+from aaron_ros.bench.driver import ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bench_entries, drive
 from aaron_ros.bench.policies import BenchOptions, CoreTarget
 from aaron_ros.bench.workload import Workload
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec

@@ -17,7 +17,8 @@ name: tiny
 description: two small models for tests
 lanes: 2
 tasks:
-  - {name: cls, model: mobilenet_v3_small, rate_hz: 15, deadline_ms: 150, criticality: critical, overload: keep_latest, queue_size: 1}
+  - {name: cls, model: mobilenet_v3_small, rate_hz: 15, deadline_ms: 150, criticality: critical,
+     overload: keep_latest, queue_size: 1}
   - {name: seg, model: seg_net, rate_hz: 8, deadline_ms: 300}
 """
 

@@ -8,9 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
+from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
 from aaron_ros.models.registry import model_names
 

@@ -12,8 +12,8 @@ import pytest
 
 from aaron_ros.bench.zoo import ZooConfig, load_zoo_config, run_zoo
 from aaron_ros.cli import main
-from aaron_ros.models import model_names
 from aaron_ros.common.paths import find_config
+from aaron_ros.models import model_names
 
 ROOT = Path(__file__).resolve().parents[1]
 

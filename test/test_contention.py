@@ -12,9 +12,16 @@ import time
 import pytest
 import torch
 
-from aaron_ros.kernels.background import (KINDS, LEVELS, PROBE_KINDS, Background, calibrate, make_probe,
-                                  run_standalone)
-from aaron_ros.kernels.background import workloads
+from aaron_ros.kernels.background import (
+    KINDS,
+    LEVELS,
+    PROBE_KINDS,
+    Background,
+    calibrate,
+    make_probe,
+    run_standalone,
+    workloads,
+)
 from aaron_ros.kernels.background.generators import THREAD_PREFIX, union_seconds
 from aaron_ros.kernels.background.levels import cores
 from aaron_ros.runtime.lanes import Lane, LaneSpec
@@ -59,7 +66,7 @@ def test_cpu_generator_runs_then_stops(kind, level):
 def test_workers_stop_when_the_body_raises(kind):
     with pytest.raises(ZeroDivisionError):
         with Background(kind, "heavy"):
-            1 / 0
+            1 / 0  # noqa: B018 (raises)
     assert not _workers_alive()
 
 
@@ -149,7 +156,7 @@ def test_calibrate_measures_every_kind_and_level():
     cal = calibrate(seconds=0.2)
     assert cal["cores"] == cores() and cal["device"] == "cpu"
     assert set(cal["levels"]) == set(KINDS)
-    for kind, levels in cal["levels"].items():
+    for levels in cal["levels"].values():
         assert tuple(levels) == LEVELS
         assert levels["isolation"]["share"] == 0.0
         assert levels["heavy"]["share"] > 0 and levels["heavy"]["rate"] > 0
@@ -223,7 +230,7 @@ def test_cuda_share_rises_with_level():
 def test_cuda_workers_stop_when_the_body_raises():
     with pytest.raises(ZeroDivisionError):
         with Background("memory", "heavy", "cuda"):
-            1 / 0
+            1 / 0  # noqa: B018 (raises)
     assert not _workers_alive()
 
 

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from aaron_ros.cli import main
-from aaron_ros.kernels.background import PROBE_KINDS
 from aaron_ros.kernels.backends import BACKENDS
-from aaron_ros.kernels.bag import (BagError, load_bag, load_bag_or_eager, read_manifest, sha256_file,
-                                  write_manifest)
+from aaron_ros.kernels.background import PROBE_KINDS
+from aaron_ros.kernels.bag import BagError, load_bag, load_bag_or_eager, read_manifest, sha256_file, write_manifest
 from aaron_ros.kernels.compile import CompileOptions, compile_bag
 from aaron_ros.kernels.show import show
 from aaron_ros.kernels.version import Artifact

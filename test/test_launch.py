@@ -5,6 +5,7 @@ import ast
 import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,14 @@ def test_declares_exactly_config_bag_policy_and_the_default_config_exists(tree):
     assert relative.parts[0] == "config" and (ROOT / relative).is_file(), relative
 
 
-def test_cmake_installs_the_launch_folder_and_the_executable():
-    cmake = (ROOT / "CMakeLists.txt").read_text()
-    assert "install(DIRECTORY launch DESTINATION share/${PROJECT_NAME})" in cmake
-    assert "install(DIRECTORY config DESTINATION share/${PROJECT_NAME})" in cmake
-    assert re.search(r"install\(PROGRAMS \S*aaron-ros DESTINATION lib/\$\{PROJECT_NAME\}\)", cmake)
+def test_the_install_holds_what_ros2_launch_looks_up():
+    # The venv is this checkout's install prefix (scripts/setup installs into it as colcon does).
+    prefix = Path(sys.prefix)
+    share = prefix / "share" / "aaron_ros"
+    assert (share / "launch" / LAUNCH.name).read_text() == LAUNCH.read_text()
+    assert (share / "config" / "f1tenth.yaml").is_file()
+    exe = prefix / "lib" / "aaron_ros" / "aaron-ros"  # what `executable="aaron-ros"` resolves to
+    assert exe.is_file() and os.access(exe, os.X_OK)
 
 
 def test_generate_launch_description_where_launch_is_installed(tmp_path, monkeypatch):

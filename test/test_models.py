@@ -115,7 +115,8 @@ def test_inception_mixed_blocks_are_branch_groups(zoo):
                 parts = [branch(x) for branch in stage.branches]
                 assert sum(p.shape[1] for p in parts) == out.shape[1]
                 torch.testing.assert_close(
-                    Stage.join(parts), out, rtol=1e-5, atol=1e-6, msg=lambda m: f"{stage.name}, seed {seed}: {m}"
+                    Stage.join(parts), out, rtol=1e-5, atol=1e-6,
+                    msg=lambda m, stage=stage: f"{stage.name}, seed {seed}: {m}",
                 )
             x = out
 

@@ -14,8 +14,8 @@ import yaml
 
 pytest.importorskip("rclpy")
 
-from aaron_ros.ros.bench import single_component_config  # noqa: E402
 from aaron_ros.cli import main  # noqa: E402
+from aaron_ros.ros.bench import single_component_config  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 

@@ -80,7 +80,8 @@ def test_component_defaults_and_derived_values():
     assert ComponentParams(name="det", model="tiny_yolo", input_size=[320, 320]).input_size == (320, 320)
     spec = ComponentParams(name="det", model="seg_net", deadline_ms=80, max_rate_hz=15,
                            criticality="critical").task_spec()
-    assert (spec.name, spec.model, spec.rate_hz, spec.deadline_ms, spec.critical) == ("det", "seg_net", 15.0, 80.0, True)
+    assert (spec.name, spec.model, spec.rate_hz, spec.deadline_ms, spec.critical) == (
+        "det", "seg_net", 15.0, 80.0, True)
     assert isinstance(ComponentParams(name="d", model="seg_net", deadline_ms=80).deadline_ms, float)
 
 

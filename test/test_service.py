@@ -60,7 +60,8 @@ def test_frames_from_threads_give_eager_equal_outputs_and_survive_a_policy_switc
             expect = ref[model].run_whole(inputs[model])
         assert [r.outcome for r, _ in got] == ["done"] * 6  # nothing dropped by the switch
         for _, out in got:
-            torch.testing.assert_close(out, expect, rtol=1e-4, atol=1e-4)  # lanes of 1 or 2 threads sum in another order
+            # Lanes of 1 or 2 threads sum in another order.
+            torch.testing.assert_close(out, expect, rtol=1e-4, atol=1e-4)
     snap = svc.snapshot()
     assert snap["det"]["totals"]["done"] == 6 and snap["det"]["done"] == 6
     assert snap["det"]["p50_ms"] > 0 and snap["seg"]["fps"] > 0

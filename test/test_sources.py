@@ -23,8 +23,15 @@ from aaron_ros.cli import main
 from aaron_ros.ros.bag_player import BagPlayer, restamped
 from aaron_ros.ros.camera import CameraNode
 from aaron_ros.ros.image_conversions import image_to_array
-from aaron_ros.ros.record import (START_NS, TYPESTORE, frames_from_folder, frames_from_video,
-                                  read_image_bag, sample_frames, write_image_bag)
+from aaron_ros.ros.record import (
+    START_NS,
+    TYPESTORE,
+    frames_from_folder,
+    frames_from_video,
+    read_image_bag,
+    sample_frames,
+    write_image_bag,
+)
 
 TOPIC = "/camera/image_raw"
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)

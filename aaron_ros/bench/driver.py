@@ -86,11 +86,11 @@ class BenchTarget(ABC):
         """Extra isolation keys for `task` (beside p50_ms, p99_ms)."""
         return {}
 
-    def entry_metrics(self, metrics: dict, results: Sequence[RunResult], workload: Workload) -> None:
-        """Add this target's own keys to an entry's `policy_metrics` dict (in place)."""
+    def entry_metrics(self, metrics: dict, results: Sequence[RunResult], workload: Workload) -> None:  # noqa: B027
+        """Add this target's own keys to an entry's `policy_metrics` dict (in place); none by default."""
 
-    def close(self) -> None:
-        """After the last run (also on failure)."""
+    def close(self) -> None:  # noqa: B027
+        """After the last run (also on failure); nothing to close by default."""
 
 
 @dataclass

@@ -11,8 +11,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from aaron_ros.bench.driver import (ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bag_sources,
-                                    bench_entries, drive)
+from aaron_ros.bench.driver import (
+    ISOLATION_POLICY,
+    ISOLATION_VERSIONS,
+    BenchTarget,
+    RunResult,
+    bag_sources,
+    bench_entries,
+    drive,
+)
 from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload, arrivals
 from aaron_ros.contention.predictor import ContentionPredictor

@@ -24,10 +24,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import aaron_ros
+from aaron_ros.bench.workload import Workload
 from aaron_ros.common.machine import machine_info
 from aaron_ros.common.report import fmt, md_table, pct
 from aaron_ros.coordinator.metrics import worst
-from aaron_ros.bench.workload import Workload
 
 NAN = float("nan")
 BASELINES = ("sequential", "naive")
@@ -177,7 +177,7 @@ def render_markdown(report: dict) -> str:
 
     bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]
     header = ["policy", "critical miss rate", "critical p99 ms", "critical p99 / alone", "throughput fps"]
-    for b, k in bases:
+    for _, k in bases:
         header += [f"throughput / {k}", f"critical p99 / {k}"]
     rows = []
     for key, p in policies.items():

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from aaron_ros.common.paths import find_config, share_dirs
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.models.registry import model_names
-from aaron_ros.common.paths import find_config, share_dirs
 
 TOP_KEYS = ("name", "description", "lanes", "tasks", "scenarios")
 TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskSpec))
@@ -71,7 +71,8 @@ class Workload:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "lanes": self.lanes,
-                "scenario": self.scenario_name, "file": None if self.path is None else self.path.name,  # no machine paths in reports
+                # The file's name only: no machine paths in reports.
+                "scenario": self.scenario_name, "file": None if self.path is None else self.path.name,
                 "tasks": [dataclasses.asdict(t) for t in self.tasks],
                 "scenarios": {k: list(v) for k, v in self.scenarios.items()}}
 

@@ -1,8 +1,8 @@
 """Latency statistics shared by every benchmark and status report."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 

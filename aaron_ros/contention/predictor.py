@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 import os
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from aaron_ros.kernels.background.levels import CPU_LEVELS, ISOLATION, KINDS, LOADED_LEVELS, MODEL_LEVELS, PER_CORE
 from aaron_ros.kernels.background.probes import PROBE_KINDS

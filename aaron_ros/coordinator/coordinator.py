@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from aaron_ros.coordinator.policies import Pick, Policy, SchedulerView
 from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, Overload, StageRequest, TaskSpec
@@ -109,8 +110,8 @@ class Coordinator:
     def _grant(self, pick: Pick, now: float) -> Grant:
         req = pick.request
         job, state = req.job, self.tasks[req.job.task.name]
-        if pick.lane not in self.free or job.running or any(l not in self.free for l in pick.branch_lanes
-                                                             if l != pick.lane):
+        if pick.lane not in self.free or job.running or any(b not in self.free for b in pick.branch_lanes
+                                                             if b != pick.lane):
             raise RuntimeError(f"policy {self.policy.name} granted a busy lane or a running job")
         if state.current is None:
             state.queue.popleft()

@@ -7,9 +7,10 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -165,7 +166,7 @@ class LiveDriver:
     def _launch(self, grant: Grant) -> None:
         job = grant.request.job
         runner = self.bags[job.task.model].runner(grant.version)
-        branch = [self.pool[l] for l in (grant.lane, *grant.branch_lanes)] if grant.branch_lanes else None
+        branch = [self.pool[name] for name in (grant.lane, *grant.branch_lanes)] if grant.branch_lanes else None
         try:
             fut = submit_stage(runner, job.data, self.pool[grant.lane], branch)
         except Exception as exc:

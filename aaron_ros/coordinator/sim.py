@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.types import Grant, JobRecord

@@ -6,7 +6,7 @@ for the stages running beside it right now.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from aaron_ros.contention.predictor import ContentionPredictor
 from aaron_ros.kernels.background.levels import ISOLATION

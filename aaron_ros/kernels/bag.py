@@ -81,7 +81,7 @@ class Manifest:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Manifest":
+    def from_dict(cls, d: dict) -> Manifest:
         d = dict(d)
         d["stages"] = [StageInfo(**s) for s in d["stages"]]
         d["versions"] = [Version.from_dict(v) for v in d["versions"]]

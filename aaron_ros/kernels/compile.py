@@ -22,14 +22,30 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from aaron_ros.kernels.bag import (BagError, Manifest, StageInfo, compatibility_problems, device_signature,
-                                   read_manifest, reference_stage, sha256_file, weights_digest,
-                                   write_manifest)
-from aaron_ros.kernels.background import PROBE_KINDS
 from aaron_ros.kernels.backends import get_backend
+from aaron_ros.kernels.background import PROBE_KINDS
+from aaron_ros.kernels.bag import (
+    BagError,
+    Manifest,
+    StageInfo,
+    compatibility_problems,
+    device_signature,
+    read_manifest,
+    reference_stage,
+    sha256_file,
+    weights_digest,
+    write_manifest,
+)
 from aaron_ros.kernels.check import check_version
-from aaron_ros.kernels.profile import (LaneSet, Probe, conditions_for, finish_sensitivity,
-                                       measure_pressure, profile_condition, stage_timer)
+from aaron_ros.kernels.profile import (
+    LaneSet,
+    Probe,
+    conditions_for,
+    finish_sensitivity,
+    measure_pressure,
+    profile_condition,
+    stage_timer,
+)
 from aaron_ros.kernels.version import Artifact, ResourceShape, Version, version_id
 from aaron_ros.models import Stage, StageGraph, build_model, describe
 

@@ -7,8 +7,8 @@ level, and its pressure on a kind is how much it slows a probe of that kind runn
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -85,7 +85,7 @@ class Probe:
     run: Callable[[], None]
 
     @classmethod
-    def make(cls, kind: str, device: torch.device, reps: int) -> "Probe":
+    def make(cls, kind: str, device: torch.device, reps: int) -> Probe:
         lane = Lane(LaneSpec(name=f"probe-{kind}", kind="cpu", threads=1))
         run = make_probe(kind, str(device))
         probe = cls(kind, lane, 0.0, run)

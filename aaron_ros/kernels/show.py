@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aaron_ros.common.report import text_table
-from aaron_ros.kernels.bag import MANIFEST, Manifest, read_manifest
 from aaron_ros.kernels.background.levels import ISOLATION, LOADED_LEVELS
+from aaron_ros.kernels.bag import MANIFEST, Manifest, read_manifest
 from aaron_ros.kernels.version import Version
 
 
@@ -53,7 +53,8 @@ def family_totals(m: Manifest) -> dict[str, dict[str, float]]:
                 backend, key = fam.split(":")
                 v = by_key.get(fam) or by_key.get(f"eager:{key.replace('-par', '')}") or vs[0]
                 totals[fam][cond] = totals[fam].get(cond, 0.0) + v.profiles[cond].p50_ms
-            totals["best per level"][cond] = totals["best per level"].get(cond, 0.0) + best(vs, cond).profiles[cond].p50_ms
+            best_ms = best(vs, cond).profiles[cond].p50_ms
+            totals["best per level"][cond] = totals["best per level"].get(cond, 0.0) + best_ms
     return totals
 
 

@@ -39,7 +39,7 @@ class ResourceShape:
         return "-".join(parts)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ResourceShape":
+    def from_dict(cls, d: dict) -> ResourceShape:
         return cls(**d)
 
 
@@ -85,7 +85,7 @@ class Version:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Version":
+    def from_dict(cls, d: dict) -> Version:
         d = dict(d)
         d["shape"] = ResourceShape.from_dict(d["shape"])
         d["artifacts"] = [Artifact(**a) for a in d.get("artifacts", [])]

@@ -5,7 +5,7 @@ in eval it is the identity and would only add a no-op module to a stage.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable
+from functools import cache
 
 import torch
 from torch import nn
@@ -90,7 +89,7 @@ class ModelInfo:
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def describe(name: str) -> ModelInfo:
     """Summary of a zoo model for listings (cached: building and measuring takes a moment)."""
     return ModelInfo.of(build_model(name))

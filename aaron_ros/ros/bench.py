@@ -52,8 +52,15 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
-from aaron_ros.bench.driver import (ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bag_sources,
-                                    bench_entries, drive)
+from aaron_ros.bench.driver import (
+    ISOLATION_POLICY,
+    ISOLATION_VERSIONS,
+    BenchTarget,
+    RunResult,
+    bag_sources,
+    bench_entries,
+    drive,
+)
 from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload
 from aaron_ros.common.report import fmt, md_table, pct
@@ -362,7 +369,7 @@ class BenchSystem:
             executor.shutdown(timeout_sec=1.0)
         self.container.shutdown()
 
-    def __enter__(self) -> "BenchSystem":
+    def __enter__(self) -> BenchSystem:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -22,16 +22,25 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.kernels.bag import kernel_bag_root
-from aaron_ros.ros.params import (COMPONENT, CONTAINER, COORDINATOR, SOURCES, ComponentParams, CoordinatorParams,
-                                  NodeParams, ParamError)
+from aaron_ros.ros.params import (
+    COMPONENT,
+    CONTAINER,
+    COORDINATOR,
+    SOURCES,
+    ComponentParams,
+    CoordinatorParams,
+    NodeParams,
+    ParamError,
+)
 
 SHARED = "/**"
 CONTAINER_NODE = CONTAINER.node
@@ -209,7 +218,7 @@ def load_config(path: str | os.PathLike) -> ContainerConfig:
     topics: dict[str, str] = {}
     for n in names:
         own = sections[n]
-        c = _build(file, COMPONENT, n, own, shared, lambda values: ComponentParams(name=n, **values))
+        c = _build(file, COMPONENT, n, own, shared, lambda values, n=n: ComponentParams(name=n, **values))
         if ":" not in c.component:
             known_components = known_components if known_components is not None else component_names()
             if c.component not in known_components:

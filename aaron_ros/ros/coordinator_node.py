@@ -8,7 +8,7 @@ every finished stage as a `StageGrant` on /aaron/grants. Service /aaron/set_poli
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node

@@ -17,10 +17,11 @@ import array
 import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from aaron_ros.coordinator.policies import POLICIES, SETTINGS, check_policy, check_versions
 from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -30,7 +30,7 @@ class StageRun:
 
 
 def submit_stage(stage: Stage, x: torch.Tensor, lane: Lane,
-                 branch_lanes: Sequence[Lane] | None = None) -> "Future[StageRun]":
+                 branch_lanes: Sequence[Lane] | None = None) -> Future[StageRun]:
     """Start `stage` on `lane`; with `branch_lanes`, spread a branch group's branches over them."""
     x = x.to(lane.device, non_blocking=True)
     if not (branch_lanes and stage.is_branch_group):
@@ -78,7 +78,7 @@ def run_graph(graph: StageGraph, x: torch.Tensor, lane: Lane) -> list[StageRun]:
     return runs
 
 
-def _then(fut: "Future[LaneRun]", fn) -> "Future[StageRun]":
+def _then(fut: Future[LaneRun], fn) -> Future[StageRun]:
     out: Future = Future()
 
     def done(f: Future) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -103,7 +104,7 @@ class Lane:
         if self.kind == "cuda":
             torch.cuda.set_device(self.spec.device)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> "Future[LaneRun]":
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[LaneRun]:
         if self._closed:
             raise RuntimeError(f"lane '{self.name}' is closed")
         return self._pool.submit(self._run, fn, args)
@@ -182,7 +183,7 @@ class LanePool:
         for lane in self.lanes.values():
             lane.close()
 
-    def __enter__(self) -> "LanePool":
+    def __enter__(self) -> LanePool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,8 +1,9 @@
 """The policy interface: given what is ready and what is free, pick (request, lane, version)s."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from aaron_ros.coordinator.types import Grant, StageRequest, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser, lanes_of

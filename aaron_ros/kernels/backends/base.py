@@ -3,9 +3,10 @@ the thread budget applied on every call, and the stand-in `Stage` the runtime sc
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from pathlib import Path
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn

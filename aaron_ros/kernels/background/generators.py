@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable
 
 import torch
 
@@ -156,7 +156,7 @@ class Background:
         make = compute_workload if load.kind == "compute" else memory_workload
         return [lambda: make(dev)] * load.workers
 
-    def __enter__(self) -> "Background":
+    def __enter__(self) -> Background:
         self.stats = None
         self._stop = threading.Event()
         makers = self._makers()

@@ -3,7 +3,7 @@ puts on that channel (time the probe alone, then beside the version: the ratio i
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

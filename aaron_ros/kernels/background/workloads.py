@@ -9,10 +9,10 @@ model: one forward pass of a zoo model.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -83,7 +83,7 @@ def memory_workload(device: torch.device) -> Workload:
     return Workload(step=step, bytes_per_step=2 * chunk * 4, steps_per_pass=len(pairs))
 
 
-@lru_cache(maxsize=None)
+@cache
 def zoo_model(name: str, device: torch.device) -> StageGraph:
     """A zoo model on `device`, built once per process (building takes 0.1-1 s). Shared by every
     Background that loops over it: forward passes in eval mode change no state."""

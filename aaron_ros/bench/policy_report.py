@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 import aaron_ros
 from aaron_ros.bench.workload import Workload
@@ -224,6 +225,11 @@ def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence
         ax.axvline(t["deadline_ms"], color="k", linestyle="--", linewidth=1,
                    label=f"deadline {t['deadline_ms']:g} ms")
         ax.set_xscale("log")
+        # Plain millisecond labels at 1-2-5 steps; the log axis's own minor labels (2x10^1 ...)
+        # run into each other.
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(0, 1.02)
         ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']})")
         ax.set_xlabel("latency, release to done (ms)")

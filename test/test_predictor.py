@@ -121,10 +121,10 @@ def test_evaluate_predictor_end_to_end(small_bags):
         ape = [abs(s[f"{key}_ms"] - s["measured_ms"]) / s["measured_ms"] * 100 for s in held]
         assert result[key]["median_ape"] == pytest.approx(float(np.median(ape)), abs=0.1)
     for s in held:
-        # Beside co-runners the profiles say every version slows: the predictor never predicts
-        # less than the isolation median there, and exactly it alone.
+        # Co-runners never make a version faster (they may leave it a free core): the predictor
+        # never predicts less than the isolation median beside them, and exactly it alone.
         if s["co_runners"]:
-            assert s["uncorrected_ms"] > s["isolation_ms"]
+            assert s["uncorrected_ms"] >= s["isolation_ms"]
         else:
             assert s["uncorrected_ms"] == pytest.approx(s["isolation_ms"])
     assert "held-out" in format_eval(result)

@@ -140,9 +140,11 @@ class CoordinatorService:
 
     def start(self) -> None:
         """Serve on the driver's own thread until stop(); frames come through submit()."""
-        self._build(keep_records=False).start()
+        driver = self._build(keep_records=False)
+        # Read before the thread starts: afterwards only the coordinating thread touches `coord`.
         log.info("coordinating %d task(s) with policy %s (versions %s) on %d %s lane(s)", len(self.specs),
-                 self.policy_name, self.versions, len(self.lanes), resolve_kind(self.options.device))
+                 self.policy_name, self.versions, len(driver.coord.lanes), resolve_kind(self.options.device))
+        driver.start()
 
     def replay(self, arrivals: Sequence[tuple[float, str]], duration_s: float,
                make_input: Callable[[str], torch.Tensor]) -> list[JobRecord]:

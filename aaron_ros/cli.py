@@ -8,6 +8,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from aaron_ros.common.paths import KERNEL_BAG_DIR
+
 log = logging.getLogger("aaron_ros")
 
 # Enough for every model's cheap versions and its largest stages' inductor builds on a 2-core
@@ -15,7 +17,6 @@ log = logging.getLogger("aaron_ros")
 DEFAULT_BUDGET_PER_MODEL_S = 130.0
 DEFAULT_BAG = "data/sample_bag"  # a rosbag (camera recording), never a kernel bag
 DEFAULT_RECORD_FPS = 30.0
-KERNEL_BAG_DIR = "kernel_bags"  # as aaron_ros.kernels.bag, without importing torch for --help
 
 
 class _OldName(argparse.Action):
@@ -136,7 +137,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("give either --workload, or --bag and --config (the ROS 2 system), not both")
     if not args.workload:
         return _bench_ros(args)
-    from aaron_ros.kernels.bag import kernel_bag_root
+    from aaron_ros.common.paths import kernel_bag_root
 
     kernel_bags = kernel_bag_root(args.kernel_bags or KERNEL_BAG_DIR)
     workload = load_workload(args.workload)

@@ -94,7 +94,7 @@ def test_default_config_is_found_and_valid():
 
 def test_kernel_bags_are_told_apart_from_rosbags_and_old_names_still_work(tmp_path, capsys, monkeypatch):
     from aaron_ros.cli import build_parser
-    from aaron_ros.kernels.bag import KERNEL_BAG_DIR, kernel_bag_root
+    from aaron_ros.common.paths import KERNEL_BAG_DIR, kernel_bag_root
 
     args = build_parser().parse_args(["bench", "--bag", "rec", "--config", "f1tenth", "--kernel-bags", "kb",
                                       "--out", "o"])

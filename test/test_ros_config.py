@@ -447,8 +447,8 @@ def test_policy_and_versions_names_have_one_registry():
 
 
 def test_enums_and_kernel_bag_folder(tmp_path, monkeypatch, caplog):
+    from aaron_ros.common.paths import KERNEL_BAG_DIR
     from aaron_ros.coordinator.types import Criticality, Overload
-    from aaron_ros.kernels.bag import KERNEL_BAG_DIR
 
     c = ComponentParams(name="det", model="tiny_yolo", criticality="critical", overload="keep_latest")
     assert c.criticality is Criticality.CRITICAL and c.overload is Overload.KEEP_LATEST

@@ -29,23 +29,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-# Where kernel bags live unless told otherwise: one folder per model. "kernel" tells them apart from
-# rosbags (camera recordings) at first sight; `bags/`, the old name, is still read for one release.
-KERNEL_BAG_DIR = "kernel_bags"
-OLD_KERNEL_BAG_DIR = "bags"
-
-
-def kernel_bag_root(path: str | os.PathLike = KERNEL_BAG_DIR) -> Path:
-    """The folder of kernel bags to read: `path`, or for the default name when it does not exist
-    but the old `bags/` does, that one, with a deprecation warning."""
-    p = Path(path)
-    if p == Path(KERNEL_BAG_DIR) and not p.exists() and Path(OLD_KERNEL_BAG_DIR).is_dir():
-        log.warning("reading kernel bags from %s/, the old default folder; rename it to %s/ "
-                    "(the old name is read until the next release)", OLD_KERNEL_BAG_DIR, KERNEL_BAG_DIR)
-        return Path(OLD_KERNEL_BAG_DIR)
-    return p
-
-
 class BagError(RuntimeError):
     """A kernel bag that cannot be used: missing, corrupted, stale or incompatible."""
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
+from aaron_ros.common.paths import kernel_bag_root
 from aaron_ros.coordinator.types import TaskSpec
-from aaron_ros.kernels.bag import kernel_bag_root
 from aaron_ros.ros.params import (
     COMPONENT,
     CONTAINER,

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from aaron_ros.kernels.bag import kernel_bag_root
+from aaron_ros.common.paths import kernel_bag_root
 from aaron_ros.ros.components import find_component
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
 from aaron_ros.ros.coordinator_node import CoordinatorNode

@@ -23,9 +23,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from aaron_ros.common.paths import KERNEL_BAG_DIR
 from aaron_ros.coordinator.policies import POLICIES, SETTINGS, check_policy, check_versions
 from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec
-from aaron_ros.kernels.bag import KERNEL_BAG_DIR
 from aaron_ros.models.registry import ZOO, model_names
 
 DEVICES = ("auto", "cpu", "cuda")

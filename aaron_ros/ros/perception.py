@@ -19,9 +19,9 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from aaron_ros.common.paths import KERNEL_BAG_DIR, kernel_bag_root
 from aaron_ros.coordinator.service import CoordinatorService
 from aaron_ros.coordinator.types import JobRecord, Outcome
-from aaron_ros.kernels.bag import KERNEL_BAG_DIR, kernel_bag_root
 from aaron_ros.msg import InferenceResult
 from aaron_ros.ros.image_conversions import ImageError, array_to_tensor, image_to_array, mask_to_image
 from aaron_ros.ros.params import ComponentParams, params_from_node

@@ -95,10 +95,15 @@ def test_bag_through_the_container_reaches_a_subscriber_in_another_process(tmp_p
     statuses = []
     watcher = container.node.create_subscription(CoordinatorStatus, "/aaron/status", statuses.append, 10)
     try:
+        # DDS drops what is published before the other process is discovered: on a busy machine that
+        # takes longer than the 2 s bag, so wait for the match before the bag starts.
+        assert _spin_until(container, lambda: container.node.count_subscribers("/aaron/classify/result") >= 1, 30)
         container.spin(duration_s=60)  # ends with the bag
     finally:
         container.shutdown()
     out, err = listener.communicate(timeout=60)
+    published = container.components["classify"].counters["published"]
+    assert len(out.split()) == 3, f"the listener heard nothing ({published} published): {out!r} {err}"
     count, model, kind = out.split()
     assert int(count) >= 5 and model == "mobilenet_v3_small" and int(kind) == InferenceResult.KIND_CLASSES, err
     assert container.player.published == 20

@@ -15,6 +15,7 @@ import yaml
 pytest.importorskip("rclpy")
 
 from aaron_ros.cli import main  # noqa: E402
+from aaron_ros.coordinator.timing import FramePart  # noqa: E402
 from aaron_ros.ros.bench import single_component_config  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
@@ -121,14 +122,35 @@ def test_end_to_end_covers_the_node_latency(bench):
             assert m["transport_p50_ms"] >= 0 and m["e2e_p99_ms"] >= m["e2e_p50_ms"]
 
 
+def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
+    for key in POLICIES:
+        p = bench.report["policies"][key]
+        for t in TASKS:
+            data = bench.e2e[key][t]
+            for row in data["frames"]:
+                x = dict(zip(data["fields"], row))
+                parts = x["parts: [wall_ms, cpu_ms]"]
+                assert list(parts) == [str(part) for part in FramePart], (key, t)  # every part, in order
+                # Back to back: the parts add up to the end-to-end time the monitor heard.
+                assert sum(wall for wall, _ in parts.values()) == pytest.approx(x["e2e_ms"], abs=0.01)
+                assert parts["stages"][0] > 0 and parts["conversion"][1] > 0 and parts["grant wait"][1] is None
+            ft = p["tasks"][t]["frame_time"]
+            assert set(ft) == {str(part) for part in FramePart}
+        cpu = p["cpu_ms_per_frame"]
+        assert {"executor", "coordinator", "lanes"} <= set(cpu) and cpu["executor"] > 0
+        assert 0 < p["cpu_outside_stages_ms_per_frame"] and 0 < p["cpu_stages_ms_per_frame"] <= cpu["lanes"], (key, p["cpu_stages_ms_per_frame"], cpu)
+        assert p["goodput_fps"] <= p["throughput_fps"]
+
+
 def test_files_and_tables(bench):
     names = {p.name for p in bench.out.iterdir()}
     assert {"report.json", "report.md", "latencies.json", "e2e.json", "latency_cdf.png", "miss_rate.png",
-            "throughput.png"} <= names
+            "throughput.png", "frame_time.png"} <= names
     md = (bench.out / "report.md").read_text()
     assert "## Comparison" in md and "## End to end over ROS 2" in md
     assert md.index("## Comparison") < md.index("## End to end over ROS 2")
-    assert "critical e2e p99 ms" in md and "transport p99 ms" in md
+    assert "critical e2e p99 ms" in md and "transport p99 ms" in md and "goodput fps" in md
+    assert md.index("## End to end over ROS 2") < md.index("## Where a frame's time goes")
     lat = json.loads((bench.out / "latencies.json").read_text())
     assert all(not math.isnan(v) for per in lat.values() for vs in per.values() for v in vs)
 

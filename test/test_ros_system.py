@@ -23,6 +23,7 @@ from aaron_ros.msg import CoordinatorStatus, InferenceResult, StageGrant  # noqa
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
+from aaron_ros.ros.run import status_table  # noqa: E402
 from aaron_ros.srv import SetPolicy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,14 +95,19 @@ def test_bag_through_the_container_reaches_a_subscriber_in_another_process(tmp_p
     container = Container(ContainerOptions(_config(tmp_path), bag=str(small_bag), domain_id=ros_domain))
     statuses = []
     watcher = container.node.create_subscription(CoordinatorStatus, "/aaron/status", statuses.append, 10)
+    table = ""
     try:
         # DDS drops what is published before the other process is discovered: on a busy machine that
         # takes longer than the 2 s bag, so wait for the match before the bag starts.
         assert _spin_until(container, lambda: container.node.count_subscribers("/aaron/classify/result") >= 1, 30)
         container.spin(duration_s=60)  # ends with the bag
+        table = status_table(container)
     finally:
         container.shutdown()
     out, err = listener.communicate(timeout=60)
+    # The short form of where a result's time went: four phases, a real time each.
+    row = next(line.split() for line in table.splitlines() if line.split()[:1] == ["classify"])
+    assert "in/wait/model/out ms" in table and len([float(v) for v in row[6].split("/")]) == 4, table
     published = container.components["classify"].counters["published"]
     assert len(out.split()) == 3, f"the listener heard nothing ({published} published): {out!r} {err}"
     count, model, kind = out.split()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
+from aaron_ros.coordinator.timing import FramePart, coordinator_parts
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.models import build_model
 
@@ -128,6 +129,14 @@ def test_replay_serves_timed_arrivals_on_this_thread_on_the_policys_lanes_only()
     assert [(r.task, r.frame, r.outcome) for r in records] == [("det", f, "done") for f in range(3)]
     assert heard == records and svc.grant_us() and svc.snapshot()["det"]["totals"]["done"] == 3
     assert len(svc.lanes) == 1  # sequential: one lane
+    # Every stage was timed, and the coordinator's parts of a frame are back to back: release to done.
+    stages = len(models.graphs["mobilenet_v3_small"])
+    for r in records:
+        assert [t.stage for t in r.stage_times] == list(range(stages))
+        assert all(t.granted <= t.started <= t.finished <= t.seen and t.cpu_s > 0 for t in r.stage_times)
+        parts = coordinator_parts(r)
+        assert sum(p.wall_s for p in parts.values()) == pytest.approx(r.latency_s, abs=1e-9)
+        assert parts[FramePart.STAGES].cpu_s > 0
     # Another service on the same models builds nothing again.
     again = CoordinatorService(ServiceOptions(policy="aaron", lanes=2, switchable=False), models=models)
     assert again.add_task(TaskSpec("det2", "mobilenet_v3_small", 20, 500), None) is models.graphs["mobilenet_v3_small"]

@@ -166,31 +166,35 @@ def render_markdown(report: dict) -> str:
             m = p["tasks"].get(t["name"], {})
             rows.append([t["name"] + (" (critical)" if t["criticality"] == "critical" else ""),
                          fmt(m.get("p50_ms")), fmt(m.get("p95_ms")), fmt(m.get("p99_ms")),
-                         pct(m.get("miss_rate")), fmt(m.get("fps")), fmt(m.get("dropped")),
-                         fmt(m.get("failed", 0))])
+                         pct(m.get("miss_rate")), fmt(m.get("fps")), fmt(m.get("goodput_fps")),
+                         fmt(m.get("dropped")), fmt(m.get("failed", 0))])
         out += [f"## Policy `{key}`", "", md_table(
-            ["task", "p50 ms", "p95 ms", "p99 ms", "miss rate", "fps", "dropped", "failed"], rows), "",
-            f"- total throughput: {fmt(p.get('throughput_fps'))} frames/s",
+            ["task", "p50 ms", "p95 ms", "p99 ms", "miss rate", "fps", "goodput fps", "dropped", "failed"],
+            rows), "",
+            f"- total throughput: {fmt(p.get('throughput_fps'))} frames/s, goodput (on time) "
+            f"{fmt(p.get('goodput_fps'))} frames/s",
             f"- critical p99 / isolated p99: {fmt(p.get('critical_p99_over_isolated'), 2)}x"
             f" (critical p99 {fmt(p.get('critical_p99_ms'))} ms)",
             f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us",
             ""]
 
     bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]
-    header = ["policy", "critical miss rate", "critical p99 ms", "critical p99 / alone", "throughput fps"]
+    header = ["policy", "critical miss rate", "critical p99 ms", "critical p99 / alone", "throughput fps",
+              "goodput fps"]
     for _, k in bases:
         header += [f"throughput / {k}", f"critical p99 / {k}"]
     rows = []
     for key, p in policies.items():
         row = [key, pct(p.get("critical_miss_rate")), fmt(p.get("critical_p99_ms")),
-               fmt(p.get("critical_p99_over_isolated"), 2), fmt(p.get("throughput_fps"))]
+               fmt(p.get("critical_p99_over_isolated"), 2), fmt(p.get("throughput_fps")), fmt(p.get("goodput_fps"))]
         for _, k in bases:
             row += [fmt(_ratio(p.get("throughput_fps"), policies[k].get("throughput_fps")), 2),
                     fmt(_ratio(p.get("critical_p99_ms"), policies[k].get("critical_p99_ms")), 2)]
         rows.append(row)
     out += ["## Comparison", "", md_table(header, rows), "",
             "Miss rate: frames finished after their deadline, dropped or failed, over all frames "
-            "released. Latency percentiles are over finished frames.", ""]
+            "released. Goodput: frames finished within their deadline per second. Latency "
+            "percentiles are over finished frames.", ""]
     return "\n".join(out)
 
 

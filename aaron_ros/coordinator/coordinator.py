@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aaron_ros.coordinator.policies import Pick, Policy, SchedulerView
-from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, Overload, StageRequest, TaskSpec
+from aaron_ros.coordinator.types import (
+    Grant,
+    Job,
+    JobRecord,
+    Outcome,
+    Overload,
+    StageRequest,
+    StageTime,
+    TaskSpec,
+)
 from aaron_ros.coordinator.versions import VersionChooser
 
 
@@ -127,7 +136,7 @@ class Coordinator:
 
     # -- releases ---------------------------------------------------------------------------
     def release(self, grant: Grant, now: float, seconds: float, output: Any = None,
-                error: str | None = None) -> JobRecord | None:
+                error: str | None = None, timing: StageTime | None = None) -> JobRecord | None:
         """A stage finished (or failed). Returns the job's record when the job ended."""
         for lane in {grant.lane, *grant.branch_lanes}:
             self.running.pop(lane, None)
@@ -135,6 +144,8 @@ class Coordinator:
                 self.free.add(lane)
         job = grant.request.job
         job.running = False
+        if timing is not None:
+            job.stage_times.append(timing)
         self.chooser.observe(grant.version, [g.version for g in self.running_grants()], seconds * 1e3)
         if error is not None:
             return self._finish(job, Outcome.FAILED, now, error)
@@ -149,7 +160,7 @@ class Coordinator:
     def _record(self, job: Job, outcome: Outcome, now: float, error: str | None = None) -> JobRecord:
         rec = JobRecord(job.task.name, job.frame, job.release, outcome,
                         finished=now if outcome == Outcome.DONE else None, started=job.started, error=error,
-                        versions=tuple(job.versions))
+                        versions=tuple(job.versions), stage_times=tuple(job.stage_times))
         if self.keep_records:
             self.records.append(rec)
         self._on_record(rec, job)

@@ -16,7 +16,7 @@ import torch
 
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.policies import Policy
-from aaron_ros.coordinator.types import Grant, JobRecord
+from aaron_ros.coordinator.types import Grant, JobRecord, StageTime
 from aaron_ros.coordinator.versions import VersionChooser
 from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.runtime.executor import submit_stage
@@ -188,7 +188,9 @@ class LiveDriver:
                 if self._on_stage is not None:
                     self._on_stage(grant, now)
                 if error is None:
-                    coord.release(grant, now, run.finished - run.started, run.output)
+                    timing = StageTime(grant.request.stage, grant.granted_at, run.started - self._t0,
+                                       run.finished - self._t0, now, run.cpu_s)
+                    coord.release(grant, now, run.finished - run.started, run.output, timing=timing)
                 else:
                     coord.release(grant, now, 0.0, error=error)
             case Arrival(task, frame, release, data):

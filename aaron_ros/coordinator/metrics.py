@@ -37,6 +37,7 @@ def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float
         "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "mean_ms": s.mean_ms,
         "miss_rate": (late + dropped + failed) / released if released else NAN,
         "fps": len(done) / duration_s,
+        "goodput_fps": (len(done) - late) / duration_s,  # finished within the deadline
         "released": released, "done": len(done), "late": late,
         "dropped": dropped, "failed": failed,
         "deadline_ms": task.deadline_ms, "criticality": task.criticality,
@@ -73,6 +74,7 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     return {
         "tasks": per_task,
         "throughput_fps": sum(m["done"] for m in per_task.values()) / duration_s,
+        "goodput_fps": sum(m["done"] - m["late"] for m in per_task.values()) / duration_s,
         "grant_us_p50": g50,
         "grant_us_p99": g99,
         "grants": len(grant_us),

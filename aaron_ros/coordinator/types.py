@@ -76,6 +76,19 @@ class TaskSpec:
         return 1.0 / self.rate_hz
 
 
+@dataclass(frozen=True)
+class StageTime:
+    """One stage of a frame, on the coordinator's clock (s): granted, run on its lane, and seen
+    ended by the coordinating thread; cpu_s is the lane thread's CPU time on it."""
+
+    stage: int
+    granted: float
+    started: float
+    finished: float
+    seen: float
+    cpu_s: float = 0.0
+
+
 @dataclass
 class Job:
     """One frame of one task, run stage by stage."""
@@ -89,6 +102,7 @@ class Job:
     running: bool = False
     started: float | None = None  # when its first stage was granted
     versions: list[str] = field(default_factory=list)
+    stage_times: list[StageTime] = field(default_factory=list)  # filled by a driver that times stages
 
     @property
     def deadline(self) -> float:
@@ -134,6 +148,7 @@ class JobRecord:
     started: float | None = None
     error: str | None = None
     versions: tuple[str, ...] = ()  # the version id each stage ran with
+    stage_times: tuple[StageTime, ...] = ()
 
     def __post_init__(self) -> None:
         self.outcome = one_of(Outcome, self.outcome, f"frame {self.frame} of {self.task}: outcome")

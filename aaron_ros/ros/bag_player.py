@@ -10,7 +10,6 @@ Messages are published as the CDR bytes read from the bag, never as rclpy object
 """
 from __future__ import annotations
 
-import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from aaron_ros.ros.image_conversions import restamped
 from aaron_ros.ros.params import BAG_PLAYER, declare_params
 from aaron_ros.ros.record import image_topics, read_image_bag
 
@@ -42,16 +42,6 @@ def parse_remaps(entries: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"remap {entry!r} is not of the form /from:=/to")
         remaps[src.strip()] = dst.strip()
     return remaps
-
-
-def restamped(data: bytes, stamp_ns: int) -> bytes:
-    """CDR bytes of an Image (or any message starting with a Header) with header.stamp replaced.
-
-    After the 4-byte encapsulation header the stamp is the first field: int32 sec then uint32
-    nanosec, in the byte order the encapsulation's second byte names (1: little endian).
-    """
-    order = "<" if data[1] & 1 else ">"
-    return data[:4] + struct.pack(f"{order}iI", stamp_ns // 10**9, stamp_ns % 10**9) + data[12:]
 
 
 class BagPlayer(Node):

@@ -46,6 +46,8 @@ from typing import NamedTuple
 
 import numpy as np
 import yaml
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -63,8 +65,10 @@ from aaron_ros.bench.driver import (
 )
 from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload
+from aaron_ros.common.cpu import cpu_by_role, thread_cpu
 from aaron_ros.common.report import fmt, md_table, pct
 from aaron_ros.coordinator.metrics import percentiles, worst
+from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 from aaron_ros.msg import InferenceResult
 from aaron_ros.ros.config import load_config
@@ -111,6 +115,7 @@ class FrameTiming(NamedTuple):
     e2e_ms: float  # received - header.stamp
     latency_ms: float  # the node's own, release to done
     input_delay_ms: float  # header.stamp to arrival at the node
+    parts: dict[str, PartTime]  # where its time went, with publish + delivery as heard here
 
     @property
     def transport_ms(self) -> float:
@@ -127,6 +132,24 @@ class Heard:
     frames: int  # published by the player
     unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
     stalled: dict[str, int] = field(default_factory=dict)  # frames held back after the bag ended, dropped
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by thread role (`thread_role`)
+
+
+def thread_role(name: str) -> str:
+    """Which part of the running system a thread of the bench's process is."""
+    if name == "MainThread":
+        return "executor"  # spins the container's executor (and polls the counters)
+    if name == "aaron-coordinator":
+        return "coordinator"
+    if name.startswith("lane-"):
+        return "lanes"
+    if name.endswith("_play"):
+        return "bag player"
+    if name == "bench-monitor":
+        return "bench monitor"
+    if name.startswith("dds."):
+        return "dds"
+    return "other"  # the models' intra-op thread pools, the runtime's own threads
 
 
 def bag_info(path: str | Path) -> tuple[int, float]:
@@ -180,7 +203,10 @@ class ResultMonitor(Node):
     def _on_result(self, task: str, msg: InferenceResult) -> None:
         now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        timing = FrameTiming(msg.frame, (now_ns - stamp_ns) / 1e6, msg.latency_ms, msg.input_delay_ms)
+        e2e_ms = (now_ns - stamp_ns) / 1e6
+        parts = {t.part: PartTime(t.wall_ms / 1e3, t.cpu_ms / 1e3) for t in msg.timing}
+        parts[FramePart.PUBLISH] = PartTime(max(0.0, e2e_ms / 1e3 - sum(p.wall_s for p in parts.values())))
+        timing = FrameTiming(msg.frame, e2e_ms, msg.latency_ms, msg.input_delay_ms, parts)
         with self._lock:
             self._heard[task].append(timing)
 
@@ -291,7 +317,7 @@ class BenchSystem:
         self.monitor.take()
         if not player.wait_for_subscribers(self._subscribers, timeout=10.0):
             log.warning("bag player: not every component subscribed after 10 s; starting anyway")
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), thread_cpu()
         player.start()
         while not player.wait(0):
             self._spin_once()
@@ -330,7 +356,7 @@ class BenchSystem:
                         stalled[task] = stalled.get(task, 0) + n
                     log.info("%s: frames left waiting with no stage running after the bag ended, counted as "
                              "dropped: %s", policy, ", ".join(f"{k} {v}" for k, v in left.items() if v))
-        after = self._counters()
+        after, cpu_s = self._counters(), cpu_by_role(cpu_before, thread_cpu(), thread_role)
         grant_us = svc.grant_us()
         records, heard = self.log.take(), self.monitor.take()
 
@@ -356,7 +382,7 @@ class BenchSystem:
         timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
                    for n in self.components}
         return RunResult(out_records, grant_us, seconds,
-                         Heard(timings, counters, frames, unsettled, {n: v for n, v in stalled.items() if v}))
+                         Heard(timings, counters, frames, unsettled, {n: v for n, v in stalled.items() if v}, cpu_s))
 
     def close(self) -> None:
         self._stop.set()
@@ -460,11 +486,36 @@ class RosTarget(BenchTarget):
         timings = _timings(results, names)
         for t in names:
             metrics["tasks"][t].update(_sum_counters([r.extra for r in results], t), **timing_metrics(timings[t]))
+        for t in names:
+            metrics["tasks"][t]["frame_time"] = {
+                part: {"wall_ms": v.wall_s * 1e3, "cpu_ms": v.cpu_s * 1e3}
+                for part, v in mean_parts(x.parts for x in timings[t]).items()}
+        metrics.update(cpu_per_frame(results))
         pooled = timing_metrics([x for per in timings.values() for x in per])
         metrics.update({k: pooled[k] for k in TIMING_KEYS[:4]})
         critical = [metrics["tasks"][s.name] for s in workload.critical_tasks]
         for k in TIMING_KEYS[:4]:
             metrics[f"critical_{k}"] = worst(m[k] for m in critical)
+
+
+# The system's own threads, as a camera driver and a subscriber would run elsewhere.
+SYSTEM_ROLES = ("executor", "coordinator", "lanes", "dds", "other")
+
+
+def cpu_per_frame(results: Sequence[RunResult]) -> dict:
+    """CPU milliseconds per frame a component received, by thread role, and the part of it spent
+    outside the models' stages: the system's threads minus the stages' own CPU (on lane threads;
+    intra-op helper threads are under "other" and count as stage work)."""
+    received = sum(c["received"] for r in results for c in r.extra.counters.values())
+    spent: dict[str, float] = {}
+    for r in results:
+        for role, sec in r.extra.cpu_s.items():
+            spent[role] = spent.get(role, 0.0) + sec
+    stages = sum(t.cpu_s for r in results for rec in r.records for t in rec.stage_times)
+    outside = sum(spent.get(role, 0.0) for role in SYSTEM_ROLES if role != "other") - stages
+    per = 1e3 / received if received else float("nan")
+    return {"cpu_ms_per_frame": {role: sec * per for role, sec in sorted(spent.items())},
+            "cpu_stages_ms_per_frame": stages * per, "cpu_outside_stages_ms_per_frame": outside * per}
 
 
 def run_ros_bench(opts: RosBenchOptions) -> tuple[dict, dict, dict]:
@@ -517,16 +568,82 @@ def render_e2e_markdown(report: dict) -> str:
         "failed).", ""])
 
 
+def _wall_cpu(v: Mapping | None) -> str:
+    if not v:
+        return "-"
+    cpu = v.get("cpu_ms")
+    return fmt(v["wall_ms"]) + (f" ({fmt(cpu)})" if cpu is not None and np.isfinite(cpu) else "")
+
+
+def render_frame_time_markdown(report: dict) -> str:
+    """Where a frame's time goes: mean wall (CPU) ms per part, per policy and task; CPU per frame
+    by thread."""
+    policies, tasks = report["policies"], report["workload"]["tasks"]
+    parts = [str(p) for p in FramePart]
+    rows = []
+    for key, p in policies.items():
+        for t in tasks:
+            ft = p["tasks"].get(t["name"], {}).get("frame_time", {})
+            total = sum(v["wall_ms"] for v in ft.values())
+            rows.append([key, t["name"], *(_wall_cpu(ft.get(part)) for part in parts), fmt(total)])
+    per_frame = md_table(["policy", "task", *parts, "sum ms"], rows)
+    roles = sorted({r for p in policies.values() for r in p.get("cpu_ms_per_frame", {})})
+    rows = [[key, *(fmt(p.get("cpu_ms_per_frame", {}).get(r)) for r in roles), fmt(p.get("cpu_stages_ms_per_frame")),
+             fmt(p.get("cpu_outside_stages_ms_per_frame"))] for key, p in policies.items()]
+    cpu = md_table(["policy", *roles, "of which model stages", "outside model stages"], rows)
+    return "\n".join([
+        "## Where a frame's time goes", "",
+        "Mean milliseconds per result heard, wall time with the CPU time of the one thread doing the part "
+        "in brackets, from the camera stamp to the result heard (the parts are back to back; their sum is "
+        "the mean end-to-end latency). receive: stamp to the component's callback; grant wait: released "
+        "or between stages without a grant; to lane / from lane / to executor: hand-offs between threads; "
+        "publish + delivery: the subscriber's end-to-end time minus the parts the result carries.", "",
+        per_frame, "",
+        "CPU milliseconds per frame a component received, by thread (the bench's process; the bag player "
+        "stands in for a camera driver, the bench monitor for a subscriber, \"other\" holds the models' "
+        "intra-op threads). Outside model stages: executor, coordinator, lanes and DDS threads minus the "
+        "stages' own CPU.", "", cpu, ""])
+
+
+def plot_frame_time(report: dict, path: Path) -> Path:
+    """One panel per task: a bar per policy, cut into the parts of a frame's mean end-to-end time."""
+    policies, tasks = report["policies"], report["workload"]["tasks"]
+    colours = dict(zip(FramePart, colormaps["tab20"].colors))
+    fig = Figure(figsize=(11, 1.2 + 0.45 * len(policies) * len(tasks)), layout="constrained")
+    axes = fig.subplots(len(tasks), 1, squeeze=False)[:, 0]
+    for ax, t in zip(axes, tasks):
+        keys = list(policies)
+        left = np.zeros(len(keys))
+        for part in FramePart:
+            widths = np.array([policies[k]["tasks"].get(t["name"], {}).get("frame_time", {})
+                               .get(str(part), {}).get("wall_ms", 0.0) for k in keys])
+            ax.barh(keys, widths, left=left, color=colours[part], label=str(part) if ax is axes[0] else None)
+            left += widths
+        ax.axvline(t["deadline_ms"], color="k", linestyle="--", linewidth=1)
+        ax.invert_yaxis()
+        ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']}), deadline {t['deadline_ms']:g} ms "
+                     "(dashed)", fontsize="medium")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1].set_xlabel("mean ms per result, camera stamp to result heard")
+    fig.legend(fontsize="small", loc="outside right upper")
+    fig.suptitle(f"Where a frame's time goes: {report['workload']['name']}")
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> list[Path]:
     """report.json, report.md (with the end-to-end section), latencies.json, e2e.json and the plots."""
     out = Path(out_dir)
     paths = write_policy_report(report, latencies, out)
     md = out / "report.md"
-    md.write_text(md.read_text().rstrip("\n") + "\n\n" + render_e2e_markdown(report))
+    md.write_text(md.read_text().rstrip("\n") + "\n\n" + render_e2e_markdown(report) + "\n"
+                  + render_frame_time_markdown(report))
     e2e = out / "e2e.json"
-    e2e.write_text(json.dumps({k: {t: {"fields": list(FrameTiming._fields), "frames": [list(x) for x in xs]}
-                                   for t, xs in per.items()} for k, per in timings.items()}) + "\n")
-    return [*paths[:3], e2e, *paths[3:]]
+    fields = [*FrameTiming._fields[:-1], "parts: [wall_ms, cpu_ms]"]
+    e2e.write_text(json.dumps({k: {t: {"fields": fields, "frames": [
+        [*x[:-1], {p: [v.wall_s * 1e3, None if np.isnan(v.cpu_s) else v.cpu_s * 1e3] for p, v in x.parts.items()}]
+        for x in xs]} for t, xs in per.items()} for k, per in timings.items()}) + "\n")
+    return [*paths[:3], e2e, *paths[3:], plot_frame_time(report, out / "frame_time.png")]
 
 
 def comparison_text(out_dir: str | Path) -> str:

@@ -12,6 +12,7 @@ the ``encoding`` argument only picks the byte layout on the wire.
 from __future__ import annotations
 
 import array
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,26 @@ def _data_as_uint8(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
     except (OverflowError, TypeError, ValueError) as exc:
         raise ImageError(f"image data is not a sequence of bytes: {exc}") from None
+
+
+# CDR bytes of an Image (or any message starting with a Header): after the 4-byte encapsulation
+# header the stamp is the first field, int32 sec then uint32 nanosec, in the byte order the
+# encapsulation's second byte names (1: little endian).
+def _stamp_format(data: bytes) -> str:
+    return "<iI" if data[1] & 1 else ">iI"
+
+
+def cdr_stamp_ns(data: bytes) -> int:
+    """header.stamp of a serialised message, read without deserialising it."""
+    if len(data) < 12:
+        raise ImageError(f"a serialised message of {len(data)} bytes has no header")
+    sec, nsec = struct.unpack_from(_stamp_format(data), data, 4)
+    return sec * 10**9 + nsec
+
+
+def restamped(data: bytes, stamp_ns: int) -> bytes:
+    """The serialised message with header.stamp replaced (a copy with 8 new bytes)."""
+    return data[:4] + struct.pack(_stamp_format(data), stamp_ns // 10**9, stamp_ns % 10**9) + data[12:]
 
 
 def image_to_array(msg: Image) -> np.ndarray:

@@ -15,20 +15,24 @@ from dataclasses import dataclass
 import torch
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from aaron_ros.common.paths import KERNEL_BAG_DIR, kernel_bag_root
 from aaron_ros.coordinator.service import CoordinatorService
+from aaron_ros.coordinator.timing import FramePart, PartTime, coordinator_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome
-from aaron_ros.msg import InferenceResult
+from aaron_ros.msg import FrameTime, InferenceResult
 from aaron_ros.ros.image_conversions import ImageError, array_to_tensor, image_to_array, mask_to_image
 from aaron_ros.ros.params import ComponentParams, params_from_node
 
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
          "mask": InferenceResult.KIND_MASK}
 LOG_THROTTLE_S = 5.0
+RECENT_FRAMES = 100
+PART_ORDER = {part: i for i, part in enumerate(FramePart)}
 
 
 def input_qos(name: str) -> QoSProfile:
@@ -43,6 +47,8 @@ class _Frame:
     header: Header
     size: tuple[int, int]  # the image's (height, width), to map boxes back onto it
     input_delay_ms: float
+    parts: dict[FramePart, PartTime]  # up to the hand-over
+    submitted_ns: int  # wall clock at the hand-over (the coordinator's release)
 
 
 class RateLimiter:
@@ -97,34 +103,57 @@ class PerceptionComponent(Node):
         self._pub = self.create_publisher(InferenceResult, p.result_topic, 10)
         self.mask_topic = f"{p.result_topic}/mask" if self.graph.output_kind == "mask" else ""
         self._mask_pub = self.create_publisher(Image, self.mask_topic, 10) if self.mask_topic else None
-        self._sub = self.create_subscription(Image, p.input_topic, self._on_image, input_qos(p.qos))
+        self.recent: deque[dict[FramePart, PartTime]] = deque(maxlen=RECENT_FRAMES)  # for a live table
+        self._sub = self.create_subscription(Image, p.input_topic, self._on_image, input_qos(p.qos), raw=True)
         self.get_logger().info(
             f"{p.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
 
     # -- executor thread: frames in ------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
-        arrival_ns = time.time_ns()
+    def _on_image(self, data: bytes) -> None:
+        """Takes the serialised image (a raw subscription), so deserialising is timed too."""
+        arrival_ns, cpu = time.time_ns(), time.thread_time()
         self.counters["received"] += 1
+        parts: dict[FramePart, PartTime] = {}
+        try:
+            msg = deserialize_message(data, Image)
+        except Exception as exc:  # bytes that are no Image at all
+            self._reject(f"cannot deserialise: {exc}")
+            return
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        parts[FramePart.RECEIVE] = PartTime(max(0, arrival_ns - stamp_ns) / 1e9 if stamp_ns else 0.0)
+        mark, cpu = self._part(parts, FramePart.DESERIALISE, arrival_ns, cpu)
         # Paced by the camera's stamps, not by arrival: a busy executor delivers frames in
         # bursts, and arrival times would cut good frames from a burst.
         if not self._limiter.admit((stamp_ns or arrival_ns) / 1e9):
             self.counters["rate_limited"] += 1
             return
+        mark, cpu = self._part(parts, FramePart.ADMISSION, mark, cpu)
         try:
             pixels = image_to_array(msg)
             x = array_to_tensor(pixels, self.input_size)
         except ImageError as exc:
-            self.counters["rejected"] += 1
-            self.get_logger().warning(f"rejected an image on {self.params.input_topic}: {exc}",
-                                      throttle_duration_sec=LOG_THROTTLE_S)
+            self._reject(str(exc))
             return
+        mark, cpu = self._part(parts, FramePart.CONVERSION, mark, cpu)
         frame = self._next_frame
         self._next_frame += 1
         with self._lock:
-            self._frames[frame] = _Frame(msg.header, pixels.shape[:2], (arrival_ns - stamp_ns) / 1e6)
+            self._frames[frame] = _Frame(msg.header, pixels.shape[:2], (arrival_ns - stamp_ns) / 1e6, parts,
+                                         time.time_ns())
         self.service.submit(self.params.name, frame, x)
+
+    def _reject(self, why: str) -> None:
+        self.counters["rejected"] += 1
+        self.get_logger().warning(f"rejected an image on {self.params.input_topic}: {why}",
+                                  throttle_duration_sec=LOG_THROTTLE_S)
+
+    @staticmethod
+    def _part(parts: dict, part: FramePart, since_ns: int, cpu_since: float) -> tuple[int, float]:
+        """Close `part` (wall since `since_ns`, this thread's CPU since `cpu_since`); the next starts now."""
+        now_ns, cpu = time.time_ns(), time.thread_time()
+        parts[part] = PartTime((now_ns - since_ns) / 1e9, cpu - cpu_since)
+        return now_ns, cpu
 
     # -- coordinating thread: a frame ended ---------------------------------------------------
     def _on_finished(self, rec: JobRecord, output) -> None:
@@ -149,6 +178,10 @@ class PerceptionComponent(Node):
                                         throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish(self, rec: JobRecord, output: torch.Tensor, frame: _Frame) -> None:
+        picked_ns, cpu = time.time_ns(), time.thread_time()
+        parts = frame.parts | coordinator_parts(rec)
+        ended_ns = frame.submitted_ns + round(rec.latency_s * 1e9)  # the last stage seen, on the wall clock
+        parts[FramePart.TO_EXECUTOR] = PartTime(max(0, picked_ns - ended_ns) / 1e9)
         p = self.params
         out = InferenceResult(header=frame.header, task=p.name, model=p.model, frame=rec.frame,
                               latency_ms=rec.latency_s * 1e3, queueing_ms=(rec.queueing_s or 0.0) * 1e3,
@@ -169,5 +202,9 @@ class PerceptionComponent(Node):
         else:
             out.mask_topic = self.mask_topic
             self._mask_pub.publish(mask_to_image(result, frame.header))
+        self._part(parts, FramePart.POST, picked_ns, cpu)
+        out.timing = [FrameTime(part=str(k), wall_ms=v.wall_s * 1e3, cpu_ms=v.cpu_s * 1e3)
+                      for k, v in sorted(parts.items(), key=lambda kv: PART_ORDER[kv[0]])]
+        self.recent.append(parts)
         self._pub.publish(out)
         self.counters["published"] += 1

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 from aaron_ros.common.report import text_table
+from aaron_ros.coordinator.timing import PHASES, phase_ms
 from aaron_ros.ros.container import Container, ContainerOptions
+from aaron_ros.ros.perception import RECENT_FRAMES
 
 
 def status_table(container: Container) -> str:
@@ -14,15 +16,19 @@ def status_table(container: Container) -> str:
     svc = container.coordinator.service
     rows = []
     for t in container.coordinator.task_statuses():
+        comp = container.components.get(t.task)
+        recent = list(getattr(comp, "recent", ()))
+        phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
-                     f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.completed, t.dropped, t.failed, t.rejected,
+                     phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.completed, t.dropped, t.failed, t.rejected,
                      t.rate_limited))
     for name, why in container.failed.items():
-        rows.append((name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"not loaded: {why[:60]}"))
-    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "done", "dropped",
-            "failed", "rejected", "rate-limited")
+        rows.append((name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"not loaded: {why[:60]}"))
+    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", f"{'/'.join(PHASES)} ms", "miss",
+            "fps", "done", "dropped", "failed", "rejected", "rate-limited")
     return (f"policy {svc.policy_name} (versions {svc.versions}), lanes {', '.join(svc.lanes)}; "
-            f"latency and fps over the last {svc.options.status_window_s:g} s\n"
+            f"latency and fps over the last {svc.options.status_window_s:g} s; in/wait/model/out: a result's "
+            f"mean time coming in, waiting, in the model and going out (last {RECENT_FRAMES} results)\n"
             + text_table(head, rows, left=3))
 
 

@@ -27,6 +27,7 @@ class StageRun:
     lanes: tuple[str, ...]
     started: float
     finished: float
+    cpu_s: float = 0.0  # lane threads' CPU time (summed over split branches)
 
 
 def submit_stage(stage: Stage, x: torch.Tensor, lane: Lane,
@@ -35,7 +36,7 @@ def submit_stage(stage: Stage, x: torch.Tensor, lane: Lane,
     x = x.to(lane.device, non_blocking=True)
     if not (branch_lanes and stage.is_branch_group):
         return _then(lane.submit(stage, x), lambda run: StageRun(
-            stage.index, run.output, run.seconds, (run.lane,), run.started, run.finished))
+            stage.index, run.output, run.seconds, (run.lane,), run.started, run.finished, run.cpu_s))
 
     lanes = list(branch_lanes)
     parts = [lanes[i % len(lanes)].submit(branch, x) for i, branch in enumerate(stage.branches)]
@@ -54,7 +55,8 @@ def submit_stage(stage: Stage, x: torch.Tensor, lane: Lane,
             out = Stage.join([r.output.to(lane.device) for r in runs])
             done.set_result(StageRun(stage.index, out, max(r.seconds for r in runs),
                                      tuple(sorted({r.lane for r in runs})),
-                                     min(r.started for r in runs), time.perf_counter()))
+                                     min(r.started for r in runs), time.perf_counter(),
+                                     sum(r.cpu_s for r in runs)))
         except BaseException as exc:  # a failed branch fails the stage
             done.set_exception(exc)
 

@@ -48,6 +48,7 @@ class LaneRun:
     lane: str
     started: float  # time.perf_counter() when the lane began the work
     finished: float  # time.perf_counter() when the result was ready on the host side
+    cpu_s: float = 0.0  # CPU time of the lane's own thread on the work (intra-op helpers not included)
 
 
 class Lane:
@@ -115,10 +116,10 @@ class Lane:
     def _run(self, fn: Callable[..., Any], args: tuple) -> LaneRun:
         with torch.inference_mode():
             if self.stream is None:
-                t0 = time.perf_counter()
+                c0, t0 = time.thread_time(), time.perf_counter()
                 out = fn(*args)
                 t1 = time.perf_counter()
-                return LaneRun(out, t1 - t0, self.name, t0, t1)
+                return LaneRun(out, t1 - t0, self.name, t0, t1, time.thread_time() - c0)
             return self._run_cuda(fn, args)
 
     def _run_cuda(self, fn: Callable[..., Any], args: tuple) -> LaneRun:
@@ -130,14 +131,14 @@ class Lane:
                 a.record_stream(stream)
         start = torch.cuda.Event(enable_timing=True, blocking=True)
         end = torch.cuda.Event(enable_timing=True, blocking=True)
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         with torch.cuda.stream(stream):
             start.record(stream)
             out = fn(*args)
             end.record(stream)
         end.synchronize()  # this stream's event only
         t1 = time.perf_counter()
-        return LaneRun(out, start.elapsed_time(end) / 1e3, self.name, t0, t1)
+        return LaneRun(out, start.elapsed_time(end) / 1e3, self.name, t0, t1, time.thread_time() - c0)
 
     def close(self) -> None:
         self._closed = True

@@ -138,7 +138,8 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
             assert set(ft) == {str(part) for part in FramePart}
         cpu = p["cpu_ms_per_frame"]
         assert {"executor", "coordinator", "lanes"} <= set(cpu) and cpu["executor"] > 0
-        assert 0 < p["cpu_outside_stages_ms_per_frame"] and 0 < p["cpu_stages_ms_per_frame"] <= cpu["lanes"], (key, p["cpu_stages_ms_per_frame"], cpu)
+        assert 0 < p["cpu_outside_stages_ms_per_frame"]
+        assert 0 < p["cpu_stages_ms_per_frame"] <= cpu["lanes"], (key, p["cpu_stages_ms_per_frame"], cpu)
         assert p["goodput_fps"] <= p["throughput_fps"]
 
 

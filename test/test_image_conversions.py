@@ -10,6 +10,7 @@ from aaron_ros.ros.image_conversions import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageError,
+    SharedConversions,
     array_to_image,
     image_to_array,
     image_to_tensor,
@@ -208,3 +209,40 @@ def test_mask_out_of_range_rejected(bad):
 def test_mask_float_rejected():
     with pytest.raises(ImageError, match="integer dtype"):
         mask_to_image(np.zeros((2, 2), dtype=np.float32))
+
+
+def test_shared_conversions_make_each_key_once_and_pass_errors_to_every_caller():
+    import threading
+
+    shared, made, start = SharedConversions(keep=2), [], threading.Barrier(4)
+
+    def slow(key):
+        def make():
+            made.append(key)
+            return torch.full((1,), float(key))
+        return make
+
+    got = []
+
+    def ask():
+        start.wait()
+        got.append(shared.get(1, slow(1)))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == [1] and sorted(m for _, m in got) == [False, False, False, True]
+    assert all(x is got[0][0] for x, _ in got)  # the one tensor, not copies
+    shared.get(2, slow(2))
+    shared.get(3, slow(3))  # keeps the newest two: key 1 is forgotten
+    assert shared.get(1, slow(1))[1] and made == [1, 2, 3, 1]
+
+    def broken():
+        raise ImageError("bad pixels")
+
+    with pytest.raises(ImageError, match="bad pixels"):
+        shared.get(9, broken)
+    with pytest.raises(ImageError, match="bad pixels"):
+        shared.get(9, slow(9))  # the same image: the same error, not a second try

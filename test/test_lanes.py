@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from aaron_ros.models import Branches, wrap
-from aaron_ros.runtime.executor import run_graph, run_stage
+from aaron_ros.runtime.executor import Deferred, run_graph, run_stage
 from aaron_ros.runtime.lanes import Lane, LanePool, LaneSpec, uniform_specs
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -92,6 +92,20 @@ def test_stage_by_stage_on_a_lane_matches_the_whole_model():
         runs = run_graph(graph, x, next(iter(pool)))
     assert [r.stage for r in runs] == list(range(len(graph)))
     torch.testing.assert_close(runs[-1].output, graph.run_whole(x))
+
+
+def test_a_deferred_input_is_made_on_the_lane_inside_the_first_stage():
+    graph = _branchy_graph()
+    x = torch.randn(1, 3, 16, 16)
+    made_on = []
+    prepared = Deferred(lambda: made_on.append(threading.current_thread().name) or x * 1.0)
+    with LanePool(uniform_specs(1, kind="cpu")) as pool:
+        lane = next(iter(pool))
+        run = run_stage(graph.stages[0], prepared, lane)
+    assert len(made_on) == 1 and made_on[0].startswith(f"lane-{lane.name}")  # on the lane's own thread
+    torch.testing.assert_close(run.output, graph.stages[0](x))
+    # Its own time is kept apart, and the stage's lane run includes it.
+    assert 0 < prepared.seconds <= run.seconds and 0 <= prepared.cpu_s
 
 
 def test_branch_group_split_over_lanes_matches_one_lane():

@@ -17,7 +17,9 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 
 from aaron_ros.msg import CoordinatorStatus, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
@@ -154,6 +156,57 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
     g = seg[0]
     assert g.lane in container.coordinator.service.lanes and g.stage_name and g.version
     assert (g.finished.sec, g.finished.nanosec) >= (g.granted.sec, g.granted.nanosec)
+
+
+def test_one_conversion_per_image_and_none_for_a_dropped_frame(tmp_path, ros_domain):
+    """Two components on one topic at one input size convert each image once, in the first granted
+    stage; frames dropped from the queue while waiting (keep_latest under a burst) are never converted."""
+    cfg = _config(tmp_path, components="[classify, twin]", extra="""\
+        twin:
+          ros__parameters:
+            model: mobilenet_v3_small
+            deadline_ms: 300.0
+            overload: keep_latest
+            max_rate_hz: 30.0
+        """)
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+    node = container.node
+    pub = node.create_publisher(Image, "/cam/image", 50)
+    comps = container.components
+    sent = [0]
+
+    def publish() -> None:
+        stamp = Time(seconds=1000.0 + 0.05 * sent[0]).to_msg()  # apart by more than the rate limit's period
+        pub.publish(array_to_image(np.full((120, 160, 3), sent[0] % 250, np.uint8), "rgb8", Header(stamp=stamp)))
+        sent[0] += 1
+
+    def total(key: str) -> int:
+        return sum(c.counters[key] for c in comps.values())
+
+    try:
+        assert _spin_until(container, lambda: pub.get_subscription_count() >= 2, 10)
+        for i in range(5):  # paced: each image served by both components before the next
+            publish()
+            assert _spin_until(container, lambda i=i: total("published") == 2 * (i + 1), 30), total("received")
+        paced = {name: dict(c.counters) for name, c in comps.items()}
+        assert total("converted") == 5 and total("shared") == 5, paced  # one conversion per image
+        for _ in range(12):  # a burst: twin keeps only the newest waiting frame
+            publish()
+        seen: list = [None]
+
+        def settled() -> bool:  # nothing changed over a second, every started frame published
+            _spin_until(container, lambda: False, 1.0)
+            now = {name: dict(c.counters) for name, c in comps.items()}
+            still, seen[0] = now == seen[0], now
+            return still and total("published") == total("converted") + total("shared")
+
+        assert _spin_until(container, settled, 60), seen
+    finally:
+        container.shutdown()
+    twin = {k: v - paced["twin"][k] for k, v in comps["twin"].counters.items()}
+    assert twin["received"] > 2 and twin["rate_limited"] == 0 and twin["rejected"] == 0  # best effort: some lost
+    # Frames that started were converted (or shared) exactly once; the dropped ones never were.
+    assert twin["converted"] + twin["shared"] == twin["published"] < twin["received"], twin
 
 
 def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_bag, ros_domain):

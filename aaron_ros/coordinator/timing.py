@@ -18,10 +18,10 @@ from aaron_ros.coordinator.types import JobRecord
 class FramePart(StrEnum):
     RECEIVE = "receive"  # camera stamp to the callback: publisher, DDS, executor backlog
     DESERIALISE = "deserialise"
-    ADMISSION = "admission"  # rate limit and the coordinator's admission check
-    CONVERSION = "conversion"  # image to the model's input tensor
+    ADMISSION = "admission"  # rate limit and the image's check
     GRANT_WAIT = "grant wait"  # released or between stages, waiting for a grant
     TO_LANE = "to lane"  # hand-off: granted to running on the lane's thread
+    CONVERSION = "conversion"  # image to the model's input tensor, in the first granted stage
     STAGES = "stages"  # the model's stages on their lanes
     FROM_LANE = "from lane"  # hand-off: stage done to seen by the coordinating thread
     TO_EXECUTOR = "to executor"  # hand-off: frame ended to picked up for publishing

@@ -374,11 +374,13 @@ class BenchSystem:
                 mine.update({f: JobRecord(n, f, float("nan"), Outcome.DROPPED, error="unfinished at the end "
                                           "of the replay") for f in missing})
             out_records += [mine[f] for f in sorted(mine)]
-            delta = {k: after[n][k] - before[n][k] for k in ("received", "rate_limited", "rejected", "published")}
+            delta = {k: after[n][k] - before[n][k] for k in ("received", "rate_limited", "rejected", "published",
+                                                              "converted", "shared")}
             fed = frames if self._fed[n] else 0
             counters[n] = {"frames": fed, "received": delta["received"], "rate_limited": delta["rate_limited"],
                            "rejected": delta["rejected"], "lost": max(0, fed - delta["received"]),
-                           "results": delta["published"]}
+                           "results": delta["published"], "converted": delta["converted"],
+                           "shared": delta["shared"]}
         timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
                    for n in self.components}
         return RunResult(out_records, grant_us, seconds,
@@ -415,7 +417,7 @@ def single_component_config(config: Path, component: str, out_dir: Path) -> Path
 # --- the benchmark ----------------------------------------------------------------------------
 
 def _sum_counters(heard: Sequence[Heard], task: str) -> dict[str, int]:
-    keys = ("frames", "received", "rate_limited", "rejected", "lost", "results")
+    keys = ("frames", "received", "rate_limited", "rejected", "lost", "results", "converted", "shared")
     return {k: sum(h.counters[task][k] for h in heard) for k in keys} | {
         "stalled": sum(h.stalled.get(task, 0) for h in heard),
         "unsettled": sum(h.unsettled.get(task, 0) for h in heard)}
@@ -551,10 +553,12 @@ def render_e2e_markdown(report: dict) -> str:
                          fmt(m.get("transport_p50_ms")), fmt(m.get("transport_p99_ms")),
                          fmt(m.get("input_delay_p50_ms")), fmt(m.get("frames")), fmt(m.get("done")),
                          fmt(m.get("dropped")), fmt(m.get("stalled")), fmt(m.get("failed")),
-                         fmt(m.get("rate_limited")), fmt(m.get("lost"))])
+                         fmt(m.get("rate_limited")), fmt(m.get("lost")), fmt(m.get("converted")),
+                         fmt(m.get("shared"))])
     per_task = md_table(["policy", "task", "node p50 ms", "node p99 ms", "e2e p50 ms", "e2e p99 ms",
                        "e2e p99 alone", "transport p50 ms", "transport p99 ms", "input p50 ms", "frames",
-                       "done", "dropped", "of which stalled", "failed", "rate-limited", "lost"], rows)
+                       "done", "dropped", "of which stalled", "failed", "rate-limited", "lost", "converted",
+                       "shared"], rows)
     return "\n".join([
         "## End to end over ROS 2", "", summary, "",
         "End-to-end: camera stamp (set as the player publishes) to the result heard by a subscriber "
@@ -565,7 +569,9 @@ def render_e2e_markdown(report: dict) -> str:
         "waiting with no stage running once the bag ended, held back by the policy for a frame that "
         "never came), failed, rate-limited (above `max_rate_hz`, by design), rejected (a bad image) or "
         "lost (never received). Miss rate is over the frames the coordinator got (done + dropped + "
-        "failed).", ""])
+        "failed). Converted: images this task turned into tensors, in its first granted stage (a frame "
+        "dropped while waiting is never converted); shared: its tensor came from another component "
+        "reading the same topic at the same input size.", ""])
 
 
 def _wall_cpu(v: Mapping | None) -> str:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import array
 import struct
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import cv2
@@ -71,13 +74,9 @@ def restamped(data: bytes, stamp_ns: int) -> bytes:
     return data[:4] + struct.pack(_stamp_format(data), stamp_ns // 10**9, stamp_ns % 10**9) + data[12:]
 
 
-def image_to_array(msg: Image) -> np.ndarray:
-    """Decode an rgb8/bgr8/mono8 message to (H, W, 3) RGB or (H, W, 1) uint8.
-
-    The result is a fresh array: it never aliases ``msg.data`` (which may be
-    read-only bytes or reused by the caller). ``is_bigendian`` is irrelevant
-    for 8-bit encodings and is ignored.
-    """
+def check_image(msg: Image) -> np.ndarray:
+    """The message's bytes as a flat uint8 view, once its encoding, size and step agree with them
+    (cheap: nothing is copied); raises ImageError naming what is wrong."""
     encoding = msg.encoding
     channels = _channels(encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
@@ -101,6 +100,20 @@ def image_to_array(msg: Image) -> np.ndarray:
             f"image data size mismatch: {buf.size} bytes, expected step*height = {expected} "
             f"({encoding} {width}x{height}, step {step})"
         )
+    return buf
+
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """Decode an rgb8/bgr8/mono8 message to (H, W, 3) RGB or (H, W, 1) uint8.
+
+    The result is a fresh array: it never aliases ``msg.data`` (which may be
+    read-only bytes or reused by the caller). ``is_bigendian`` is irrelevant
+    for 8-bit encodings and is ignored.
+    """
+    buf = check_image(msg)
+    encoding, channels = msg.encoding, CHANNELS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels
     # Drop per-row padding (step may exceed width*channels), then split pixels.
     pixels = buf.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
     if encoding == "bgr8":
@@ -205,3 +218,30 @@ def mask_to_image(mask: torch.Tensor | np.ndarray, header: Header | None = None)
     if lo < 0 or hi > 255:
         raise ImageError(f"mask values must fit mono8 0..255, got min {lo} max {hi}")
     return array_to_image(mask.astype(np.uint8, copy=False), "mono8", header)
+
+
+class SharedConversions:
+    """One conversion per image and input size for the components of a process: the first
+    component to need a frame converts it, the others on the same topic take the same tensor
+    (or wait for it while it is being made). Only the newest `keep` images are remembered."""
+
+    def __init__(self, keep: int = 16):
+        self.keep = keep
+        self._made: OrderedDict[Hashable, Future] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
+        """The tensor for `key`, and whether this call made it."""
+        with self._lock:
+            fut = self._made.get(key)
+            mine = fut is None
+            if mine:
+                fut = self._made[key] = Future()
+                while len(self._made) > self.keep:
+                    self._made.popitem(last=False)
+        if mine:
+            try:
+                fut.set_result(make())
+            except BaseException as exc:  # the others waiting on it get the same error
+                fut.set_exception(exc)
+        return fut.result(), mine

@@ -1,8 +1,10 @@
 """The perception component: one model serving one image topic, through the coordinator.
 
-Images are checked and turned into tensors on the executor thread, handed to the coordinator
-as jobs, and the finished frames come back from the coordinating thread through a guard
-condition, so results are post-processed and published on the executor thread again (the
+Images are checked on the executor thread and handed to the coordinator as jobs. They are turned
+into tensors only when their first stage is granted, on that stage's lane (a frame dropped while
+waiting costs no conversion), once per image for all the components of the process reading its
+topic at the same input size. The finished frames come back from the coordinating thread through
+a guard condition, so results are post-processed and published on the executor thread (the
 coordinator never waits for a publisher).
 """
 from __future__ import annotations
@@ -25,14 +27,16 @@ from aaron_ros.coordinator.service import CoordinatorService
 from aaron_ros.coordinator.timing import FramePart, PartTime, coordinator_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
-from aaron_ros.ros.image_conversions import ImageError, array_to_tensor, image_to_array, mask_to_image
+from aaron_ros.ros.image_conversions import ImageError, SharedConversions, check_image, image_to_tensor, mask_to_image
 from aaron_ros.ros.params import ComponentParams, params_from_node
+from aaron_ros.runtime.executor import Deferred
 
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
          "mask": InferenceResult.KIND_MASK}
 LOG_THROTTLE_S = 5.0
 RECENT_FRAMES = 100
 PART_ORDER = {part: i for i, part in enumerate(FramePart)}
+SHARED = SharedConversions()  # the process's components share conversions (the container is one process)
 
 
 def input_qos(name: str) -> QoSProfile:
@@ -49,6 +53,7 @@ class _Frame:
     input_delay_ms: float
     parts: dict[FramePart, PartTime]  # up to the hand-over
     submitted_ns: int  # wall clock at the hand-over (the coordinator's release)
+    prepared: Deferred  # the conversion, run inside the first granted stage
 
 
 class RateLimiter:
@@ -93,7 +98,9 @@ class PerceptionComponent(Node):
             versions = sum(map(len, kernel_bag.versions.values()))
             self.get_logger().info(f"{p.model}: kernel bag {kernel_bag_path} with {versions} versions")
         self.input_size = tuple(self.graph.input_shape[1:])
-        self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0}
+        # converted + shared: frames whose first stage ran (shared: the tensor came from another component)
+        self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0, "converted": 0,
+                         "shared": 0}
         self._limiter = RateLimiter(p.max_rate_hz)
         self._frames: dict[int, _Frame] = {}  # submitted, not yet ended
         self._next_frame = 0
@@ -128,20 +135,29 @@ class PerceptionComponent(Node):
         if not self._limiter.admit((stamp_ns or arrival_ns) / 1e9):
             self.counters["rate_limited"] += 1
             return
-        mark, cpu = self._part(parts, FramePart.ADMISSION, mark, cpu)
         try:
-            pixels = image_to_array(msg)
-            x = array_to_tensor(pixels, self.input_size)
+            check_image(msg)
         except ImageError as exc:
             self._reject(str(exc))
             return
-        mark, cpu = self._part(parts, FramePart.CONVERSION, mark, cpu)
+        self._part(parts, FramePart.ADMISSION, mark, cpu)
         frame = self._next_frame
         self._next_frame += 1
+        prepared = Deferred(lambda: self._convert(msg, stamp_ns))
         with self._lock:
-            self._frames[frame] = _Frame(msg.header, pixels.shape[:2], (arrival_ns - stamp_ns) / 1e6, parts,
-                                         time.time_ns())
-        self.service.submit(self.params.name, frame, x)
+            self._frames[frame] = _Frame(msg.header, (msg.height, msg.width), (arrival_ns - stamp_ns) / 1e6, parts,
+                                         time.time_ns(), prepared)
+        self.service.submit(self.params.name, frame, prepared)
+
+    def _convert(self, msg: Image, stamp_ns: int) -> torch.Tensor:
+        """On a lane, in the frame's first granted stage."""
+        if not stamp_ns:  # no stamp tells two images apart: nothing to share
+            x, made = image_to_tensor(msg, self.input_size), True
+        else:
+            key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size)
+            x, made = SHARED.get(key, lambda: image_to_tensor(msg, self.input_size))
+        self.counters["converted" if made else "shared"] += 1
+        return x
 
     def _reject(self, why: str) -> None:
         self.counters["rejected"] += 1
@@ -180,6 +196,10 @@ class PerceptionComponent(Node):
     def _publish(self, rec: JobRecord, output: torch.Tensor, frame: _Frame) -> None:
         picked_ns, cpu = time.time_ns(), time.thread_time()
         parts = frame.parts | coordinator_parts(rec)
+        conv = frame.prepared
+        parts[FramePart.CONVERSION] = PartTime(conv.seconds, conv.cpu_s)
+        model = parts[FramePart.STAGES]  # the first stage's lane run included the conversion
+        parts[FramePart.STAGES] = PartTime(model.wall_s - conv.seconds, model.cpu_s - conv.cpu_s)
         ended_ns = frame.submitted_ns + round(rec.latency_s * 1e9)  # the last stage seen, on the wall clock
         parts[FramePart.TO_EXECUTOR] = PartTime(max(0, picked_ns - ended_ns) / 1e9)
         p = self.params

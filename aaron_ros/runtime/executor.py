@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -30,11 +30,35 @@ class StageRun:
     cpu_s: float = 0.0  # lane threads' CPU time (summed over split branches)
 
 
-def submit_stage(stage: Stage, x: torch.Tensor, lane: Lane,
+class Deferred:
+    """An input made only when its first stage runs, on that stage's lane and inside its grant:
+    pre-processing becomes granted, timed work, and a frame dropped while waiting is never
+    prepared. Its own wall and CPU time are kept so a report can tell it from the model's."""
+
+    def __init__(self, make: Callable[[], torch.Tensor]):
+        self._make = make
+        self.seconds = self.cpu_s = 0.0
+
+    def __call__(self) -> torch.Tensor:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        try:
+            return self._make()
+        finally:
+            self.seconds, self.cpu_s = time.perf_counter() - t0, time.thread_time() - c0
+
+
+def submit_stage(stage: Stage, x: torch.Tensor | Deferred, lane: Lane,
                  branch_lanes: Sequence[Lane] | None = None) -> Future[StageRun]:
     """Start `stage` on `lane`; with `branch_lanes`, spread a branch group's branches over them."""
+    split = bool(branch_lanes and stage.is_branch_group)
+    if isinstance(x, Deferred) and not split:
+        device = lane.device
+        return _then(lane.submit(lambda: stage(x().to(device, non_blocking=True))), lambda run: StageRun(
+            stage.index, run.output, run.seconds, (run.lane,), run.started, run.finished, run.cpu_s))
+    if isinstance(x, Deferred):
+        x = x()  # branches on several lanes need it first (a first stage is rarely a branch group)
     x = x.to(lane.device, non_blocking=True)
-    if not (branch_lanes and stage.is_branch_group):
+    if not split:
         return _then(lane.submit(stage, x), lambda run: StageRun(
             stage.index, run.output, run.seconds, (run.lane,), run.started, run.finished, run.cpu_s))
 

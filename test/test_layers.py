@@ -122,9 +122,10 @@ def circles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_every_import_runs_downhill():
     found = arrows()
-    assert len({a.src for a in found}) == len(FLOORS), "every floor has modules that import something"
-    bad = violations(found)
+    bad = violations(found)  # first: a move reverted shows its arrows, not only an emptied floor
     assert not bad, "imports against the floors:\n" + "\n".join(bad)
+    quiet = [f for f in FLOORS if f not in {a.src for a in found}]
+    assert not quiet, f"floors with no module that imports anything (moved away?): {quiet}"
 
 
 def test_every_module_is_on_a_floor():

@@ -66,7 +66,7 @@ class _Watch:
     """Wraps a policy and records, for each decision, what was ready and what was granted."""
 
     def __init__(self, policy):
-        self.policy, self.name = policy, policy.name
+        self.policy, self.name, self.sheds_late = policy, policy.name, policy.sheds_late
         self.decisions = []
 
     def lanes(self, pool, tasks):
@@ -100,6 +100,21 @@ def test_aaron_orders_normal_stages_by_earliest_deadline():
     coord.submit("soon", 0, 0.01)  # later release, earlier absolute deadline
     (grant,) = coord.schedule(0.01)
     assert grant.request.job.task.name == "soon"
+
+
+@pytest.mark.parametrize("policy", ["aaron", "priority"])
+def test_aaron_drops_a_waiting_frame_that_cannot_meet_its_deadline_before_it_starts(policy):
+    coord = _coordinator([SIGN], policy, lanes=1)  # 3 stages, 3 ms each on the fastest version alone
+    coord.submit("sign", 0, 0.0)  # due at 0.200: starting at 0.195 it would end at 0.204 at best
+    coord.submit("sign", 1, 0.1)
+    (grant,) = coord.schedule(0.195)
+    if policy == "aaron":
+        (dropped,) = coord.records
+        assert (dropped.frame, dropped.outcome, dropped.error) == (0, "dropped", "cannot meet its deadline")
+        assert dropped.started is None  # never started: its input was never prepared
+        assert grant.request.job.frame == 1
+    else:  # the other policies serve it late
+        assert not coord.records and grant.request.job.frame == 0
 
 
 def test_priority_is_deadline_monotonic():

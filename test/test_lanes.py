@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from aaron_ros.models import Branches, wrap
-from aaron_ros.runtime.executor import Deferred, run_graph, run_stage
+from aaron_ros.runtime.executor import HostWork, run_graph, run_stage, submit_stage
 from aaron_ros.runtime.lanes import Lane, LanePool, LaneSpec, uniform_specs
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -94,18 +94,20 @@ def test_stage_by_stage_on_a_lane_matches_the_whole_model():
     torch.testing.assert_close(runs[-1].output, graph.run_whole(x))
 
 
-def test_a_deferred_input_is_made_on_the_lane_inside_the_first_stage():
+def test_host_work_runs_on_the_lane_inside_the_stage_with_its_time_kept_apart():
     graph = _branchy_graph()
     x = torch.randn(1, 3, 16, 16)
-    made_on = []
-    prepared = Deferred(lambda: made_on.append(threading.current_thread().name) or x * 1.0)
+    ran_on = []
+    prepared = HostWork(lambda: ran_on.append(threading.current_thread().name) or x * 1.0)
+    finish = HostWork(lambda out: ran_on.append(threading.current_thread().name) or out.sum())
     with LanePool(uniform_specs(1, kind="cpu")) as pool:
         lane = next(iter(pool))
-        run = run_stage(graph.stages[0], prepared, lane)
-    assert len(made_on) == 1 and made_on[0].startswith(f"lane-{lane.name}")  # on the lane's own thread
-    torch.testing.assert_close(run.output, graph.stages[0](x))
-    # Its own time is kept apart, and the stage's lane run includes it.
-    assert 0 < prepared.seconds <= run.seconds and 0 <= prepared.cpu_s
+        run = submit_stage(graph.stages[0], prepared, lane, then=finish).result()
+    assert len(ran_on) == 2 and all(name.startswith(f"lane-{lane.name}") for name in ran_on)  # the lane's thread
+    torch.testing.assert_close(run.output, graph.stages[0](x).sum())  # made, run, then finished
+    # Their own times are kept apart, and the stage's lane run includes them.
+    assert run.pre_s == prepared.seconds > 0 and run.post_s == finish.seconds > 0
+    assert prepared.seconds + finish.seconds <= run.seconds and 0 <= prepared.cpu_s
 
 
 def test_branch_group_split_over_lanes_matches_one_lane():

@@ -156,6 +156,11 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
     g = seg[0]
     assert g.lane in container.coordinator.service.lanes and g.stage_name and g.version
     assert (g.finished.sec, g.finished.nanosec) >= (g.granted.sec, g.granted.nanosec)
+    # Pre- and post-processing are granted work: the image's conversion inside the first stage's
+    # grant, the mask's decoding and message inside the last one's, and nowhere else.
+    last = len(container.coordinator.service.graphs["seg_net"]) - 1
+    assert all((g.pre_ms > 0) == (g.stage == 0) and (g.post_ms > 0) == (g.stage == last) for g in seg), \
+        [(g.stage, g.pre_ms, g.post_ms) for g in seg]
 
 
 def test_one_conversion_per_image_and_none_for_a_dropped_frame(tmp_path, ros_domain):

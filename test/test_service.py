@@ -12,6 +12,7 @@ from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.timing import FramePart, coordinator_parts
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.models import build_model
+from aaron_ros.runtime.executor import HostWork
 
 
 def _collect():
@@ -87,6 +88,42 @@ def test_a_failing_model_is_counted_and_the_other_task_keeps_serving():
     assert {r.outcome for r, _ in bad} == {"failed"} and bad[0][0].error
     assert [r.outcome for r, _ in good] == ["done"] * 3
     assert svc.snapshot()["bad"]["totals"]["failed"] == 3
+
+
+def test_pre_and_post_processing_run_inside_the_first_and_last_grants_and_a_failing_one_fails_the_frame():
+    svc = CoordinatorService(ServiceOptions(policy="aaron", lanes=2))
+    got, cb = _collect()
+    graph = svc.add_task(TaskSpec("cls", "mobilenet_v3_small", 30, 500, "normal", "drop_oldest", 8), None, cb)
+    traced = []
+    svc.on_stage = lambda grant, seen, timing: traced.append((grant.request.job.frame, grant.request.stage, timing))
+    x = graph.example_input()
+    threads = []
+
+    def post(out):
+        threads.append(threading.current_thread().name)
+        if len(threads) == 2:
+            raise ValueError("no labels for class 7")  # a broken post-processing, on the second frame
+        return out.argmax().item()
+    svc.start()
+    try:
+        for f in range(3):
+            svc.submit("cls", f, HostWork(lambda: x.clone()), HostWork(post))
+            assert _wait(lambda f=f: len(got) == f + 1)
+    finally:
+        svc.stop()
+    assert [r.outcome for r, _ in got] == ["done", "failed", "done"]
+    assert "no labels for class 7" in got[1][0].error  # the cause travels with the frame
+    with torch.no_grad():
+        assert got[0][1] == graph.run_whole(x).argmax().item()  # the post-processed result is the output
+    assert all(name.startswith("lane-") for name in threads)  # on lanes, never on the caller's thread
+    last = len(graph) - 1
+    for frame in (0, 2):
+        times = {stage: t for f, stage, t in traced if f == frame}
+        assert sorted(times) == list(range(len(graph)))
+        assert times[0].pre_s > 0 and times[last].post_s > 0  # inside the grants, timed
+        assert all(t.pre_s == 0 for s, t in times.items() if s) and all(t.post_s == 0 for s, t in times.items()
+                                                                        if s != last)
+        assert times[last].finished - times[last].started >= times[last].post_s
 
 
 def test_stop_counts_unserved_frames_as_dropped_and_does_not_hang():

@@ -7,6 +7,7 @@ bounded queue, where the task's overload rule decides what is dropped.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from aaron_ros.coordinator.types import (
     StageTime,
     TaskSpec,
 )
-from aaron_ros.coordinator.versions import VersionChooser
+from aaron_ros.coordinator.versions import VersionChooser, isolated_ms
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Coordinator:
         # Decision time (µs) per schedule() call that granted; the latest 10k in a long run.
         self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
         self._on_record = on_record or (lambda r, job: None)
+        self._fastest: dict[str, float] = {}  # per model, for shedding late frames
+        self.recheck_at: float | None = None
 
     def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
         """Switch policy (the lanes it runs on, and the version setting) between two decisions.
@@ -63,12 +66,13 @@ class Coordinator:
         self.free = {lane for lane in self.lanes if lane not in self.running}
 
     # -- arrivals -------------------------------------------------------------------------
-    def submit(self, task: str, frame: int, release: float, data: Any = None) -> None:
-        """A frame arrives. A full queue applies the task's overload rule (drops are recorded)."""
+    def submit(self, task: str, frame: int, release: float, data: Any = None, then: Any = None) -> None:
+        """A frame arrives (with `then`, work for its last stage's lane: see Job). A full queue
+        applies the task's overload rule (drops are recorded)."""
         state = self.tasks[task]
         spec = state.spec
         state.last_release = release
-        job = Job(spec, frame, release, state.stages, data)
+        job = Job(spec, frame, release, state.stages, data, then=then)
         if spec.overload is Overload.KEEP_LATEST:
             while state.queue:
                 self._record(state.queue.popleft(), Outcome.DROPPED, release)
@@ -99,9 +103,13 @@ class Coordinator:
         return out
 
     def schedule(self, now: float) -> list[Grant]:
-        """Ask the policy to fill free lanes; returns the grants made (possibly none)."""
+        """Ask the policy to fill free lanes; returns the grants made (possibly none). After it,
+        `recheck_at` is when the policy wants to decide again with no event in between, or None."""
+        self.recheck_at = None
         if not self.free:
             return []
+        if self.policy.sheds_late:
+            self._shed_late(now)
         requests = self.ready()
         if not requests:
             return []
@@ -111,6 +119,7 @@ class Coordinator:
                              chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
                              last_release={n: s.last_release for n, s in self.tasks.items()})
         picks = self.policy.pick(view)
+        self.recheck_at = view.recheck_at
         grants = [self._grant(p, now) for p in picks]
         if grants:
             self.grant_us.append((time.perf_counter() - t0) * 1e6 / len(grants))
@@ -133,6 +142,26 @@ class Coordinator:
             self.free.discard(lane)
             self.running[lane] = grant
         return grant
+
+    def _shed_late(self, now: float) -> None:
+        """Drop the waiting frames that cannot meet their deadline even if started now on their
+        fastest versions, with nothing beside them."""
+        for state in self.tasks.values():
+            if not state.queue:
+                continue
+            shortest = self._fastest_s(state.spec.model, state.stages)
+            for job in [j for j in state.queue if now + shortest > j.deadline]:
+                state.queue.remove(job)
+                self._record(job, Outcome.DROPPED, now, "cannot meet its deadline")
+
+    def _fastest_s(self, model: str, stages: int) -> float:
+        """The model's whole time on its fastest version of each stage alone (s); a stage never
+        profiled counts as 0, so an unknown time never drops a frame."""
+        if model not in self._fastest:
+            bag = self.chooser.bags.get(model)
+            ms = [min(map(isolated_ms, bag.versions[i])) if bag else math.inf for i in range(stages)]
+            self._fastest[model] = sum(t for t in ms if math.isfinite(t)) / 1e3
+        return self._fastest[model]
 
     # -- releases ---------------------------------------------------------------------------
     def release(self, grant: Grant, now: float, seconds: float, output: Any = None,

@@ -23,7 +23,7 @@ from aaron_ros.runtime.executor import submit_stage
 from aaron_ros.runtime.lanes import LanePool
 
 DRAIN_TIMEOUT_S = 30.0
-HOLD_RECHECK_S = 0.002
+HOLD_RECHECK_S = 0.002  # for a policy that holds frames back without saying until when
 
 
 # What reaches the coordinating thread through the event queue.
@@ -33,6 +33,7 @@ class Arrival:
     frame: int
     release: float
     data: Any
+    then: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,9 @@ class LiveDriver:
     `run` (or the thread `start` makes) is the only one that touches the coordinator."""
 
     def __init__(self, coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],
-                 on_stage: Callable[[Grant, float], None] | None = None):
+                 on_stage: Callable[[Grant, float, StageTime | None], None] | None = None):
         self.coord, self.pool, self.bags = coord, pool, bags
-        self._on_stage = on_stage  # tracing: (grant, finished at), on the coordinating thread
+        self._on_stage = on_stage  # tracing: (grant, seen ended at, its times), on the coordinating thread
         self._events: queue.Queue = queue.Queue()
         self._t0 = time.perf_counter()
         self._stop = threading.Event()
@@ -82,9 +83,9 @@ class LiveDriver:
         return time.perf_counter() - self._t0
 
     # -- any thread ---------------------------------------------------------------------------
-    def submit(self, task: str, frame: int, data: Any, release: float | None = None) -> None:
+    def submit(self, task: str, frame: int, data: Any, release: float | None = None, then: Any = None) -> None:
         release = self.now() if release is None else release
-        self._events.put(Arrival(task, frame, release, data))
+        self._events.put(Arrival(task, frame, release, data, then))
 
     def switch_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
         self._events.put(PolicySwitch(policy, lanes, chooser))
@@ -146,9 +147,10 @@ class LiveDriver:
             wake = [pending[nxt][0]] if nxt < len(pending) else []
             wake += [end_arrivals] if end_arrivals is not None and drain_until is None else []
             wake += [drain_until] if drain_until is not None else []
-            if coord.pending() and not coord.running:
-                # Frames wait but the policy started nothing (e.g. holding the cores for a
-                # critical frame due): decide again soon even if no event comes.
+            if coord.recheck_at is not None:  # the policy holds frames back until then
+                wake.append(coord.recheck_at)
+            elif coord.pending() and not coord.running:
+                # Frames wait but the policy started nothing and said nothing: decide again soon.
                 wake.append(self.now() + HOLD_RECHECK_S)
             timeout = max(0.0, min(wake) - self.now()) if wake else None
             try:
@@ -167,8 +169,9 @@ class LiveDriver:
         job = grant.request.job
         runner = self.bags[job.task.model].runner(grant.version)
         branch = [self.pool[name] for name in (grant.lane, *grant.branch_lanes)] if grant.branch_lanes else None
+        last = grant.request.stage == job.stages - 1
         try:
-            fut = submit_stage(runner, job.data, self.pool[grant.lane], branch)
+            fut = submit_stage(runner, job.data, self.pool[grant.lane], branch, job.then if last else None)
         except Exception as exc:
             self._events.put(StageEnded(grant, None, f"{type(exc).__name__}: {exc}"))
             return
@@ -185,19 +188,20 @@ class LiveDriver:
                     except Exception as exc:  # the model raised: this job fails, the others go on
                         error = f"{type(exc).__name__}: {exc}"
                 now = self.now()
+                timing = None if error is not None else StageTime(
+                    grant.request.stage, grant.granted_at, run.started - self._t0, run.finished - self._t0, now,
+                    run.cpu_s, run.pre_s, run.post_s)
                 if self._on_stage is not None:
-                    self._on_stage(grant, now)
+                    self._on_stage(grant, now, timing)
                 if error is None:
-                    timing = StageTime(grant.request.stage, grant.granted_at, run.started - self._t0,
-                                       run.finished - self._t0, now, run.cpu_s)
                     coord.release(grant, now, run.finished - run.started, run.output, timing=timing)
                 else:
                     coord.release(grant, now, 0.0, error=error)
-            case Arrival(task, frame, release, data):
+            case Arrival(task, frame, release, data, then):
                 if self._stop.is_set():
                     coord.refuse(task, frame, release, "shutting down")  # counted, not lost silently
                 else:
-                    coord.submit(task, frame, release, data)
+                    coord.submit(task, frame, release, data, then)
             case PolicySwitch(policy, lanes, chooser):
                 coord.set_policy(policy, lanes, chooser)
             case Call(fn, reply):

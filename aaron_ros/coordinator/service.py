@@ -23,7 +23,7 @@ from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.live import LiveDriver
 from aaron_ros.coordinator.monitor import Monitor
 from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, check_policy, make_policy
-from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, TaskSpec
+from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, StageTime, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser, check_versions
 from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
 from aaron_ros.models import StageGraph, build_model
@@ -81,7 +81,8 @@ class CoordinatorService:
         self.models = models if models is not None else ModelSet()
         self._on_finished: dict[str, OnFinished | None] = {}
         self._record_listeners: list[Callable[[JobRecord], None]] = []
-        self.on_stage: Callable[[Grant, float], None] | None = None  # tracing: (grant, finished at)
+        # Tracing: (grant, seen ended at, its times or None when it failed), on the coordinating thread.
+        self.on_stage: Callable[[Grant, float, StageTime | None], None] | None = None
         self.driver: LiveDriver | None = None
         self.monitor: Monitor | None = None
         self._pool: LanePool | None = None
@@ -165,12 +166,14 @@ class CoordinatorService:
     def now(self) -> float:
         return self.driver.now() if self.driver else 0.0
 
-    def submit(self, task: str, frame: int, data: Any) -> float:
-        """Hand a frame over (any thread); returns its release time on the service clock."""
+    def submit(self, task: str, frame: int, data: Any, then: Any = None) -> float:
+        """Hand a frame over (any thread): its input (a tensor, or HostWork making it), and
+        optionally HostWork to finish the output on the last stage's lane. Returns its release
+        time on the service clock."""
         if task not in self.specs:
             raise KeyError(f"unknown task {task!r}")
         release = self.driver.now()
-        self.driver.submit(task, frame, data, release)
+        self.driver.submit(task, frame, data, release, then)
         return release
 
     def switch_policy(self, policy: str, versions: str = "") -> None:
@@ -223,6 +226,6 @@ class CoordinatorService:
             except Exception:
                 log.exception("record listener %r failed", listener)
 
-    def _stage(self, grant: Grant, finished: float) -> None:
+    def _stage(self, grant: Grant, finished: float, timing: StageTime | None) -> None:
         if self.on_stage is not None:
-            self.on_stage(grant, finished)
+            self.on_stage(grant, finished, timing)

@@ -23,10 +23,10 @@ class FramePart(StrEnum):
     TO_LANE = "to lane"  # hand-off: granted to running on the lane's thread
     CONVERSION = "conversion"  # image to the model's input tensor, in the first granted stage
     STAGES = "stages"  # the model's stages on their lanes
+    POST = "post-processing"  # decoding the output, building the messages, in the last granted stage
     FROM_LANE = "from lane"  # hand-off: stage done to seen by the coordinating thread
     TO_EXECUTOR = "to executor"  # hand-off: frame ended to picked up for publishing
-    POST = "post-processing"  # decoding the output, building the messages (and the mask image)
-    PUBLISH = "publish + delivery"  # publish call to the result heard by a subscriber
+    PUBLISH = "publish + delivery"  # the result stamped and published, to heard by a subscriber
 
 
 # The short form (a live table's one column): a frame coming in, waiting, in the model, going out.

@@ -79,7 +79,8 @@ class TaskSpec:
 @dataclass(frozen=True)
 class StageTime:
     """One stage of a frame, on the coordinator's clock (s): granted, run on its lane, and seen
-    ended by the coordinating thread; cpu_s is the lane thread's CPU time on it."""
+    ended by the coordinating thread; cpu_s is the lane thread's CPU time on it. pre_s and post_s:
+    the part of its lane run that prepared the frame's input and finished its output."""
 
     stage: int
     granted: float
@@ -87,6 +88,8 @@ class StageTime:
     finished: float
     seen: float
     cpu_s: float = 0.0
+    pre_s: float = 0.0
+    post_s: float = 0.0
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Job:
     release: float  # arrival time (s, on the coordinator's clock)
     stages: int
     data: Any = None  # the tensor flowing through the stages (None on a simulated clock)
+    then: Any = None  # run on the last stage's lane right after it, inside its grant (post-processing)
     next_stage: int = 0
     running: bool = False
     started: float | None = None  # when its first stage was granted

@@ -513,10 +513,11 @@ def cpu_per_frame(results: Sequence[RunResult]) -> dict:
     for r in results:
         for role, sec in r.extra.cpu_s.items():
             spent[role] = spent.get(role, 0.0) + sec
-    # A first stage's lane run includes the image's conversion: that is not model work.
-    converting = sum(t.parts[FramePart.CONVERSION].cpu_s for r in results for ts in r.extra.timings.values()
-                     for t in ts if FramePart.CONVERSION in t.parts)
-    stages = sum(t.cpu_s for r in results for rec in r.records for t in rec.stage_times) - converting
+    # A first stage's lane run includes the image's conversion, a last one the post-processing:
+    # that is not model work.
+    host = sum(t.parts[part].cpu_s for r in results for ts in r.extra.timings.values() for t in ts
+               for part in (FramePart.CONVERSION, FramePart.POST) if part in t.parts)
+    stages = sum(t.cpu_s for r in results for rec in r.records for t in rec.stage_times) - host
     outside = sum(spent.get(role, 0.0) for role in SYSTEM_ROLES if role != "other") - stages
     per = 1e3 / received if received else float("nan")
     return {"cpu_ms_per_frame": {role: sec * per for role, sec in sorted(spent.items())},

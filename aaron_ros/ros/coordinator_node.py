@@ -3,7 +3,8 @@ switched at run time.
 
 Publishes `CoordinatorStatus` (with one `TaskStatus` per task) on /aaron/status and a
 `diagnostic_msgs/DiagnosticArray` on /diagnostics at `status_rate_hz`; with `publish_grants`,
-every finished stage as a `StageGrant` on /aaron/grants. Service /aaron/set_policy.
+every finished stage as a `StageGrant` on /aaron/grants (with the pre- and post-processing
+it ran). Service /aaron/set_policy.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
-from aaron_ros.coordinator.types import Grant
+from aaron_ros.coordinator.types import Grant, StageTime
 from aaron_ros.msg import CoordinatorStatus, StageGrant, TaskStatus
 from aaron_ros.ros.params import CoordinatorParams, params_from_node
 from aaron_ros.srv import SetPolicy
@@ -103,7 +104,7 @@ class CoordinatorNode(Node):
                                 hardware_id=self.get_name(),
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
-    def _publish_grant(self, grant: Grant, finished: float) -> None:
+    def _publish_grant(self, grant: Grant, finished: float, timing: StageTime | None) -> None:
         """On the coordinating thread; service-clock times are mapped onto the node's clock."""
         job = grant.request.job
         offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
@@ -112,4 +113,5 @@ class CoordinatorNode(Node):
             task=job.task.name, frame=job.frame, stage=grant.request.stage,
             stage_name=graph.stages[grant.request.stage].name, version=grant.version.id, lane=grant.lane,
             granted=Time(nanoseconds=int((grant.granted_at + offset) * 1e9)).to_msg(),
-            finished=Time(nanoseconds=int((finished + offset) * 1e9)).to_msg()))
+            finished=Time(nanoseconds=int((finished + offset) * 1e9)).to_msg(),
+            pre_ms=timing.pre_s * 1e3 if timing else 0.0, post_ms=timing.post_s * 1e3 if timing else 0.0))

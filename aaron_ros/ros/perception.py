@@ -1,11 +1,12 @@
 """The perception component: one model serving one image topic, through the coordinator.
 
-Images are checked on the executor thread and handed to the coordinator as jobs. They are turned
-into tensors only when their first stage is granted, on that stage's lane (a frame dropped while
-waiting costs no conversion), once per image for all the components of the process reading its
-topic at the same input size. The finished frames come back from the coordinating thread through
-a guard condition, so results are post-processed and published on the executor thread (the
-coordinator never waits for a publisher).
+The executor thread only moves messages: it checks an image and hands it to the coordinator as a
+job. The image is turned into a tensor when the frame's first stage is granted, on that stage's
+lane (a frame dropped while waiting costs no conversion), once per image for all the components
+of the process reading its topic at the same input size; the output is decoded into the result
+messages right after the last stage, on its lane. Both are granted work the coordinator times.
+Finished frames come back from the coordinating thread through a guard condition, and the
+executor stamps and publishes them (the coordinator never waits for a publisher).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
 from aaron_ros.ros.image_conversions import ImageError, SharedConversions, check_image, image_to_tensor, mask_to_image
 from aaron_ros.ros.params import ComponentParams, params_from_node
-from aaron_ros.runtime.executor import Deferred
+from aaron_ros.runtime.executor import HostWork
 
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
          "mask": InferenceResult.KIND_MASK}
@@ -48,12 +49,19 @@ def input_qos(name: str) -> QoSProfile:
 
 @dataclass
 class _Frame:
-    header: Header
-    size: tuple[int, int]  # the image's (height, width), to map boxes back onto it
     input_delay_ms: float
     parts: dict[FramePart, PartTime]  # up to the hand-over
     submitted_ns: int  # wall clock at the hand-over (the coordinator's release)
-    prepared: Deferred  # the conversion, run inside the first granted stage
+    prepared: HostWork  # the conversion, run inside the first granted stage
+    finish: HostWork  # the post-processing, run inside the last granted stage
+
+
+@dataclass
+class _Result:
+    """A frame's result messages, built on the lane; the executor adds the times and publishes."""
+
+    msg: InferenceResult
+    mask: Image | None = None
 
 
 class RateLimiter:
@@ -143,11 +151,11 @@ class PerceptionComponent(Node):
         self._part(parts, FramePart.ADMISSION, mark, cpu)
         frame = self._next_frame
         self._next_frame += 1
-        prepared = Deferred(lambda: self._convert(msg, stamp_ns))
+        prepared = HostWork(lambda: self._convert(msg, stamp_ns))
+        finish = HostWork(lambda output: self._postprocess(output, msg.header, (msg.height, msg.width)))
         with self._lock:
-            self._frames[frame] = _Frame(msg.header, (msg.height, msg.width), (arrival_ns - stamp_ns) / 1e6, parts,
-                                         time.time_ns(), prepared)
-        self.service.submit(self.params.name, frame, prepared)
+            self._frames[frame] = _Frame((arrival_ns - stamp_ns) / 1e6, parts, time.time_ns(), prepared, finish)
+        self.service.submit(self.params.name, frame, prepared, finish)
 
     def _convert(self, msg: Image, stamp_ns: int) -> torch.Tensor:
         """On a lane, in the frame's first granted stage."""
@@ -158,6 +166,28 @@ class PerceptionComponent(Node):
             x, made = SHARED.get(key, lambda: image_to_tensor(msg, self.input_size))
         self.counters["converted" if made else "shared"] += 1
         return x
+
+    def _postprocess(self, output: torch.Tensor, header: Header, size: tuple[int, int]) -> _Result:
+        """On a lane, right after the frame's last stage: the output decoded into messages, boxes
+        mapped back onto the image."""
+        p = self.params
+        out = InferenceResult(header=header, task=p.name, model=p.model, deadline_ms=p.deadline_ms,
+                              kind=KINDS[self.graph.output_kind])
+        output = output.cpu()
+        result = self.graph.postprocess(output) if self.graph.postprocess else output
+        if self.graph.output_kind == "classes":
+            out.class_ids = result.class_ids.tolist()
+            out.scores = result.scores.tolist()
+        elif self.graph.output_kind == "detections":
+            sy, sx = size[0] / self.input_size[0], size[1] / self.input_size[1]
+            boxes = result.boxes * torch.tensor([sx, sy, sx, sy])
+            out.class_ids = result.classes.tolist()
+            out.scores = result.scores.tolist()
+            out.boxes = boxes.flatten().tolist()
+        else:
+            out.mask_topic = self.mask_topic
+            return _Result(out, mask_to_image(result, header))
+        return _Result(out)
 
     def _reject(self, why: str) -> None:
         self.counters["rejected"] += 1
@@ -183,48 +213,39 @@ class PerceptionComponent(Node):
             with self._lock:
                 if not self._finished:
                     return
-                rec, output = self._finished.popleft()
+                rec, result = self._finished.popleft()
                 frame = self._frames.pop(rec.frame, None)
+            if rec.outcome is Outcome.FAILED:  # counted by the coordinator's monitor; the cause is said here
+                self.get_logger().error(f"frame {rec.frame} failed: {rec.error}", throttle_duration_sec=LOG_THROTTLE_S)
             if rec.outcome is not Outcome.DONE or frame is None:
-                continue  # dropped or failed: counted by the coordinator's monitor
+                continue  # dropped or failed
             try:
-                self._publish(rec, output, frame)
-            except Exception as exc:  # a broken post-processing must not stop the node
-                self.get_logger().error(f"frame {rec.frame}: post-processing failed: {exc}",
+                self._publish(rec, result, frame)
+            except Exception as exc:  # a result that cannot be sent must not stop the node
+                self.get_logger().error(f"frame {rec.frame}: publishing failed: {exc}",
                                         throttle_duration_sec=LOG_THROTTLE_S)
 
-    def _publish(self, rec: JobRecord, output: torch.Tensor, frame: _Frame) -> None:
-        picked_ns, cpu = time.time_ns(), time.thread_time()
+    def _publish(self, rec: JobRecord, result: _Result, frame: _Frame) -> None:
+        picked_ns = time.time_ns()
         parts = frame.parts | coordinator_parts(rec)
-        conv = frame.prepared
-        parts[FramePart.CONVERSION] = PartTime(conv.seconds, conv.cpu_s)
-        model = parts[FramePart.STAGES]  # the first stage's lane run included the conversion
-        parts[FramePart.STAGES] = PartTime(model.wall_s - conv.seconds, model.cpu_s - conv.cpu_s)
+        pre, post = frame.prepared, frame.finish
+        parts[FramePart.CONVERSION] = PartTime(pre.seconds, pre.cpu_s)
+        parts[FramePart.POST] = PartTime(post.seconds, post.cpu_s)
+        model = parts[FramePart.STAGES]  # the lane runs included the conversion and the post-processing
+        parts[FramePart.STAGES] = PartTime(model.wall_s - pre.seconds - post.seconds,
+                                           model.cpu_s - pre.cpu_s - post.cpu_s)
         ended_ns = frame.submitted_ns + round(rec.latency_s * 1e9)  # the last stage seen, on the wall clock
         parts[FramePart.TO_EXECUTOR] = PartTime(max(0, picked_ns - ended_ns) / 1e9)
-        p = self.params
-        out = InferenceResult(header=frame.header, task=p.name, model=p.model, frame=rec.frame,
-                              latency_ms=rec.latency_s * 1e3, queueing_ms=(rec.queueing_s or 0.0) * 1e3,
-                              input_delay_ms=frame.input_delay_ms, deadline_ms=p.deadline_ms,
-                              kind=KINDS[self.graph.output_kind])
-        out.deadline_met = out.latency_ms <= p.deadline_ms
+        out = result.msg
+        out.frame = rec.frame
+        out.latency_ms, out.queueing_ms = rec.latency_s * 1e3, (rec.queueing_s or 0.0) * 1e3
+        out.input_delay_ms = frame.input_delay_ms
+        out.deadline_met = out.latency_ms <= self.params.deadline_ms
         out.kernel_version = rec.versions[-1] if rec.versions else ""
-        result = self.graph.postprocess(output) if self.graph.postprocess else output
-        if self.graph.output_kind == "classes":
-            out.class_ids = result.class_ids.tolist()
-            out.scores = result.scores.tolist()
-        elif self.graph.output_kind == "detections":
-            sy, sx = frame.size[0] / self.input_size[0], frame.size[1] / self.input_size[1]
-            boxes = result.boxes * torch.tensor([sx, sy, sx, sy])
-            out.class_ids = result.classes.tolist()
-            out.scores = result.scores.tolist()
-            out.boxes = boxes.flatten().tolist()
-        else:
-            out.mask_topic = self.mask_topic
-            self._mask_pub.publish(mask_to_image(result, frame.header))
-        self._part(parts, FramePart.POST, picked_ns, cpu)
         out.timing = [FrameTime(part=str(k), wall_ms=v.wall_s * 1e3, cpu_ms=v.cpu_s * 1e3)
                       for k, v in sorted(parts.items(), key=lambda kv: PART_ORDER[kv[0]])]
         self.recent.append(parts)
+        if result.mask is not None:
+            self._mask_pub.publish(result.mask)
         self._pub.publish(out)
         self.counters["published"] += 1

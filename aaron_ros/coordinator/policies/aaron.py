@@ -5,6 +5,8 @@
   `adaptive` setting), never more threads than the cores left free.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
   stages, one whose version presses a channel nobody running presses goes first.
+- No work on a frame that cannot meet its deadline: a waiting frame whose fastest remaining time
+  alone already ends past it is dropped before it starts (`sheds_late`).
 - Never delaying a critical stage for a normal one: critical stages are granted first at full
   size; a normal stage starts only on cores nothing else holds (so it never squeezes a running
   critical stage), and is held back when an idle critical task's next frame is due before that
@@ -27,6 +29,7 @@ def channel(v: Version) -> str | None:
 
 class Aaron:
     name = "aaron"
+    sheds_late = True
 
     def lanes(self, pool: int, tasks: int) -> int:
         return pool
@@ -77,6 +80,7 @@ class Aaron:
             due = last + spec.period_s
             # A frame overdue by more than a quarter period is not coming on time (camera
             # stopped, frames skipped): holding for it would stall the normal tasks.
-            if view.now - 0.25 * spec.period_s <= due < finish:
+            if view.now - 0.25 * spec.period_s < due < finish:
+                view.hold_until(due + 0.25 * spec.period_s)  # the frame arrives first, or the hold ends
                 return True
         return False

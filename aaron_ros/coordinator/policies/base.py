@@ -12,7 +12,7 @@ from aaron_ros.kernels.version import Version
 
 @dataclass
 class SchedulerView:
-    """What a policy may look at when it decides; it changes nothing itself."""
+    """What a policy may look at when it decides; it changes nothing but `recheck_at`."""
 
     now: float
     requests: list[StageRequest]  # one ready stage per task at most
@@ -23,6 +23,12 @@ class SchedulerView:
     chooser: VersionChooser
     tasks: dict[str, TaskSpec]
     last_release: dict[str, float | None] = field(default_factory=dict)
+    recheck_at: float | None = None  # set through hold_until
+
+    def hold_until(self, t: float) -> None:
+        """Ready work is held back until `t` at the latest: decide again then, even if no frame
+        arrives and no stage ends before."""
+        self.recheck_at = t if self.recheck_at is None else min(self.recheck_at, t)
 
     def co_runners(self, extra: Sequence[Version] = ()) -> list[Version]:
         return [g.version for g in self.running] + list(extra)
@@ -45,6 +51,9 @@ class Pick:
 
 class Policy(Protocol):
     name: str
+    # True: a waiting frame that can no longer meet its deadline, even on the fastest versions
+    # alone, is dropped before it is started (and before its input is prepared).
+    sheds_late: bool
 
     def lanes(self, pool: int, tasks: int) -> int:
         """How many lanes this policy runs on, given the pool size and the number of tasks."""

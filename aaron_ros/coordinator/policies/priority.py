@@ -7,6 +7,7 @@ from aaron_ros.coordinator.policies.base import Pick, SchedulerView, deadline_mo
 
 class Priority:
     name = "priority"
+    sheds_late = False
 
     def lanes(self, pool: int, tasks: int) -> int:
         return pool

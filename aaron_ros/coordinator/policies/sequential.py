@@ -6,6 +6,7 @@ from aaron_ros.coordinator.policies.base import Pick, SchedulerView, greedy
 
 class Sequential:
     name = "sequential"
+    sheds_late = False
 
     def lanes(self, pool: int, tasks: int) -> int:
         return 1

@@ -14,7 +14,7 @@ from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
 from aaron_ros.models.registry import model_names
 
-SHIPPED = ("f1tenth", "ar_glasses", "aaron_fig3")
+SHIPPED = ("f1tenth", "f1tenth_light", "ar_glasses", "aaron_fig3")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

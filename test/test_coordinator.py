@@ -113,6 +113,10 @@ def test_aaron_drops_a_waiting_frame_that_cannot_meet_its_deadline_before_it_sta
         assert (dropped.frame, dropped.outcome, dropped.error) == (0, "dropped", "cannot meet its deadline")
         assert dropped.started is None  # never started: its input was never prepared
         assert grant.request.job.frame == 1
+        # Started, but after its first stage the other two (6 ms at best) end past its deadline (0.300).
+        coord.release(grant, 0.296, 0.1)
+        assert coord.schedule(0.296) == [] and not coord.pending()
+        assert coord.records[-1].frame == 1 and coord.records[-1].error == "cannot meet its deadline"
     else:  # the other policies serve it late
         assert not coord.records and grant.request.job.frame == 0
 
@@ -227,6 +231,28 @@ def test_aaron_keeps_the_last_lane_for_a_critical_frame_due():
         coord.submit("seg", 0, t)  # det's next frame is due at 0.010, long before seg's stage ends
         grants = coord.schedule(t)
         assert (grants == []) is held, policy
+
+
+def test_aaron_expects_a_critical_frame_after_the_gaps_it_has_seen():
+    """A 30 Hz camera rate-limited to 20 Hz gives gaps of 33 and 67 ms, not 50: a normal stage
+    that ends before the frame on the long gap runs; a longer one is held until that frame."""
+    crit = TaskSpec("det", "det_model", rate_hz=20, deadline_ms=50, criticality="critical")
+    seg = TaskSpec("seg", "seg_model", rate_hz=1, deadline_ms=1000)
+    for stage_ms, held in ((20.0, False), (40.0, True)):  # the fastest version takes 0.6x the bag's ms
+        bags = {"det_model": _bag("det_model", 1.0), "seg_model": _bag("seg_model", stage_ms / 0.6)}
+        coord = _coordinator([crit, seg], "aaron", lanes=1, bags=bags)
+        for f, release in enumerate((0.0, 0.033, 0.1, 0.133)):
+            coord.submit("det", f, release)
+            t = release
+            while coord.tasks["det"].current is not None or coord.tasks["det"].queue:
+                (g,) = coord.schedule(t)
+                t += 0.0005
+                coord.release(g, t, 0.0005)
+        t = 0.133 + 0.04  # the short gap's frame would have come at 0.166: the next is due at 0.2
+        coord.submit("seg", 0, t)
+        grants = coord.schedule(t)
+        assert (grants == []) is held, stage_ms
+        assert coord.recheck_at == (pytest.approx(0.2 + 0.005) if held else None)  # decide again when it is late
 
 
 def test_aaron_never_squeezes_a_full_size_critical_stage():

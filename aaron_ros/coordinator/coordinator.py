@@ -35,6 +35,15 @@ class TaskState:
     queue: deque = field(default_factory=deque)  # waiting jobs, oldest first
     current: Job | None = None  # the job in flight (started, maybe running a stage)
     last_release: float | None = None
+    gaps: deque = field(default_factory=lambda: deque(maxlen=4))  # the latest times between releases (s)
+
+    def next_releases(self) -> tuple[float, ...]:
+        """When the next frame may come: the last release plus each recent gap, earliest first (a
+        30 Hz camera rate-limited to 20 Hz alternates gaps of one and two camera periods), or
+        plus the task's period before two frames came."""
+        if self.last_release is None:
+            return ()
+        return tuple(sorted({self.last_release + g for g in self.gaps or [self.spec.period_s]}))
 
 
 class Coordinator:
@@ -55,7 +64,7 @@ class Coordinator:
         # Decision time (µs) per schedule() call that granted; the latest 10k in a long run.
         self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
         self._on_record = on_record or (lambda r, job: None)
-        self._fastest: dict[str, float] = {}  # per model, for shedding late frames
+        self._fastest: dict[str, list[float]] = {}  # per model and stage (s), for shedding late frames
         self.recheck_at: float | None = None
 
     def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
@@ -71,6 +80,8 @@ class Coordinator:
         applies the task's overload rule (drops are recorded)."""
         state = self.tasks[task]
         spec = state.spec
+        if state.last_release is not None:
+            state.gaps.append(release - state.last_release)
         state.last_release = release
         job = Job(spec, frame, release, state.stages, data, then=then)
         if spec.overload is Overload.KEEP_LATEST:
@@ -117,7 +128,7 @@ class Coordinator:
         view = SchedulerView(now=now, requests=requests, free_lanes=sorted(self.free),
                              lanes=self.lanes, running=self.running_grants(), cores=self.cores,
                              chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
-                             last_release={n: s.last_release for n, s in self.tasks.items()})
+                             next_releases={n: s.next_releases() for n, s in self.tasks.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
         grants = [self._grant(p, now) for p in picks]
@@ -144,24 +155,27 @@ class Coordinator:
         return grant
 
     def _shed_late(self, now: float) -> None:
-        """Drop the waiting frames that cannot meet their deadline even if started now on their
-        fastest versions, with nothing beside them."""
+        """Drop the frames that cannot meet their deadline even on their fastest versions with
+        nothing beside them: waiting ones before they start, and started ones between two
+        stages (the rest of their work would only delay the frames behind them)."""
+        late = "cannot meet its deadline"
         for state in self.tasks.values():
-            if not state.queue:
-                continue
-            shortest = self._fastest_s(state.spec.model, state.stages)
-            for job in [j for j in state.queue if now + shortest > j.deadline]:
+            job = state.current
+            if job is not None and not job.running and now + self._fastest_s(job, job.next_stage) > job.deadline:
+                self._finish(job, Outcome.DROPPED, now, late)
+            for job in [j for j in state.queue if now + self._fastest_s(j, 0) > j.deadline]:
                 state.queue.remove(job)
-                self._record(job, Outcome.DROPPED, now, "cannot meet its deadline")
+                self._record(job, Outcome.DROPPED, now, late)
 
-    def _fastest_s(self, model: str, stages: int) -> float:
-        """The model's whole time on its fastest version of each stage alone (s); a stage never
-        profiled counts as 0, so an unknown time never drops a frame."""
+    def _fastest_s(self, job: Job, stage: int) -> float:
+        """The time of the job's stages from `stage` on, each on its fastest version alone (s); a
+        stage never profiled counts as 0, so an unknown time never drops a frame."""
+        model = job.task.model
         if model not in self._fastest:
             bag = self.chooser.bags.get(model)
-            ms = [min(map(isolated_ms, bag.versions[i])) if bag else math.inf for i in range(stages)]
-            self._fastest[model] = sum(t for t in ms if math.isfinite(t)) / 1e3
-        return self._fastest[model]
+            ms = [min(map(isolated_ms, bag.versions[i])) if bag else math.inf for i in range(job.stages)]
+            self._fastest[model] = [t / 1e3 if math.isfinite(t) else 0.0 for t in ms]
+        return sum(self._fastest[model][stage:])
 
     # -- releases ---------------------------------------------------------------------------
     def release(self, grant: Grant, now: float, seconds: float, output: Any = None,

@@ -74,13 +74,13 @@ class Aaron:
         finish = view.now + view.chooser.predict_ms(v, view.co_runners(chosen)) / 1e3
         busy = {r.job.task.name for r in view.requests} | {g.request.job.task.name for g in view.running}
         for name, spec in view.tasks.items():
-            last = view.last_release.get(name)
-            if not spec.critical or name in busy or last is None:
+            if not spec.critical or name in busy:
                 continue
-            due = last + spec.period_s
-            # A frame overdue by more than a quarter period is not coming on time (camera
-            # stopped, frames skipped): holding for it would stall the normal tasks.
-            if view.now - 0.25 * spec.period_s < due < finish:
-                view.hold_until(due + 0.25 * spec.period_s)  # the frame arrives first, or the hold ends
+            # A time overdue by more than a tenth of a period is past (the frame comes on a longer
+            # gap, or the camera stopped): holding for it would stall the normal tasks.
+            late = 0.1 * spec.period_s
+            due = next((t for t in view.next_releases.get(name, ()) if view.now - late < t), None)
+            if due is not None and due < finish:
+                view.hold_until(due + late)  # the frame arrives first, or the hold ends
                 return True
         return False

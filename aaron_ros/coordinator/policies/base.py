@@ -22,7 +22,7 @@ class SchedulerView:
     cores: int
     chooser: VersionChooser
     tasks: dict[str, TaskSpec]
-    last_release: dict[str, float | None] = field(default_factory=dict)
+    next_releases: dict[str, tuple[float, ...]] = field(default_factory=dict)  # when each task's next frame may come
     recheck_at: float | None = None  # set through hold_until
 
     def hold_until(self, t: float) -> None:

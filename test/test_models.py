@@ -290,6 +290,9 @@ def test_seg_postprocess_gives_input_sized_mask(zoo):
     expected = torch.zeros(4, 6, dtype=torch.uint8)
     expected[1:3, 2:5] = 18
     assert torch.equal(argmax_mask(hand), expected)
+    hand[0, 7, 1, 2] = 1.0  # a tie goes to the lower class, as torch's argmax
+    expected[1, 2] = 7
+    assert torch.equal(argmax_mask(hand), expected)
 
 
 def test_top_k_classes():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -38,5 +39,16 @@ def argmax_mask(logits: torch.Tensor) -> torch.Tensor:
     logits = single_image(logits, 3)
     if logits.shape[0] > 256:
         raise ValueError(f"a uint8 mask holds at most 256 classes, got {logits.shape[0]}")
-    # Reducing over the innermost (contiguous) dim is about twice as fast as over the strided one.
-    return logits.permute(1, 2, 0).contiguous().argmax(dim=2).to(torch.uint8)
+    if logits.device.type != "cpu":
+        return logits.argmax(dim=0).to(torch.uint8)
+    # On a CPU a running maximum over the (contiguous) class planes is about twice as fast as
+    # torch's argmax over either dim. Ties go to the lower class, as argmax's do.
+    planes = logits.detach().float().numpy()
+    best = planes[0].copy()
+    mask = np.zeros(best.shape, np.uint8)
+    greater = np.empty(best.shape, bool)
+    for c in range(1, len(planes)):
+        np.greater(planes[c], best, out=greater)
+        np.maximum(best, planes[c], out=best)
+        np.putmask(mask, greater, c)
+    return torch.from_numpy(mask)

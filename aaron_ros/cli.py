@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,8 @@ log = logging.getLogger("aaron_ros")
 DEFAULT_BUDGET_PER_MODEL_S = 130.0
 DEFAULT_BAG = "data/sample_bag"  # a rosbag (camera recording), never a kernel bag
 DEFAULT_RECORD_FPS = 30.0
+WAIT_SUBSCRIBERS_S = 10.0  # play --wait-subscribers
+MATCH_SETTLE_S = 0.5  # play: after the subscribers matched, and after the last frame
 
 
 class _OldName(argparse.Action):
@@ -237,7 +240,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
     from aaron_ros.ros.bag_player import BagPlayer
 
     params = [Parameter("bag", value=args.bag), Parameter("rate", value=args.rate),
-              Parameter("loop", value=args.loop), Parameter("start_offset_s", value=args.start)]
+              Parameter("loop", value=args.loop), Parameter("start_offset_s", value=args.start),
+              Parameter("qos", value=args.qos)]
     if args.remap:  # an empty list would be typed as bytes, not strings
         params.append(Parameter("remap", value=args.remap))
     context = rclpy.Context()
@@ -247,16 +251,27 @@ def _cmd_play(args: argparse.Namespace) -> int:
         player = BagPlayer(context=context, parameter_overrides=params)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(player)  # serves its parameters while it plays
+        if args.wait_subscribers:
+            if player.wait_for_subscribers(args.wait_subscribers, WAIT_SUBSCRIBERS_S):
+                if not args.start_on_enter:  # a subscriber may match the player a moment after the player matched it
+                    time.sleep(MATCH_SETTLE_S)
+            else:
+                print(f"not every topic had {args.wait_subscribers} subscriber(s) after {WAIT_SUBSCRIBERS_S:g} s; "
+                      "playing anyway", file=sys.stderr)
+        if args.start_on_enter:
+            sys.stdin.readline()
         player.start()
         while not player.wait(0):
             executor.spin_once(timeout_sec=0.1)
         if player.error is not None:
             raise player.error
+        # Best effort drops what a writer had not delivered when it goes away: let the last frames land.
+        time.sleep(MATCH_SETTLE_S)
     finally:
         if player is not None:
             player.destroy_node()
         context.try_shutdown()
-    print(f"published {player.published} frames of {args.bag}")
+    print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s")
     return 0
 
 
@@ -351,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--start", type=float, default=0.0, help="skip this many seconds of the bag")
     y.add_argument("--remap", nargs="+", action="extend", metavar="/FROM:=/TO",
                    help="publish a topic under another name (repeatable)")
+    y.add_argument("--qos", default="sensor_data",
+                   help="publisher QoS: sensor_data (best effort, the default) or reliable")
+    y.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
+                   help=f"first wait (up to {WAIT_SUBSCRIBERS_S:g} s) until every topic has N subscribers: "
+                        "frames published before a subscriber is matched are lost to it")
+    y.add_argument("--start-on-enter", action="store_true",
+                   help="then wait for a line on standard input before the first frame (a harness that "
+                        "checks its own side of the match says go)")
     y.set_defaults(func=_cmd_play)
 
     u = sub.add_parser("run", help="start the container (coordinator + components) from a parameter file")

@@ -16,7 +16,7 @@ pytest.importorskip("rclpy")
 
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart  # noqa: E402
-from aaron_ros.ros.bench import single_component_config  # noqa: E402
+from aaron_ros.ros.bench import CameraProcess, single_component_config  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
@@ -173,3 +173,36 @@ def test_single_component_config_keeps_the_rest_of_the_file(bench, tmp_path):
 def test_bench_needs_one_source(argv, tmp_path, capsys):
     assert main(["bench", *argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "aaron-ros bench: error:" in capsys.readouterr().err
+
+
+def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_domain):
+    """The bench's image source is `aaron-ros play` in another process: its frames reach a
+    subscriber here over DDS, and it waits for that subscriber before the first frame."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    bag = tmp_path / "cam"
+    write_image_bag(bag, sample_frames(width=160, height=120, fps=10.0, seconds=2.0), topic="/cam/image",
+                    progress=False)
+    node = rclpy.create_node("listener", context=ros_context)
+    got, names = [], set()
+    node.create_subscription(Image, "/renamed", got.append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+
+    def spin() -> None:
+        executor.spin_once(timeout_sec=0.02)
+        names.update(node.get_node_names())
+
+    camera = CameraProcess(bag, {"remap": ["/cam/image:=/renamed"]}, ros_domain)
+    assert camera.topics == ["/renamed"]
+    frames, seconds = camera.play(1, lambda: node.count_publishers("/renamed") >= 1, spin)
+    for _ in range(20):  # the last frames still in flight
+        spin()
+    assert frames == FRAMES and seconds > 0
+    assert len(got) == FRAMES  # none lost: it waited for this subscriber
+    assert "bag_player" in names and [n.get_name() for n in executor.get_nodes()] == ["listener"]  # not ours
+    executor.shutdown()
+    node.destroy_node()

@@ -73,6 +73,7 @@ class BagPlayer(Node):
             raise ValueError(f"{name}: remap to a bad topic name: {exc}") from None
 
         self.published = 0
+        self.seconds = 0.0  # the last run's, from its start to its end
         self.error: Exception | None = None
         self.get_logger().info(
             f"bag {self.bag}: {', '.join(f'{t} -> {self.remaps.get(t, t)}' for t in self.topics)}"
@@ -92,7 +93,7 @@ class BagPlayer(Node):
         """Play the bag from `start_offset_s` in a background thread; `published` restarts at 0."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"{self.get_name()}: already playing {self.bag}")
-        self.published, self.error = 0, None
+        self.published, self.seconds, self.error = 0, 0.0, None
         self._stop.clear()
         self._thread = threading.Thread(target=self._play, name=f"{self.get_name()}_play", daemon=True)
         self._thread.start()
@@ -159,6 +160,6 @@ class BagPlayer(Node):
             self.error = exc
             self.get_logger().error(f"replay of {self.bag} stopped: {exc}")
         finally:
-            wall = time.monotonic() - began
+            self.seconds = wall = time.monotonic() - began
             self.get_logger().info(f"published {self.published} frames in {wall:.1f} s "
                                    f"({self.published / max(wall, 1e-9):.1f}/s)")

@@ -1,8 +1,10 @@
 """The policy benchmark over the real ROS 2 system: the container from a parameter file, fed by a
 bag over DDS, every policy on the same frames, measured from outside the components.
 
-One container (coordinator node, one perception component per task, a bag player) serves the
-whole run. For each policy (and versions setting), in the interleaved rounds of the bench driver
+One container (coordinator node, one perception component per task) serves the whole run; the
+bag is played into it by `aaron-ros play` in a process of its own, as a camera driver runs beside
+the perception on a robot (frames cross DDS between processes, and its CPU is not the system's).
+For each policy (and versions setting), in the interleaved rounds of the bench driver
 (`bench/driver.py`, shared with the core bench), the coordinator is switched to it, its counters are reset, the bag is
 replayed once (frames stamped as they are published, as a live camera's), and the run waits until
 every frame a component took has ended and every result has been heard. Two sources are read:
@@ -36,13 +38,16 @@ import dataclasses
 import json
 import logging
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
@@ -71,9 +76,10 @@ from aaron_ros.coordinator.metrics import percentiles, worst
 from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 from aaron_ros.msg import InferenceResult
+from aaron_ros.ros.bag_player import parse_remaps
 from aaron_ros.ros.config import load_config
 from aaron_ros.ros.container import Container, ContainerOptions
-from aaron_ros.ros.record import IMAGE_TYPE, open_reader
+from aaron_ros.ros.record import IMAGE_TYPE, image_topics, open_reader
 from aaron_ros.runtime.lanes import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,7 @@ log = logging.getLogger(__name__)
 # Waiting for the last frames of a replay to end and their results to be heard.
 SETTLE_TIMEOUT_S = 30.0
 QUIET_S = 0.3  # no new image received for this long after the player ended: none is coming
+WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
 STALL_S = 1.0  # frames waiting with no stage running for this long after the bag ended: stuck
 TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
                "input_delay_p50_ms", "input_delay_p99_ms")
@@ -143,8 +150,6 @@ def thread_role(name: str) -> str:
         return "coordinator"
     if name.startswith("lane-"):
         return "lanes"
-    if name.endswith("_play"):
-        return "bag player"
     if name == "bench-monitor":
         return "bench monitor"
     if name.startswith("dds."):
@@ -253,13 +258,59 @@ def _drain(coord, now: float) -> dict[str, int]:
     return left
 
 
+class CameraProcess:
+    """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
+    `bag_player` parameters (rate, start offset, remaps, QoS)."""
+
+    def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int):
+        remaps = parse_remaps(params.get("remap", ()))
+        self.topics = [remaps.get(t, t) for t in image_topics(bag)]  # where it publishes
+        self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
+                     "--rate", str(params.get("rate", 1.0)), "--start", str(params.get("start_offset_s", 0.0)),
+                     "--qos", str(params.get("qos", "sensor_data")),
+                     *(["--remap", *params["remap"]] if remaps else [])]
+        self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
+
+    def play(self, subscribers: int, matched: Callable[[], bool],
+             while_playing: Callable[[], None]) -> tuple[int, float]:
+        """Play the bag to its end once every topic has `subscribers` (the player's side of the
+        match) and `matched()` holds (the subscribers' side; 10 s at most each), calling
+        `while_playing` meanwhile; returns (frames published, seconds from its start to its end)."""
+        cmd = [*self._cmd, "--wait-subscribers", str(subscribers), "--start-on-enter"]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self._env)
+        try:
+            give_up = time.monotonic() + WAIT_MATCHED_S
+            while not matched() and proc.poll() is None and time.monotonic() < give_up:
+                while_playing()
+            if not matched():
+                log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
+            proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
+            proc.stdin.flush()
+            while proc.poll() is None:
+                while_playing()
+            out, err = proc.communicate()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        done = re.search(r"published (\d+) frames .* in ([0-9.]+) s", out)
+        if proc.returncode or not done:
+            raise RuntimeError(f"the bag player ({' '.join(cmd)}) failed (exit code {proc.returncode}): "
+                               f"{err.strip()[-2000:]}")
+        if "not every topic" in err:
+            log.warning("bag player: not every component subscribed after 10 s; it played anyway")
+        return int(done[1]), float(done[2])
+
+
 class BenchSystem:
-    """A container with a bag player, the monitor node on its own executor thread and a record log."""
+    """A container, the bag player in its own process, the monitor node on its own executor thread
+    and a record log."""
 
     def __init__(self, config: Path, bag: Path, policy: str | None = None, versions: str | None = None,
                  kernel_bag_dir: str | None = None, domain_id: int | None = None):
         overrides = {"aaron_coordinator": [Parameter("kernel_bag_dir", value=kernel_bag_dir)]} if kernel_bag_dir else {}
-        self.container = Container(ContainerOptions(config, bag=str(bag), policy=policy, versions=versions,
+        self.container = Container(ContainerOptions(config, policy=policy, versions=versions,
                                                     domain_id=domain_id, extra_overrides=overrides))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -278,15 +329,22 @@ class BenchSystem:
             self._thread.start()
             if not self.monitor.wait_matched(10.0):
                 log.warning("bench monitor: not every result topic matched after 10 s")
+            self.camera = CameraProcess(bag, load_config(config).params_for("bag_player"),
+                                        self.container.context.get_domain_id())
         except BaseException:
             self.close()
             raise
-        player = self.container.player
-        outputs = {player.remaps.get(t, t) for t in player.topics}
+        outputs = set(self.camera.topics)
         # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
         self._fed = {n: c.params.input_topic in outputs for n, c in self.components.items()}
         listeners = [sum(c.params.input_topic == t for c in self.components.values()) for t in outputs]
         self._subscribers = min([n for n in listeners if n] or [1])
+
+    def _matched(self) -> bool:
+        """Does every topic a component reads from the bag see the player's publisher?"""
+        node = self.container.node
+        return all(node.count_publishers(t) >= 1 for t in self.camera.topics
+                   if any(c.params.input_topic == t for c in self.components.values()))
 
     def _spin_monitor(self) -> None:
         while not self._stop.is_set() and self.container.context.ok():
@@ -307,7 +365,7 @@ class BenchSystem:
 
     def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> RunResult:
         """Switch to `policy`, reset the counters, play the bag once and wait for its last results."""
-        svc, player = self.service, self.container.player
+        svc = self.service
         svc.switch_policy(policy, versions)
         svc.reset_stats()  # runs on the coordinating thread after the switch: the new policy is in
         before = self._counters()
@@ -315,16 +373,8 @@ class BenchSystem:
         first = {n: _submitted(c) for n, c in before.items()}
         self.log.take()
         self.monitor.take()
-        if not player.wait_for_subscribers(self._subscribers, timeout=10.0):
-            log.warning("bag player: not every component subscribed after 10 s; starting anyway")
-        started, cpu_before = time.monotonic(), thread_cpu()
-        player.start()
-        while not player.wait(0):
-            self._spin_once()
-        seconds = time.monotonic() - started
-        if player.error is not None:
-            raise player.error
-        frames = player.published
+        cpu_before = thread_cpu()
+        frames, seconds = self.camera.play(self._subscribers, self._matched, self._spin_once)
 
         last_change, seen = time.monotonic(), self._counters()
         give_up = time.monotonic() + timeout_s
@@ -565,8 +615,8 @@ def render_e2e_markdown(report: dict) -> str:
                        "shared"], rows)
     return "\n".join([
         "## End to end over ROS 2", "", summary, "",
-        "End-to-end: camera stamp (set as the player publishes) to the result heard by a subscriber "
-        "in the container's process. Transport: end-to-end minus the node's latency (image delivery, "
+        "End-to-end: camera stamp (set as the player, in its own process, publishes) to the result heard "
+        "by a subscriber in the container's process. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
         "Frames: published by the bag player; each is done, dropped (queue overload, or stalled: left "
@@ -609,10 +659,10 @@ def render_frame_time_markdown(report: dict) -> str:
         "or between stages without a grant; to lane / from lane / to executor: hand-offs between threads; "
         "publish + delivery: the subscriber's end-to-end time minus the parts the result carries.", "",
         per_frame, "",
-        "CPU milliseconds per frame a component received, by thread (the bench's process; the bag player "
-        "stands in for a camera driver, the bench monitor for a subscriber, \"other\" holds the models' "
-        "intra-op threads). Outside model stages: executor, coordinator, lanes and DDS threads minus the "
-        "stages' own CPU.", "", cpu, ""])
+        "CPU milliseconds per frame a component received, by thread of the container's process (the bag "
+        "player, standing in for a camera driver, runs in a process of its own and is not counted; the "
+        "bench monitor stands in for a subscriber; \"other\" holds the models' intra-op threads). Outside "
+        "model stages: executor, coordinator, lanes and DDS threads minus the stages' own CPU.", "", cpu, ""])
 
 
 def plot_frame_time(report: dict, path: Path) -> Path:

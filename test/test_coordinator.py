@@ -255,6 +255,13 @@ def test_aaron_expects_a_critical_frame_after_the_gaps_it_has_seen():
         assert coord.recheck_at == (pytest.approx(0.2 + 0.005) if held else None)  # decide again when it is late
 
 
+def test_jitter_around_one_rate_is_one_kind_of_gap():
+    coord = _coordinator([CRIT], "aaron")
+    for f, release in enumerate((0.0, 0.045, 0.1, 0.148, 0.2)):  # 50 ms, give or take 5
+        coord.submit("det", f, release)
+    assert coord.tasks["det"].next_releases() == (pytest.approx(0.25),)  # one period on, not the shortest gap
+
+
 def test_aaron_never_squeezes_a_full_size_critical_stage():
     """While a critical stage holds every core, no normal stage starts beside it (priority does)."""
     tasks = [CRIT, SIGN, SEG]

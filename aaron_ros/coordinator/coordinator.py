@@ -8,6 +8,7 @@ bounded queue, where the task's overload rule decides what is dropped.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -38,12 +39,21 @@ class TaskState:
     gaps: deque = field(default_factory=lambda: deque(maxlen=4))  # the latest times between releases (s)
 
     def next_releases(self) -> tuple[float, ...]:
-        """When the next frame may come: the last release plus each recent gap, earliest first (a
-        30 Hz camera rate-limited to 20 Hz alternates gaps of one and two camera periods), or
-        plus the task's period before two frames came."""
+        """When the next frame may come, earliest first: the last release plus each kind of gap
+        seen lately. Gaps within a third of a period of each other are one kind. With one kind
+        (jitter around the task's rate, or too few frames yet) that is one period, the best guess;
+        a 30 Hz camera rate-limited to 20 Hz gives two kinds, 33 and 67 ms, each at its median."""
         if self.last_release is None:
             return ()
-        return tuple(sorted({self.last_release + g for g in self.gaps or [self.spec.period_s]}))
+        kinds: list[list[float]] = []
+        for gap in sorted(self.gaps):
+            if kinds and gap - kinds[-1][0] <= self.spec.period_s / 3:
+                kinds[-1].append(gap)
+            else:
+                kinds.append([gap])
+        if len(kinds) < 2:
+            return (self.last_release + self.spec.period_s,)
+        return tuple(self.last_release + statistics.median(kind) for kind in kinds)
 
 
 class Coordinator:

@@ -74,7 +74,8 @@ class Coordinator:
         # Decision time (µs) per schedule() call that granted; the latest 10k in a long run.
         self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
         self._on_record = on_record or (lambda r, job: None)
-        self._fastest: dict[str, list[float]] = {}  # per model and stage (s), for shedding late frames
+        # Per model, from each stage on: the time left on the fastest versions alone (s), for shedding.
+        self._fastest: dict[str, list[float]] = {}
         self.recheck_at: float | None = None
 
     def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
@@ -184,8 +185,9 @@ class Coordinator:
         if model not in self._fastest:
             bag = self.chooser.bags.get(model)
             ms = [min(map(isolated_ms, bag.versions[i])) if bag else math.inf for i in range(job.stages)]
-            self._fastest[model] = [t / 1e3 if math.isfinite(t) else 0.0 for t in ms]
-        return sum(self._fastest[model][stage:])
+            seconds = [t / 1e3 if math.isfinite(t) else 0.0 for t in ms]
+            self._fastest[model] = [sum(seconds[i:]) for i in range(job.stages)] + [0.0]
+        return self._fastest[model][stage]
 
     # -- releases ---------------------------------------------------------------------------
     def release(self, grant: Grant, now: float, seconds: float, output: Any = None,

@@ -41,7 +41,7 @@ def simulate(coord: Coordinator, arrivals: Sequence[tuple[float, str]], duration
             except Exception as exc:  # a model that fails: the job fails, the rest go on
                 seconds, error = 0.0, f"{type(exc).__name__}: {exc}"
             heapq.heappush(events, (now + seconds, next(order), "done", (grant, seconds, error)))
-        if (coord.recheck_at or 0.0) > now:  # the policy holds frames back: decide again then
+        if coord.recheck_at is not None and coord.recheck_at > now:  # frames held back: decide again then
             heapq.heappush(events, (coord.recheck_at, next(order), "recheck", None))
     coord.drain(min(now, duration_s))
     return coord.records

@@ -337,14 +337,13 @@ class BenchSystem:
         outputs = set(self.camera.topics)
         # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
         self._fed = {n: c.params.input_topic in outputs for n, c in self.components.items()}
-        listeners = [sum(c.params.input_topic == t for c in self.components.values()) for t in outputs]
-        self._subscribers = min([n for n in listeners if n] or [1])
+        listeners = {t: sum(c.params.input_topic == t for c in self.components.values()) for t in outputs}
+        self._read = [t for t, n in listeners.items() if n]  # the bag's topics some component reads
+        self._subscribers = min([listeners[t] for t in self._read] or [1])
 
     def _matched(self) -> bool:
         """Does every topic a component reads from the bag see the player's publisher?"""
-        node = self.container.node
-        return all(node.count_publishers(t) >= 1 for t in self.camera.topics
-                   if any(c.params.input_topic == t for c in self.components.values()))
+        return all(self.container.node.count_publishers(t) >= 1 for t in self._read)
 
     def _spin_monitor(self) -> None:
         while not self._stop.is_set() and self.container.context.ok():

@@ -5,8 +5,8 @@
   `adaptive` setting), never more threads than the cores left free.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
   stages, one whose version presses a channel nobody running presses goes first.
-- No work on a frame that cannot meet its deadline: a waiting frame whose fastest remaining time
-  alone already ends past it is dropped before it starts (`sheds_late`).
+- No work on a frame that cannot meet its deadline: a frame whose fastest remaining time alone
+  already ends past it is dropped before it starts, or before its next stage (`sheds_late`).
 - Never delaying a critical stage for a normal one: critical stages are granted first at full
   size; a normal stage starts only on cores nothing else holds (so it never squeezes a running
   critical stage), and is held back when an idle critical task's next frame is due before that

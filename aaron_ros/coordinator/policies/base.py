@@ -51,8 +51,8 @@ class Pick:
 
 class Policy(Protocol):
     name: str
-    # True: a waiting frame that can no longer meet its deadline, even on the fastest versions
-    # alone, is dropped before it is started (and before its input is prepared).
+    # True: a frame that can no longer meet its deadline, even on the fastest versions alone, is
+    # dropped before it starts (so before its input is prepared) or before its next stage.
     sheds_late: bool
 
     def lanes(self, pool: int, tasks: int) -> int:

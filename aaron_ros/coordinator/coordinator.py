@@ -71,7 +71,7 @@ class Coordinator:
         # A long-running node keeps no history here (on_record sees every record instead).
         self.keep_records = keep_records
         self.records: list[JobRecord] = []
-        # Decision time (µs) per schedule() call that granted; the latest 10k in a long run.
+        # Decision time (µs) per grant; the latest 10k in a long run.
         self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
         self._on_record = on_record or (lambda r, job: None)
         # Per model, from each stage on: the time left on the fastest versions alone (s), for shedding.
@@ -142,12 +142,12 @@ class Coordinator:
                              next_releases={n: s.next_releases() for n, s in self.tasks.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
-        grants = [self._grant(p, now) for p in picks]
-        if grants:
-            self.grant_us.append((time.perf_counter() - t0) * 1e6 / len(grants))
+        each_us = (time.perf_counter() - t0) * 1e6 / max(1, len(picks))
+        grants = [self._grant(p, now, each_us) for p in picks]
+        self.grant_us.extend(g.decision_us for g in grants)
         return grants
 
-    def _grant(self, pick: Pick, now: float) -> Grant:
+    def _grant(self, pick: Pick, now: float, decision_us: float) -> Grant:
         req = pick.request
         job, state = req.job, self.tasks[req.job.task.name]
         if pick.lane not in self.free or job.running or any(b not in self.free for b in pick.branch_lanes
@@ -159,7 +159,7 @@ class Coordinator:
             job.started = now
         job.running = True
         job.versions.append(pick.version.id)
-        grant = Grant(req, pick.lane, pick.version, now, tuple(pick.branch_lanes))
+        grant = Grant(req, pick.lane, pick.version, now, tuple(pick.branch_lanes), decision_us)
         for lane in {pick.lane, *pick.branch_lanes}:
             self.free.discard(lane)
             self.running[lane] = grant

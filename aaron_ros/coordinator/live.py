@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from aaron_ros.common.cpu import name_os_thread
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.policies import Policy
 from aaron_ros.coordinator.types import Grant, JobRecord, StageTime
@@ -24,6 +25,7 @@ from aaron_ros.runtime.lanes import LanePool
 
 DRAIN_TIMEOUT_S = 30.0
 HOLD_RECHECK_S = 0.002  # for a policy that holds frames back without saying until when
+COORDINATING_THREAD = "aaron-coord"  # its thread's name, also the kernel's (at most 15 bytes)
 
 
 # What reaches the coordinating thread through the event queue.
@@ -102,7 +104,11 @@ class LiveDriver:
         return value
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="aaron-coordinator", daemon=True)
+        def serve() -> None:
+            name_os_thread(COORDINATING_THREAD)
+            self.run()
+
+        self._thread = threading.Thread(target=serve, name=COORDINATING_THREAD, daemon=True)
         self._thread.start()
 
     def stop(self, drain_timeout_s: float = 2.0) -> None:
@@ -190,7 +196,7 @@ class LiveDriver:
                 now = self.now()
                 timing = None if error is not None else StageTime(
                     grant.request.stage, grant.granted_at, run.started - self._t0, run.finished - self._t0, now,
-                    run.cpu_s, run.pre_s, run.post_s)
+                    run.cpu_s, run.pre_s, run.post_s, grant.decision_us)
                 if self._on_stage is not None:
                     self._on_stage(grant, now, timing)
                 if error is None:

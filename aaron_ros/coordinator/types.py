@@ -90,6 +90,7 @@ class StageTime:
     cpu_s: float = 0.0
     pre_s: float = 0.0
     post_s: float = 0.0
+    decision_us: float = 0.0  # the coordinator's decision time for its grant (Grant.decision_us)
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Grant:
     version: Version
     granted_at: float
     branch_lanes: tuple[str, ...] = ()
+    decision_us: float = 0.0  # the time of the decision that made it, shared among its grants
 
 
 @dataclass

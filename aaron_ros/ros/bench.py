@@ -1,27 +1,32 @@
-"""The policy benchmark over the real ROS 2 system: the container from a parameter file, fed by a
-bag over DDS, every policy on the same frames, measured from outside the components.
+"""The policy benchmark over the real ROS 2 system, measured from outside as ros2_benchmark does:
+the container under test runs as `aaron-ros run` on the parameter file in a process of its own,
+the bag is played into it by `aaron-ros play` in another (as a camera driver runs beside the
+perception on a robot), and this process only listens and asks, over the container's topics and
+its service, never by reaching into it.
 
-One container (coordinator node, one perception component per task) serves the whole run; the
-bag is played into it by `aaron-ros play` in a process of its own, as a camera driver runs beside
-the perception on a robot (frames cross DDS between processes, and its CPU is not the system's).
 For each policy (and versions setting), in the interleaved rounds of the bench driver
-(`bench/driver.py`, shared with the core bench), the coordinator is switched to it, its counters are reset, the bag is
-replayed once (frames stamped as they are published, as a live camera's), and the run waits until
-every frame a component took has ended and every result has been heard. Two sources are read:
+(`bench/driver.py`, shared with the core bench), the container is switched to it by
+`/aaron/set_policy`, the bag is replayed once (frames stamped as they are published, as a live
+camera's), and the run waits until every frame a component took has ended and every result has
+been heard. The bench's node hears:
 
-- the coordinator's `JobRecord`s (a record listener on its service): how each frame ended (done,
-  dropped by the overload rule, failed) and its latency release to done, which is the
-  `latency_ms` the component publishes. These feed the same metrics and report as the core bench.
-- a monitor node subscribed to every component's result topic, on its own executor thread, so it
-  hears results as any subscriber would: per frame the end-to-end latency (receive time minus
-  `header.stamp`, camera stamp to result heard), the node's `latency_ms`, and transport =
-  end-to-end - latency_ms: image delivery in, the node's image conversion, result post-processing
-  and delivery out. `input_delay_ms` (stamp to arrival at the node) splits off the way in.
+- `/aaron/outcomes` (the coordinator's `publish_outcomes`): how each frame ended (done, dropped,
+  failed) and its latency release to done, which is the `latency_ms` the component publishes, with
+  its stages' lane CPU and its grants' decision times. These feed the same metrics and report as
+  the core bench. (One message per frame: the per-stage `/aaron/grants` trace would be 15 per
+  frame, and its cost on the container and here would be part of what is measured.)
+- every component's result topic, as any subscriber would: per frame the end-to-end latency
+  (receive time minus `header.stamp`, camera stamp to result heard), the node's `latency_ms`, and
+  transport = end-to-end - latency_ms: image delivery in, the node's image conversion, result
+  post-processing and delivery out. `input_delay_ms` (stamp to arrival at the node) splits off
+  the way in; the result's `timing` says where the rest went.
+- `/aaron/status` (at STATUS_RATE_HZ under the bench): the components' counters. They give what
+  never reached the coordinator: frames above `max_rate_hz` (rate-limited, by design, not misses),
+  bad images (rejected), and frames the player published that a component never received (lost
+  by DDS). Every frame of the bag is accounted for per task:
+  done + dropped + failed + rate-limited + rejected + lost = frames published.
 
-The components' own counters give what never reached the coordinator: frames above `max_rate_hz`
-(rate-limited, by design, not misses), bad images (rejected), and frames the player published that
-a component never received (lost by DDS). Every frame of the bag is accounted for per task:
-done + dropped + failed + rate-limited + rejected + lost = frames published.
+The CPU the container's threads spent is read from its /proc/<pid> (`common/cpu.py`).
 
 Isolation baseline: each task alone through the same path, a container from the same file with
 only that component, the same bag, policy `priority` with solo versions (as the core bench's
@@ -37,8 +42,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,13 +57,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import rclpy
 import yaml
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 
 from aaron_ros.bench.driver import (
@@ -64,31 +71,42 @@ from aaron_ros.bench.driver import (
     ISOLATION_VERSIONS,
     BenchTarget,
     RunResult,
-    bag_sources,
     bench_entries,
     drive,
 )
 from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload
-from aaron_ros.common.cpu import cpu_by_role, thread_cpu
+from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.common.report import fmt, md_table, pct
+from aaron_ros.coordinator.live import COORDINATING_THREAD
 from aaron_ros.coordinator.metrics import percentiles, worst
 from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
-from aaron_ros.msg import InferenceResult
+from aaron_ros.msg import CoordinatorStatus, FrameOutcome, InferenceResult
 from aaron_ros.ros.bag_player import parse_remaps
-from aaron_ros.ros.config import load_config
-from aaron_ros.ros.container import Container, ContainerOptions
+from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, load_config
+from aaron_ros.ros.coordinator_node import (
+    COUNTS,
+    OUTCOMES_TOPIC,
+    SET_POLICY_SERVICE,
+    STATUS_TOPIC,
+    TRACE_QOS,
+)
 from aaron_ros.ros.record import IMAGE_TYPE, image_topics, open_reader
 from aaron_ros.runtime.lanes import resolve_kind
+from aaron_ros.srv import SetPolicy
 
 log = logging.getLogger(__name__)
 
 # Waiting for the last frames of a replay to end and their results to be heard.
 SETTLE_TIMEOUT_S = 30.0
-QUIET_S = 0.3  # no new image received for this long after the player ended: none is coming
+QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no frame is coming
 WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
-STALL_S = 1.0  # frames waiting with no stage running for this long after the bag ended: stuck
+START_TIMEOUT_S = 300.0  # for the container to load its models and report
+STOP_TIMEOUT_S = 20.0  # for the container to stop after SIGINT
+STATUS_RATE_HZ = 10.0  # the container's status rate under the bench: counters the bench settles on
+OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
+            FrameOutcome.OUTCOME_FAILED: Outcome.FAILED}
 TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
                "input_delay_p50_ms", "input_delay_p99_ms")
 
@@ -138,23 +156,23 @@ class Heard:
     counters: dict[str, dict[str, int]]  # per task: frames, received, rate_limited, rejected, lost, results
     frames: int  # published by the player
     unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
-    stalled: dict[str, int] = field(default_factory=dict)  # frames held back after the bag ended, dropped
-    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds by thread role (`thread_role`)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # the container's CPU seconds by thread role
+    stages_cpu_s: float = 0.0  # the lane threads' CPU seconds in the frames' stages (their outcomes say)
 
 
 def thread_role(name: str) -> str:
-    """Which part of the running system a thread of the bench's process is."""
-    if name == "MainThread":
-        return "executor"  # spins the container's executor (and polls the counters)
-    if name == "aaron-coordinator":
+    """Which part of the running system a thread of the container's process is (`thread_cpu`)."""
+    if name.startswith("dds."):
+        return "dds"
+    if name.endswith(HELPER):
+        return "other"  # the models' intra-op threads, named after the lane that started them
+    if name == MAIN_THREAD:
+        return "executor"  # spins the container's executor
+    if name == COORDINATING_THREAD:
         return "coordinator"
     if name.startswith("lane-"):
         return "lanes"
-    if name == "bench-monitor":
-        return "bench monitor"
-    if name.startswith("dds."):
-        return "dds"
-    return "other"  # the models' intra-op thread pools, the runtime's own threads
+    return "other"  # the runtime's own threads
 
 
 def bag_info(path: str | Path) -> tuple[int, float]:
@@ -184,26 +202,86 @@ def timing_metrics(timings: Sequence[FrameTiming]) -> dict:
 
 # --- the running system ---------------------------------------------------------------------
 
-class ResultMonitor(Node):
-    """A node hearing every component's InferenceResult: per task, FrameTimings as they come."""
+def config_with(config: Path, changes: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """The parameter file with `changes` (node -> parameters) set in each node's section, written
+    to `path`. The `/**` sections go first, so a node's own section wins over them."""
+    data = yaml.safe_load(Path(config).read_text()) or {}
+    for node, values in changes.items():
+        key = next((k for k in data if str(k).lstrip("/") == node), node)
+        data.setdefault(key, {}).setdefault("ros__parameters", {}).update(values)
+    ordered = {k: v for k, v in data.items() if str(k).startswith("/*")}
+    path.write_text(yaml.safe_dump(ordered | data, sort_keys=False))
+    return path
 
-    def __init__(self, topics: Mapping[str, str], context) -> None:
+
+def single_component_config(config: Path, component: str, out_dir: Path) -> Path:
+    """The parameter file with only `component` in the container (its other sections kept)."""
+    return config_with(config, {CONTAINER_NODE: {"components": [component]}},
+                       Path(out_dir) / f"{Path(config).stem}_{component}_alone.yaml")
+
+
+class ContainerProcess:
+    """The system under test: `aaron-ros run` on a parameter file in a process of its own, as
+    `ros2 launch` would start it, with the coordinator's trace topics and a faster status on.
+    Its output goes to `log` (read back when it fails)."""
+
+    def __init__(self, config: Path, workdir: Path, domain_id: int, coordinator: Mapping[str, Any]):
+        trace = {"publish_outcomes": True, "status_rate_hz": STATUS_RATE_HZ}
+        self.config = config_with(config, {COORDINATOR_NODE: {**trace, **coordinator}},
+                                  workdir / f"{config.stem}_under_test.yaml")
+        self.log = workdir / f"{config.stem}_container.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(self.config),
+                                          "--no-table"], stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "ROS_DOMAIN_ID": str(domain_id)})
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:].strip()
+
+    def check(self) -> None:
+        """Raise if it has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the container ({self.config.name}) exited with code {self.proc.returncode}:\n"
+                               f"{self.tail()}")
+
+    def stop(self) -> None:
+        """Ctrl-C, as an operator stops it; killed if it has not ended in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("bench: the container did not stop within %g s of SIGINT; killed", STOP_TIMEOUT_S)
+                self.proc.kill()
+                self.proc.wait()
+
+
+class SystemClient(Node):
+    """The bench's node: it hears the container's status, frame outcomes and every result topic,
+    and switches its policy by the `/aaron/set_policy` service, as any other node could."""
+
+    def __init__(self, results: Mapping[str, str], context) -> None:
         super().__init__("aaron_bench_monitor", context=context)
-        self._topics = list(topics)
+        self._tasks = list(results)
         self._lock = threading.Lock()
-        self._heard: dict[str, list[FrameTiming]] = {task: [] for task in self._topics}
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m), qos)
-                      for task, topic in topics.items()]
+        self._status: tuple[float, CoordinatorStatus] | None = None  # (when heard, monotonic), the latest
+        self._take_all()
+        self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m),
+                                               TRACE_QOS) for task, topic in results.items()]
+        self.create_subscription(FrameOutcome, OUTCOMES_TOPIC, self._on_outcome, TRACE_QOS)
+        self.create_subscription(CoordinatorStatus, STATUS_TOPIC, self._on_status, 10)
+        self._set_policy = self.create_client(SetPolicy, SET_POLICY_SERVICE)
 
-    def wait_matched(self, timeout: float) -> bool:
-        """Until every result topic's publisher is matched (a result sent before is lost)."""
-        end = time.monotonic() + timeout
-        while any(s.get_publisher_count() < 1 for s in self._subs):
-            if time.monotonic() >= end:
-                return False
-            time.sleep(0.01)
-        return True
+    def _take_all(self) -> tuple[dict, list]:
+        with self._lock:
+            out = getattr(self, "_heard", {}), getattr(self, "_outcomes", [])
+            self._heard: dict[str, list[FrameTiming]] = {task: [] for task in self._tasks}
+            self._outcomes: list[FrameOutcome] = []
+        return out
 
     def _on_result(self, task: str, msg: InferenceResult) -> None:
         now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
@@ -215,35 +293,56 @@ class ResultMonitor(Node):
         with self._lock:
             self._heard[task].append(timing)
 
-    def count(self, task: str, first: int) -> int:
+    def _on_outcome(self, msg: FrameOutcome) -> None:
         with self._lock:
-            return sum(1 for t in self._heard[task] if t.frame >= first)
+            self._outcomes.append(msg)
 
-    def take(self) -> dict[str, list[FrameTiming]]:
+    def _on_status(self, msg: CoordinatorStatus) -> None:
         with self._lock:
-            out, self._heard = self._heard, {task: [] for task in self._topics}
-        return out
+            self._status = (time.monotonic(), msg)
 
+    def results_matched(self) -> bool:
+        return all(s.get_publisher_count() >= 1 for s in self._subs)
 
-class _RecordLog:
-    """JobRecords from the coordinating thread, taken per replay."""
+    def status(self, newer_than: float = -math.inf, timeout: float = 5.0,
+               alive: Callable[[], None] = lambda: None) -> CoordinatorStatus:
+        """The latest status heard after `newer_than` (monotonic), waiting for one at most `timeout`
+        s, calling `alive` meanwhile (it raises when the container is gone)."""
+        end = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                got = self._status
+            if got is not None and got[0] > newer_than:
+                return got[1]
+            alive()
+            if time.monotonic() >= end:
+                raise TimeoutError(f"no status on {STATUS_TOPIC} for {timeout:g} s")
+            time.sleep(0.01)
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: list[JobRecord] = []
+    def counts(self, after: float | None = None, alive: Callable[[], None] = lambda: None) -> dict[str, dict]:
+        """Per task, the counters of a status heard after `after` (default: now)."""
+        status = self.status(time.monotonic() if after is None else after, alive=alive)
+        return {t.task: {k: getattr(t, k) for k in COUNTS} for t in status.tasks}
 
-    def __call__(self, rec: JobRecord) -> None:
+    def switch(self, policy: str, versions: str, timeout: float = 10.0) -> None:
+        if not self._set_policy.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f"{SET_POLICY_SERVICE} is not offered")
+        future = self._set_policy.call_async(SetPolicy.Request(policy=policy, versions=versions))
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.005)
+        if not future.done() or not future.result().success:
+            why = future.result().message if future.done() else f"no answer in {timeout:g} s"
+            raise RuntimeError(f"{SET_POLICY_SERVICE} {policy}/{versions} refused: {why}")
+
+    def count(self, task: str, first: int) -> tuple[int, int]:
+        """(Outcomes, results) heard for the task's frames from `first` on."""
         with self._lock:
-            self._records.append(rec)
+            return (sum(1 for o in self._outcomes if o.task == task and o.frame >= first),
+                    sum(1 for t in self._heard[task] if t.frame >= first))
 
-    def count(self, task: str, first: int) -> int:
-        with self._lock:
-            return sum(1 for r in self._records if r.task == task and r.frame >= first)
-
-    def take(self) -> list[JobRecord]:
-        with self._lock:
-            out, self._records = self._records, []
-        return out
+    def take(self) -> tuple[dict[str, list[FrameTiming]], list[FrameOutcome]]:
+        return self._take_all()
 
 
 def _submitted(counters: Mapping[str, int]) -> int:
@@ -251,11 +350,13 @@ def _submitted(counters: Mapping[str, int]) -> int:
     return counters["received"] - counters["rate_limited"] - counters["rejected"]
 
 
-def _drain(coord, now: float) -> dict[str, int]:
-    """On the coordinating thread: each task's frames waiting or in flight, then dropped."""
-    left = coord.pending()
-    coord.drain(now)
-    return left
+def _record(o: FrameOutcome) -> JobRecord:
+    """A frame's end as the coordinator's record (times in s on the node's clock)."""
+    release = Time.from_msg(o.release).nanoseconds / 1e9
+    return JobRecord(o.task, o.frame, release, OUTCOMES[o.outcome],
+                     finished=None if math.isnan(o.latency_ms) else release + o.latency_ms / 1e3,
+                     started=None if math.isnan(o.queueing_ms) else release + o.queueing_ms / 1e3,
+                     error=o.error or None, versions=tuple(o.versions))
 
 
 class CameraProcess:
@@ -304,117 +405,97 @@ class CameraProcess:
 
 
 class BenchSystem:
-    """A container, the bag player in its own process, the monitor node on its own executor thread
-    and a record log."""
+    """The container in a process of its own (from the parameter file), the bag player in
+    another, and the bench's node on its own executor thread here: the bench reaches the container
+    only over its topics and its service."""
 
-    def __init__(self, config: Path, bag: Path, policy: str | None = None, versions: str | None = None,
-                 kernel_bag_dir: str | None = None, domain_id: int | None = None):
-        overrides = {"aaron_coordinator": [Parameter("kernel_bag_dir", value=kernel_bag_dir)]} if kernel_bag_dir else {}
-        self.container = Container(ContainerOptions(config, policy=policy, versions=versions,
-                                                    domain_id=domain_id, extra_overrides=overrides))
+    def __init__(self, config: Path, bag: Path, workdir: Path, policy: str | None = None,
+                 versions: str | None = None, kernel_bag_dir: str | None = None, domain_id: int | None = None):
+        self.config = load_config(config)
+        self.tasks = [c.name for c in self.config.components]
+        coordinator = {k: v for k, v in (("policy", policy), ("versions", versions),
+                                         ("kernel_bag_dir", kernel_bag_dir)) if v}
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.container: ContainerProcess | None = None
         try:
-            if self.container.failed:
-                raise RuntimeError(f"{config}: component(s) failed to load: {self.container.failed}")
-            self.service = self.container.coordinator.service
-            self.components = self.container.components
-            self.log = _RecordLog()
-            self.service.add_record_listener(self.log)
-            self.monitor = ResultMonitor({n: c.params.result_topic for n, c in self.components.items()},
-                                         self.container.context)
-            self._executor = SingleThreadedExecutor(context=self.container.context)
-            self._executor.add_node(self.monitor)
-            self._thread = threading.Thread(target=self._spin_monitor, name="bench-monitor", daemon=True)
+            domain = self.context.get_domain_id()
+            self.container = ContainerProcess(Path(config), workdir, domain, coordinator)
+            self.client = SystemClient({c.name: c.result_topic for c in self.config.components}, self.context)
+            self._executor = SingleThreadedExecutor(context=self.context)
+            self._executor.add_node(self.client)
+            self._thread = threading.Thread(target=self._spin, name="bench-monitor", daemon=True)
             self._thread.start()
-            if not self.monitor.wait_matched(10.0):
-                log.warning("bench monitor: not every result topic matched after 10 s")
-            self.camera = CameraProcess(bag, load_config(config).params_for("bag_player"),
-                                        self.container.context.get_domain_id())
+            status = self.client.status(timeout=START_TIMEOUT_S, alive=self.container.check)
+            missing = [t for t in self.tasks if t not in {s.task for s in status.tasks}]
+            if missing:
+                raise RuntimeError(f"{config}: component(s) {missing} failed to load:\n{self.container.tail()}")
+            self.status = status
+            end = time.monotonic() + WAIT_MATCHED_S
+            while not self.client.results_matched() and time.monotonic() < end:
+                time.sleep(0.01)
+            if not self.client.results_matched():
+                log.warning("bench monitor: not every result topic matched after %g s", WAIT_MATCHED_S)
+            self.camera = CameraProcess(bag, self.config.params_for("bag_player"), domain)
         except BaseException:
             self.close()
             raise
         outputs = set(self.camera.topics)
         # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
-        self._fed = {n: c.params.input_topic in outputs for n, c in self.components.items()}
-        listeners = {t: sum(c.params.input_topic == t for c in self.components.values()) for t in outputs}
-        self._read = [t for t, n in listeners.items() if n]  # the bag's topics some component reads
-        self._subscribers = min([listeners[t] for t in self._read] or [1])
+        self._fed = {c.name: c.input_topic in outputs for c in self.config.components}
+        listeners = {t: sum(c.input_topic == t for c in self.config.components) for t in outputs}
+        self._subscribers = min([n for n in listeners.values() if n] or [1])
 
-    def _matched(self) -> bool:
-        """Does every topic a component reads from the bag see the player's publisher?"""
-        return all(self.container.node.count_publishers(t) >= 1 for t in self._read)
-
-    def _spin_monitor(self) -> None:
-        while not self._stop.is_set() and self.container.context.ok():
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
             try:
                 self._executor.spin_once(timeout_sec=0.05)
             except Exception as exc:  # the context shutting down under it
-                if self.container.context.ok():
+                if self.context.ok():
                     log.warning("bench monitor: %s", exc)
 
-    def _spin_once(self) -> None:
-        try:
-            self.container.executor.spin_once(timeout_sec=0.02)
-        except Exception as exc:  # a component's callback raised: as Container.spin, report and go on
-            log.error("a callback raised: %s: %s", type(exc).__name__, exc)
+    def _matched(self) -> bool:
+        """Does every component fed by the bag hear the player's publisher (its own status says)?"""
+        status = self.client.status(alive=self.container.check)
+        return all(t.input_publishers >= 1 for t in status.tasks if self._fed.get(t.task))
 
-    def _counters(self) -> dict[str, dict[str, int]]:
-        return {n: dict(c.counters) for n, c in self.components.items()}
+    def _alive(self) -> None:
+        self.container.check()
+        time.sleep(0.02)
 
     def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> RunResult:
-        """Switch to `policy`, reset the counters, play the bag once and wait for its last results."""
-        svc = self.service
-        svc.switch_policy(policy, versions)
-        svc.reset_stats()  # runs on the coordinating thread after the switch: the new policy is in
-        before = self._counters()
+        """Switch to `policy`, play the bag once and wait for every frame's end and result."""
+        self.client.switch(policy, versions)
+        before = self.client.counts(alive=self.container.check)
         # A component numbers the frames it submits 0, 1, ...: this replay's are from `first` on.
         first = {n: _submitted(c) for n, c in before.items()}
-        self.log.take()
-        self.monitor.take()
-        cpu_before = thread_cpu()
-        frames, seconds = self.camera.play(self._subscribers, self._matched, self._spin_once)
+        self.client.take()
+        cpu_before = thread_cpu(self.container.pid)
+        frames, seconds = self.camera.play(self._subscribers, self._matched, self._alive)
 
-        last_change, seen = time.monotonic(), self._counters()
+        last_change, seen = time.monotonic(), None
         give_up = time.monotonic() + timeout_s
-        stalled: dict[str, int] = {}
-        idle_since, next_probe = None, 0.0
         while True:
-            self._spin_once()
-            now, counters = time.monotonic(), self._counters()
+            now = time.monotonic()
+            counters = self.client.counts(now, alive=self.container.check)
             if counters != seen:
                 last_change, seen = now, counters
-            submitted = {n: _submitted(c) for n, c in counters.items()}
             settled = now - last_change >= QUIET_S and all(
-                self.log.count(n, first[n]) >= submitted[n] - first[n]
-                and self.monitor.count(n, first[n]) >= counters[n]["published"] - before[n]["published"]
-                for n in counters)
+                ended >= _submitted(c) - first[n] and heard >= c["published"] - before[n]["published"]
+                for n, c in counters.items() for ended, heard in [self.client.count(n, first[n])])
             if settled or now >= give_up:
                 break
-            if now >= next_probe:
-                # Frames waiting while no stage runs: the policy holds them back for a frame that
-                # will never come (the bag ended). Nothing would wake the coordinator again, so
-                # they are counted as dropped, as a camera that stopped would leave them.
-                next_probe = now + 0.1
-                idle = svc.driver.call(lambda c: bool(c.pending()) and not c.running)
-                idle_since = (idle_since or now) if idle else None
-                if idle_since is not None and now - idle_since >= STALL_S:
-                    left = svc.driver.call(lambda c: _drain(c, svc.now()))
-                    idle_since = None
-                    for task, n in left.items():
-                        stalled[task] = stalled.get(task, 0) + n
-                    log.info("%s: frames left waiting with no stage running after the bag ended, counted as "
-                             "dropped: %s", policy, ", ".join(f"{k} {v}" for k, v in left.items() if v))
-        after, cpu_s = self._counters(), cpu_by_role(cpu_before, thread_cpu(), thread_role)
-        grant_us = svc.grant_us()
-        records, heard = self.log.take(), self.monitor.take()
+        after, cpu_s = seen, cpu_by_role(cpu_before, thread_cpu(self.container.pid), thread_role)
+        heard, outcomes = self.client.take()
 
         unsettled: dict[str, int] = {}
         out_records: list[JobRecord] = []
         counters: dict[str, dict[str, int]] = {}
-        for n in self.components:
+        for n in self.tasks:
             end = _submitted(after[n])
-            mine = {r.frame: r for r in records if r.task == n and first[n] <= r.frame < end}
+            mine = {o.frame: _record(o) for o in outcomes if o.task == n and first[n] <= o.frame < end}
             missing = [f for f in range(first[n], end) if f not in mine]
             if missing:  # not ended within the timeout: a frame that never came out is a miss
                 unsettled[n] = len(missing)
@@ -431,20 +512,24 @@ class BenchSystem:
                            "results": delta["published"], "converted": delta["converted"],
                            "shared": delta["shared"]}
         timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
-                   for n in self.components}
-        return RunResult(out_records, grant_us, seconds,
-                         Heard(timings, counters, frames, unsettled, {n: v for n, v in stalled.items() if v}, cpu_s))
+                   for n in self.tasks}
+        ours = [o for o in outcomes if o.task in first and o.frame >= first[o.task]]
+        return RunResult(out_records, [us for o in ours for us in o.decision_us], seconds,
+                         Heard(timings, counters, frames, unsettled, cpu_s,
+                               sum(ms for o in ours for ms in o.stage_cpu_ms) / 1e3))
 
     def close(self) -> None:
+        if self.container is not None:
+            self.container.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
         executor = getattr(self, "_executor", None)
         if executor is not None:
-            executor.remove_node(self.monitor)
-            self.monitor.destroy_node()
+            executor.remove_node(self.client)
+            self.client.destroy_node()
             executor.shutdown(timeout_sec=1.0)
-        self.container.shutdown()
+        self.context.try_shutdown()
 
     def __enter__(self) -> BenchSystem:
         return self
@@ -453,22 +538,11 @@ class BenchSystem:
         self.close()
 
 
-def single_component_config(config: Path, component: str, out_dir: Path) -> Path:
-    """The parameter file with only `component` in the container (its other sections kept)."""
-    data = yaml.safe_load(Path(config).read_text())
-    key = next(k for k in data if str(k).lstrip("/") == "aaron_container")
-    data[key]["ros__parameters"]["components"] = [component]
-    path = Path(out_dir) / f"{Path(config).stem}_{component}_alone.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 # --- the benchmark ----------------------------------------------------------------------------
 
 def _sum_counters(heard: Sequence[Heard], task: str) -> dict[str, int]:
     keys = ("frames", "received", "rate_limited", "rejected", "lost", "results", "converted", "shared")
     return {k: sum(h.counters[task][k] for h in heard) for k in keys} | {
-        "stalled": sum(h.stalled.get(task, 0) for h in heard),
         "unsettled": sum(h.unsettled.get(task, 0) for h in heard)}
 
 
@@ -489,27 +563,33 @@ class RosTarget(BenchTarget):
         # Each task fed at the camera's rate, at most its max_rate_hz.
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
                       for t in self.config.tasks()]
-        self._system_args = {"kernel_bag_dir": opts.kernel_bag_dir, "domain_id": opts.domain_id}
+        self._workdir = tempfile.TemporaryDirectory(prefix="aaron_ros_bench_")  # the files it runs from
+        self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir,
+                             "domain_id": opts.domain_id}
         self._system: BenchSystem | None = None
-        self.service = None
+        self.cores = self.config.coordinator.lanes or os.cpu_count() or 1  # the container's, on this machine
+        self.bags: dict[str, str] = {}  # model -> where its versions came from, as the container reports
+
+    def _started(self, system: BenchSystem) -> BenchSystem:
+        self.bags.update({t.model: t.kernel_bag for t in system.status.tasks})
+        return system
 
     def alone(self, task: TaskSpec) -> RunResult:
-        with tempfile.TemporaryDirectory(prefix="aaron_ros_bench_") as tmp:
-            cfg = single_component_config(self.opts.config, task.name, Path(tmp))
-            with BenchSystem(cfg, self.opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
-                             **self._system_args) as alone:
-                return alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, self.opts.settle_timeout_s)
+        cfg = single_component_config(self.opts.config, task.name, Path(self._workdir.name))
+        with self._started(BenchSystem(cfg, self.opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
+                                       **self._system_args)) as alone:
+            return alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, self.opts.settle_timeout_s)
 
     def replay(self, policy: str, versions: str) -> RunResult:
         if self._system is None:
-            self._system = BenchSystem(self.opts.config, self.opts.bag, **self._system_args)
-            self.service = self._system.service
+            self._system = self._started(BenchSystem(self.opts.config, self.opts.bag, **self._system_args))
         return self._system.replay(policy, versions, self.opts.settle_timeout_s)
 
     def close(self) -> None:
         if self._system is not None:
             self._system.close()
             self._system = None
+        self._workdir.cleanup()
 
     def workload(self) -> Workload:
         bag, config = self.opts.bag, self.config
@@ -518,12 +598,13 @@ class RosTarget(BenchTarget):
                                      f"{bag.name} ({self.fps:.0f} fps); a task's rate is the camera's, at most "
                                      f"its max_rate_hz. Latencies are the node's (release to done); end-to-end "
                                      f"ones are camera stamp to result heard."),
-                        lanes=self.service.cores, tasks=self.tasks, path=config.path)
+                        lanes=self.cores, tasks=self.tasks, path=config.path)
 
     def settings(self) -> dict:
-        o, svc = self.opts, self.service
+        o = self.opts
         return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.fps, "repeats": o.repeats,
-                "lanes": svc.cores, "lane_kind": resolve_kind(svc.options.device), "bags": bag_sources(svc.bags),
+                "lanes": self.cores, "lane_kind": resolve_kind(self.config.coordinator.device), "bags": self.bags,
+                "container": "aaron-ros run in a process of its own, reached over its topics and service",
                 "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
                 if o.isolation else "not run",
                 "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default")}
@@ -549,7 +630,7 @@ class RosTarget(BenchTarget):
             metrics[f"critical_{k}"] = worst(m[k] for m in critical)
 
 
-# The system's own threads, as a camera driver and a subscriber would run elsewhere.
+# The container's threads.
 SYSTEM_ROLES = ("executor", "coordinator", "lanes", "dds", "other")
 
 
@@ -566,7 +647,7 @@ def cpu_per_frame(results: Sequence[RunResult]) -> dict:
     # that is not model work.
     host = sum(t.parts[part].cpu_s for r in results for ts in r.extra.timings.values() for t in ts
                for part in (FramePart.CONVERSION, FramePart.POST) if part in t.parts)
-    stages = sum(t.cpu_s for r in results for rec in r.records for t in rec.stage_times) - host
+    stages = sum(r.extra.stages_cpu_s for r in results) - host
     outside = sum(spent.get(role, 0.0) for role in SYSTEM_ROLES if role != "other") - stages
     per = 1e3 / received if received else float("nan")
     return {"cpu_ms_per_frame": {role: sec * per for role, sec in sorted(spent.items())},
@@ -605,22 +686,22 @@ def render_e2e_markdown(report: dict) -> str:
                          fmt(m.get("e2e_p99_ms")), fmt(iso.get(t["name"], {}).get("e2e_p99_ms")),
                          fmt(m.get("transport_p50_ms")), fmt(m.get("transport_p99_ms")),
                          fmt(m.get("input_delay_p50_ms")), fmt(m.get("frames")), fmt(m.get("done")),
-                         fmt(m.get("dropped")), fmt(m.get("stalled")), fmt(m.get("failed")),
+                         fmt(m.get("dropped")), fmt(m.get("failed")),
                          fmt(m.get("rate_limited")), fmt(m.get("lost")), fmt(m.get("converted")),
                          fmt(m.get("shared"))])
     per_task = md_table(["policy", "task", "node p50 ms", "node p99 ms", "e2e p50 ms", "e2e p99 ms",
                        "e2e p99 alone", "transport p50 ms", "transport p99 ms", "input p50 ms", "frames",
-                       "done", "dropped", "of which stalled", "failed", "rate-limited", "lost", "converted",
+                       "done", "dropped", "failed", "rate-limited", "lost", "converted",
                        "shared"], rows)
     return "\n".join([
         "## End to end over ROS 2", "", summary, "",
         "End-to-end: camera stamp (set as the player, in its own process, publishes) to the result heard "
-        "by a subscriber in the container's process. Transport: end-to-end minus the node's latency (image delivery, "
+        "by the bench's node, in a process of its own. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
-        "Frames: published by the bag player; each is done, dropped (queue overload, or stalled: left "
-        "waiting with no stage running once the bag ended, held back by the policy for a frame that "
-        "never came), failed, rate-limited (above `max_rate_hz`, by design), rejected (a bad image) or "
+        "Frames: published by the bag player; each is done, dropped (its queue's overload rule, or it "
+        "could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "
+        "rejected (a bad image) or "
         "lost (never received). Miss rate is over the frames the coordinator got (done + dropped + "
         "failed). Converted: images this task turned into tensors, in its first granted stage (a frame "
         "dropped while waiting is never converted); shared: its tensor came from another component "

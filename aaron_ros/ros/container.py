@@ -84,8 +84,8 @@ class Container:
                              f"{self.failed[c.name]}")
                 continue
             self.components[c.name] = comp
-            if hasattr(comp, "counters"):
-                self.coordinator.task_counters[c.name] = lambda comp=comp: dict(comp.counters)
+            if hasattr(comp, "counts"):
+                self.coordinator.task_counters[c.name] = comp.counts
         if not self.components:
             raise RuntimeError(f"{self.config.path}: no component could be loaded: {self.failed}")
         self.coordinator.start()

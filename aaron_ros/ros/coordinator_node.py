@@ -4,7 +4,8 @@ switched at run time.
 Publishes `CoordinatorStatus` (with one `TaskStatus` per task) on /aaron/status and a
 `diagnostic_msgs/DiagnosticArray` on /diagnostics at `status_rate_hz`; with `publish_grants`,
 every finished stage as a `StageGrant` on /aaron/grants (with the pre- and post-processing
-it ran). Service /aaron/set_policy.
+it ran); with `publish_outcomes`, how every frame ended as a `FrameOutcome` on /aaron/outcomes.
+Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/bench.py`).
 """
 from __future__ import annotations
 
@@ -13,17 +14,27 @@ from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
-from aaron_ros.coordinator.types import Grant, StageTime
-from aaron_ros.msg import CoordinatorStatus, StageGrant, TaskStatus
+from aaron_ros.coordinator.types import Grant, JobRecord, Outcome, StageTime
+from aaron_ros.msg import CoordinatorStatus, FrameOutcome, StageGrant, TaskStatus
 from aaron_ros.ros.params import CoordinatorParams, params_from_node
 from aaron_ros.srv import SetPolicy
 
 STATUS_TOPIC = "/aaron/status"
 GRANTS_TOPIC = "/aaron/grants"
+OUTCOMES_TOPIC = "/aaron/outcomes"
 SET_POLICY_SERVICE = "/aaron/set_policy"
+
+
+# A component's counts a status carries (`PerceptionComponent.counts`).
+COUNTS = ("received", "rejected", "rate_limited", "published", "converted", "shared", "input_publishers")
+OUTCOME_CODES = {Outcome.DONE: FrameOutcome.OUTCOME_DONE, Outcome.DROPPED: FrameOutcome.OUTCOME_DROPPED,
+                 Outcome.FAILED: FrameOutcome.OUTCOME_FAILED}
+# A trace a benchmark counts frames from: every message kept until delivered.
+TRACE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def _finite(x: float) -> float:
@@ -40,7 +51,10 @@ class CoordinatorNode(Node):
         self.task_counters: dict[str, Callable[[], dict]] = {}
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, 100) if p.publish_grants else None
+        self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, TRACE_QOS) if p.publish_grants else None
+        if p.publish_outcomes:
+            self._outcome_pub = self.create_publisher(FrameOutcome, OUTCOMES_TOPIC, TRACE_QOS)
+            self.service.add_record_listener(self._publish_outcome)
         self._srv = self.create_service(SetPolicy, SET_POLICY_SERVICE, self._set_policy)
         self._timer = None
 
@@ -74,7 +88,8 @@ class CoordinatorNode(Node):
                 task=name, model=spec.model, criticality=spec.criticality, deadline_ms=spec.deadline_ms,
                 p50_ms=_finite(m["p50_ms"]), p95_ms=_finite(m["p95_ms"]), p99_ms=_finite(m["p99_ms"]),
                 miss_rate=_finite(m["miss_rate"]), fps=m["fps"], completed=t["done"], dropped=t["dropped"],
-                failed=t["failed"], rejected=extra.get("rejected", 0), rate_limited=extra.get("rate_limited", 0)))
+                failed=t["failed"], kernel_bag=self.service.bags[spec.model].fallback_reason or "kernel bag",
+                **{k: extra.get(k, 0) for k in COUNTS}))
         return out
 
     def publish_status(self) -> None:
@@ -115,3 +130,16 @@ class CoordinatorNode(Node):
             granted=Time(nanoseconds=int((grant.granted_at + offset) * 1e9)).to_msg(),
             finished=Time(nanoseconds=int((finished + offset) * 1e9)).to_msg(),
             pre_ms=timing.pre_s * 1e3 if timing else 0.0, post_ms=timing.post_s * 1e3 if timing else 0.0))
+
+    def _publish_outcome(self, rec: JobRecord) -> None:
+        """On the coordinating thread, as every frame ends."""
+        nan = float("nan")
+        offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
+        self._outcome_pub.publish(FrameOutcome(
+            task=rec.task, frame=rec.frame, outcome=OUTCOME_CODES[rec.outcome],
+            release=Time(nanoseconds=int((rec.release + offset) * 1e9)).to_msg(),
+            latency_ms=nan if rec.latency_s is None else rec.latency_s * 1e3,
+            queueing_ms=nan if rec.queueing_s is None else rec.queueing_s * 1e3,
+            deadline_ms=self.service.specs[rec.task].deadline_ms, versions=list(rec.versions),
+            stage_cpu_ms=[t.cpu_s * 1e3 for t in rec.stage_times],
+            decision_us=[t.decision_us for t in rec.stage_times], error=rec.error or ""))

@@ -124,6 +124,14 @@ class PerceptionComponent(Node):
             f"{p.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
 
+    def counts(self) -> dict[str, int]:
+        """Its frame counters since the start, and the publishers its input is matched with."""
+        try:
+            publishers = self._sub.get_publisher_count()
+        except Exception:  # rclpy's InvalidHandle: the node is destroyed (shut down), it hears none
+            publishers = 0
+        return {**self.counters, "input_publishers": publishers}
+
     # -- executor thread: frames in ------------------------------------------------------------
     def _on_image(self, data: bytes) -> None:
         """Takes the serialised image (a raw subscription), so deserialising is timed too."""

@@ -8,6 +8,7 @@ device-wide synchronise, so lanes do not stall one another.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from aaron_ros.common.cpu import name_os_thread
 
 LANE_KINDS = ("cpu", "cuda")
 
@@ -100,6 +103,7 @@ class Lane:
         # Holds for this thread only: each lane gets its own intra-op budget. torch makes the
         # setting thread-local only once the thread has read it: read first, or the thread
         # takes whatever count another thread set last.
+        name_os_thread(threading.current_thread().name)  # before torch starts its helpers here
         torch.get_num_threads()
         torch.set_num_threads(self.spec.threads)
         if self.kind == "cuda":

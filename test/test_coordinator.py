@@ -142,6 +142,7 @@ def test_overload_rules_drop_count_and_bound_the_queue(rule, expect_frames, expe
         assert len(coord.tasks["t"].queue) <= task.queue_size
     assert [j.frame for j in coord.tasks["t"].queue] == expect_frames
     assert sorted(r.frame for r in coord.records if r.outcome == "dropped") == expect_dropped
+    assert {r.error for r in coord.records} == {f"queue full ({rule})"}  # each says why
 
 
 def test_overloaded_run_drops_with_accounting_and_queues_stay_bounded():
@@ -253,6 +254,17 @@ def test_aaron_expects_a_critical_frame_after_the_gaps_it_has_seen():
         grants = coord.schedule(t)
         assert (grants == []) is held, stage_ms
         assert coord.recheck_at == (pytest.approx(0.2 + 0.005) if held else None)  # decide again when it is late
+
+
+def test_a_repeating_pattern_of_gaps_says_which_comes_next():
+    coord = _coordinator([CRIT], "aaron")
+    for f, release in enumerate((0.0, 0.033, 0.1)):  # 33, 67: no kind has come twice yet
+        coord.submit("det", f, release)
+    assert coord.tasks["det"].next_releases() == (pytest.approx(0.133), pytest.approx(0.167))
+    coord.submit("det", 3, 0.133)  # 33 again: last time a 67 followed it
+    assert coord.tasks["det"].next_releases() == (pytest.approx(0.2),)
+    coord.submit("det", 4, 0.2)  # and a 33 followed the 67
+    assert coord.tasks["det"].next_releases() == (pytest.approx(0.233),)
 
 
 def test_jitter_around_one_rate_is_one_kind_of_gap():

@@ -28,6 +28,9 @@ from aaron_ros.coordinator.types import (
 )
 from aaron_ros.coordinator.versions import VersionChooser, isolated_ms
 
+# Why a frame was dropped (JobRecord.error).
+TOO_LATE = "cannot meet its deadline"
+
 
 @dataclass
 class TaskState:
@@ -41,8 +44,10 @@ class TaskState:
     def next_releases(self) -> tuple[float, ...]:
         """When the next frame may come, earliest first: the last release plus each kind of gap
         seen lately. Gaps within a third of a period of each other are one kind. With one kind
-        (jitter around the task's rate, or too few frames yet) that is one period, the best guess;
-        a 30 Hz camera rate-limited to 20 Hz gives two kinds, 33 and 67 ms, each at its median."""
+        (jitter around the task's rate, or too few frames yet) that is one period, the best guess.
+        With more, a repeating pattern says which comes next: a 30 Hz camera rate-limited to 20 Hz
+        alternates 33 and 67 ms gaps, so after a 33 comes a 67. Without one, every kind, each at
+        its median."""
         if self.last_release is None:
             return ()
         kinds: list[list[float]] = []
@@ -53,7 +58,12 @@ class TaskState:
                 kinds.append([gap])
         if len(kinds) < 2:
             return (self.last_release + self.spec.period_s,)
-        return tuple(self.last_release + statistics.median(kind) for kind in kinds)
+        kind = {gap: i for i, k in enumerate(kinds) for gap in k}
+        seen = [kind[gap] for gap in self.gaps]
+        # The kind that followed the last kind the latest time it came before.
+        after = next((seen[i + 1] for i in range(len(seen) - 2, -1, -1) if seen[i] == seen[-1]), None)
+        picked = kinds if after is None else [kinds[after]]
+        return tuple(self.last_release + statistics.median(k) for k in picked)
 
 
 class Coordinator:
@@ -95,16 +105,17 @@ class Coordinator:
             state.gaps.append(release - state.last_release)
         state.last_release = release
         job = Job(spec, frame, release, state.stages, data, then=then)
+        full = f"queue full ({spec.overload.value})"
         if spec.overload is Overload.KEEP_LATEST:
             while state.queue:
-                self._record(state.queue.popleft(), Outcome.DROPPED, release)
+                self._record(state.queue.popleft(), Outcome.DROPPED, release, full)
             state.queue.append(job)
         elif len(state.queue) < spec.queue_size:
             state.queue.append(job)
         elif spec.overload is Overload.DROP_NEWEST:
-            self._record(job, Outcome.DROPPED, release)
+            self._record(job, Outcome.DROPPED, release, full)
         else:  # drop_oldest
-            self._record(state.queue.popleft(), Outcome.DROPPED, release)
+            self._record(state.queue.popleft(), Outcome.DROPPED, release, full)
             state.queue.append(job)
 
     def refuse(self, task: str, frame: int, release: float, reason: str) -> JobRecord:
@@ -169,7 +180,7 @@ class Coordinator:
         """Drop the frames that cannot meet their deadline even on their fastest versions with
         nothing beside them: waiting ones before they start, and started ones between two
         stages (the rest of their work would only delay the frames behind them)."""
-        late = "cannot meet its deadline"
+        late = TOO_LATE
         for state in self.tasks.values():
             job = state.current
             if job is not None and not job.running and now + self._fastest_s(job, job.next_stage) > job.deadline:

@@ -78,6 +78,7 @@ from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload
 from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.common.report import fmt, md_table, pct
+from aaron_ros.coordinator.coordinator import TOO_LATE
 from aaron_ros.coordinator.live import COORDINATING_THREAD
 from aaron_ros.coordinator.metrics import percentiles, worst
 from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
@@ -618,6 +619,8 @@ class RosTarget(BenchTarget):
         timings = _timings(results, names)
         for t in names:
             metrics["tasks"][t].update(_sum_counters([r.extra for r in results], t), **timing_metrics(timings[t]))
+            metrics["tasks"][t]["dropped_too_late"] = sum(1 for r in results for rec in r.records
+                                                          if rec.task == t and rec.error == TOO_LATE)
         for t in names:
             metrics["tasks"][t]["frame_time"] = {
                 part: {"wall_ms": v.wall_s * 1e3, "cpu_ms": v.cpu_s * 1e3}
@@ -686,12 +689,12 @@ def render_e2e_markdown(report: dict) -> str:
                          fmt(m.get("e2e_p99_ms")), fmt(iso.get(t["name"], {}).get("e2e_p99_ms")),
                          fmt(m.get("transport_p50_ms")), fmt(m.get("transport_p99_ms")),
                          fmt(m.get("input_delay_p50_ms")), fmt(m.get("frames")), fmt(m.get("done")),
-                         fmt(m.get("dropped")), fmt(m.get("failed")),
+                         fmt(m.get("dropped")), fmt(m.get("dropped_too_late")), fmt(m.get("failed")),
                          fmt(m.get("rate_limited")), fmt(m.get("lost")), fmt(m.get("converted")),
                          fmt(m.get("shared"))])
     per_task = md_table(["policy", "task", "node p50 ms", "node p99 ms", "e2e p50 ms", "e2e p99 ms",
                        "e2e p99 alone", "transport p50 ms", "transport p99 ms", "input p50 ms", "frames",
-                       "done", "dropped", "failed", "rate-limited", "lost", "converted",
+                       "done", "dropped", "of which too late", "failed", "rate-limited", "lost", "converted",
                        "shared"], rows)
     return "\n".join([
         "## End to end over ROS 2", "", summary, "",
@@ -699,8 +702,8 @@ def render_e2e_markdown(report: dict) -> str:
         "by the bench's node, in a process of its own. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
-        "Frames: published by the bag player; each is done, dropped (its queue's overload rule, or it "
-        "could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "
+        "Frames: published by the bag player; each is done, dropped (its queue's overload rule, or too "
+        "late: it could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "
         "rejected (a bad image) or "
         "lost (never received). Miss rate is over the frames the coordinator got (done + dropped + "
         "failed). Converted: images this task turned into tensors, in its first granted stage (a frame "

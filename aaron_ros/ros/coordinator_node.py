@@ -19,6 +19,7 @@ from rclpy.time import Time
 
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.types import Grant, JobRecord, Outcome, StageTime
+from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome, StageGrant, TaskStatus
 from aaron_ros.ros.params import CoordinatorParams, params_from_node
 from aaron_ros.srv import SetPolicy
@@ -35,6 +36,15 @@ OUTCOME_CODES = {Outcome.DONE: FrameOutcome.OUTCOME_DONE, Outcome.DROPPED: Frame
                  Outcome.FAILED: FrameOutcome.OUTCOME_FAILED}
 # A trace a benchmark counts frames from: every message kept until delivered.
 TRACE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def versions_source(bag: KernelBag) -> str:
+    """Where a model's versions come from: its kernel bag (how many, of which backends), or why
+    it runs eager versions only."""
+    if bag.fallback_reason:
+        return bag.fallback_reason
+    versions = [v for per_stage in bag.versions.values() for v in per_stage]
+    return f"kernel bag: {len(versions)} versions ({', '.join(sorted({v.backend for v in versions}))})"
 
 
 def _finite(x: float) -> float:
@@ -88,7 +98,7 @@ class CoordinatorNode(Node):
                 task=name, model=spec.model, criticality=spec.criticality, deadline_ms=spec.deadline_ms,
                 p50_ms=_finite(m["p50_ms"]), p95_ms=_finite(m["p95_ms"]), p99_ms=_finite(m["p99_ms"]),
                 miss_rate=_finite(m["miss_rate"]), fps=m["fps"], completed=t["done"], dropped=t["dropped"],
-                failed=t["failed"], kernel_bag=self.service.bags[spec.model].fallback_reason or "kernel bag",
+                failed=t["failed"], kernel_bag=versions_source(self.service.bags[spec.model]),
                 **{k: extra.get(k, 0) for k in COUNTS}))
         return out
 

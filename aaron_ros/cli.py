@@ -20,6 +20,7 @@ DEFAULT_BAG = "data/sample_bag"  # a rosbag (camera recording), never a kernel b
 DEFAULT_RECORD_FPS = 30.0
 WAIT_SUBSCRIBERS_S = 10.0  # play --wait-subscribers
 MATCH_SETTLE_S = 0.5  # play: after the subscribers matched, and after the last frame
+TEARDOWN_S = 5.0  # play: for its DDS participant to go, after it said what it published
 
 
 class _OldName(argparse.Action):
@@ -101,7 +102,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all'")
     backends = tuple(args.backends.split(",")) if args.backends else CompileOptions.backends
     opts = CompileOptions(device=args.backend, backends=backends, kinds=tuple(args.kinds.split(",")),
-                          reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped)
+                          reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped,
+                          **({} if args.min_stage_ms is None else {"min_stage_ms": args.min_stage_ms}))
     compile_many(names, Path(args.out), opts, args.budget_s or DEFAULT_BUDGET_PER_MODEL_S * len(names))
     return 0
 
@@ -246,7 +248,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         params.append(Parameter("remap", value=args.remap))
     context = rclpy.Context()
     rclpy.init(args=[], context=context)
-    player = None
+    player, played = None, False
     try:
         player = BagPlayer(context=context, parameter_overrides=params)
         executor = SingleThreadedExecutor(context=context)
@@ -267,12 +269,34 @@ def _cmd_play(args: argparse.Namespace) -> int:
             raise player.error
         # Best effort drops what a writer had not delivered when it goes away: let the last frames land.
         time.sleep(MATCH_SETTLE_S)
+        print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s", flush=True)
+        played = True
     finally:
-        if player is not None:
-            player.destroy_node()
-        context.try_shutdown()
-    print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s")
+        if not _tear_down(player, context):
+            os._exit(0 if played else 1)
     return 0
+
+
+def _tear_down(node, context) -> bool:
+    """Destroy the node and its context within TEARDOWN_S; False when that did not end. Fast DDS
+    can hang for ever tearing down a participant with a TCP transport (eProsima/Fast-DDS#6066), and
+    LARGE_DATA, which camera images need, is TCP: the caller then leaves without it."""
+    import threading
+
+    def down() -> None:
+        if node is not None:
+            node.destroy_node()
+        context.try_shutdown()
+
+    thread = threading.Thread(target=down, daemon=True)
+    thread.start()
+    thread.join(TEARDOWN_S)
+    if thread.is_alive():
+        log.warning("the DDS participant did not go down within %g s; leaving without it", TEARDOWN_S)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reps", type=int, default=10, help="timed repetitions per condition, at most")
     c.add_argument("--retry-skipped", action="store_true",
                    help="try again the versions an earlier run left out for lack of time")
+    c.add_argument("--min-stage-ms", type=float,
+                   help="fuse consecutive model stages until each costs at least this many ms, eager and "
+                        "alone (default 1; 0: never); a new bag only, an earlier one keeps its stages")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_cmd_compile)
 

@@ -17,7 +17,7 @@ from aaron_ros.kernels.bag import BagError, load_bag, load_bag_or_eager, read_ma
 from aaron_ros.kernels.compile import CompileOptions, compile_bag
 from aaron_ros.kernels.show import show
 from aaron_ros.kernels.version import Artifact
-from aaron_ros.models import Stage, build_model
+from aaron_ros.models import Stage, build_model, fuse
 
 MODEL = "mobilenet_v3_small"
 KINDS = ("compute", "memory", "model")
@@ -52,7 +52,9 @@ def test_manifest_is_complete(built):
     assert m.conditions == ["isolation", "compute/light", "compute/medium", "compute/heavy",
                             "memory/light", "memory/medium", "memory/heavy",
                             "model/light", "model/medium", "model/heavy"]
-    assert len(m.stages) == len(graph.stages)
+    # Its stages: the model's own, fused into fewer (its 14 stages cost well under 1 ms each).
+    assert 1 <= len(m.stages) < len(graph.stages) == len([i for g in m.partition for i in g])
+    assert [s.name for s in m.stages] == [s.name for s in fuse(graph, m.partition).stages]
     for s in m.stages:
         backends = {v.backend for v in m.versions_of(s.index)}
         assert {"eager", "onnxruntime"} <= backends, f"stage {s.name} lacks versions: {backends}"
@@ -73,11 +75,12 @@ def test_bag_round_trips_and_runs_like_eager(built):
     bag = load_bag(out, graph)
     m = read_manifest(out)
     assert sum(len(v) for v in bag.versions.values()) == len(m.versions)
+    assert len(bag.graph.stages) == len(m.stages) < len(graph.stages)  # in the bag's stages
     x = torch.randn(1, *graph.input_shape)
     ref = graph.run_whole(x)
     for cond in m.conditions:
         y = x
-        for s in graph.stages:
+        for s in bag.graph.stages:
             y = bag.runner(bag.best(s.index, cond))(y)
         torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
     write_manifest(out, read_manifest(out))  # rewriting an unchanged manifest keeps it loadable
@@ -111,8 +114,9 @@ def test_missing_manifest_is_a_clear_error_and_falls_back(tmp_path, caplog):
     (lambda d: _edit(d, lambda m: m["device"].update(name="Other CPU")), "Other CPU"),
     (lambda d: _first_artifact(d).unlink(), "is missing"),
     (lambda d: _first_artifact(d).write_bytes(b"garbage"), "checksum"),
+    (lambda d: _edit(d, lambda m: m.update(partition=[[0, 2], [1]])), "stage partition does not fit"),
 ], ids=["bad-json", "schema", "no-versions", "torch", "weights", "device", "artifact-missing",
-        "artifact-corrupted"])
+        "artifact-corrupted", "partition"])
 def test_damaged_bag_is_refused_and_runtime_falls_back(bag_copy, damage, message, caplog):
     graph = build_model(MODEL)
     damage(bag_copy)
@@ -157,7 +161,7 @@ def test_unchecked_version_cannot_be_loaded(bag_copy, caplog):
     graph = build_model(MODEL)
     m = read_manifest(bag_copy)
     victim = next(v for v in m.versions if v.backend == "onnxruntime" and len(v.artifacts) == 1)
-    stage = graph.stages[victim.stage]
+    stage = fuse(graph, m.partition).stages[victim.stage]  # in the bag's stages
     wrong = Stage(stage.index, stage.name, module=_Scaled(stage.module))
     x = torch.randn(*m.stages[victim.stage].input_shape)
     (built_path,) = BACKENDS["onnxruntime"].build(wrong, x, victim.shape, bag_copy / "tmp", "wrong")
@@ -181,15 +185,16 @@ class _Scaled(torch.nn.Module):
 
 
 def test_tiny_budget_still_yields_a_complete_manifest(tmp_path):
-    report = compile_bag(MODEL, tmp_path / "bag", _opts(budget_s=0.5, kinds=("compute",)))
+    # min_stage_ms=0: the model's own stages, none fused.
+    report = compile_bag(MODEL, tmp_path / "bag", _opts(budget_s=0.5, kinds=("compute",), min_stage_ms=0))
     m = read_manifest(tmp_path / "bag")
-    assert len(m.stages) == len(build_model(MODEL).stages)
+    assert len(m.stages) == len(build_model(MODEL).stages) and m.partition == []
     assert all(any(v.backend == "eager" for v in m.versions_of(s.index)) for s in m.stages)
     assert all(set(v.profiles) == set(m.conditions) for v in m.versions)
     assert any("budget" in s["reason"] for s in m.skipped)
     assert report.seconds < 120
     # A re-run keeps the earlier run's decisions: nothing is built again.
-    again = compile_bag(MODEL, tmp_path / "bag", _opts(budget_s=0.5, kinds=("compute",)))
+    again = compile_bag(MODEL, tmp_path / "bag", _opts(budget_s=0.5, kinds=("compute",), min_stage_ms=0))
     assert again.built == 0 and again.profiled == 0
     assert {s["id"] for s in again.skipped} >= {s["id"] for s in m.skipped if "budget" in s["reason"]}
 

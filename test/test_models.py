@@ -25,6 +25,8 @@ from aaron_ros.models import (
     count_flops,
     count_params,
     describe,
+    fuse,
+    group_stages,
     init_weights,
     load_weights,
     model_names,
@@ -157,6 +159,39 @@ def test_wrap_sequential_gives_one_stage_per_child():
     out = graph.run_stages(x)
     assert out.shape == (2, 5 * 8 * 8)
     torch.testing.assert_close(out, graph.run_whole(x))
+
+
+def test_stages_are_grouped_until_each_is_worth_a_grant():
+    costs = [0.3, 0.4, 0.5, 2.0, 0.2, 0.9, 0.1]
+    assert group_stages(costs, [False] * 7, 1.0) == [[0, 1, 2], [3], [4, 5, 6]]
+    # A branch group stays alone; what is short before it stays a group of its own.
+    assert group_stages(costs, [False, False, True, False, False, False, False], 1.0) == [
+        [0, 1], [2], [3], [4, 5, 6]]
+    # A short end joins the group before it.
+    assert group_stages([1.5, 0.2], [False, False], 1.0) == [[0, 1]]
+    assert group_stages([0.2, 0.2], [False, True], 1.0) == [[0], [1]]
+    assert group_stages(costs, [False] * 7, 0.0) == [[i] for i in range(7)]
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "inception_v3"])
+def test_fused_stages_compute_the_whole_model(zoo, name):
+    graph = zoo(name)
+    n = len(graph.stages)
+    branch = [s.is_branch_group for s in graph.stages]
+    groups = group_stages([1.0] * n, branch, 3.0)
+    fused = fuse(graph, groups)
+    assert len(fused.stages) == len(groups) < n and [s.index for s in fused.stages] == list(range(len(groups)))
+    assert [s.is_branch_group for s in fused.stages] == [any(branch[i] for i in g) for g in groups]
+    assert all(not s.module.training for s in fused.stages)
+    x, seed = fresh_input(graph)
+    torch.testing.assert_close(fused.run_stages(x), graph.run_whole(x), rtol=1e-5, atol=1e-5,
+                               msg=lambda m: f"seed {seed}: {m}")
+    with pytest.raises(ValueError, match="once, in order"):
+        fuse(graph, [list(range(1, n)), [0]])
+    if any(branch):
+        i = branch.index(True)
+        with pytest.raises(ValueError, match="branch group"):
+            fuse(graph, [list(range(i + 1)), *([j] for j in range(i + 1, n))])
 
 
 def test_wrap_other_module_gives_one_stage():

@@ -79,8 +79,8 @@ def load_all(bags: BagDirs, bag_root: str | Path | None) -> dict[str, Loaded]:
         bags = {name: Path(bag_root) / name for name in bags}
     loaded = {}
     for name, path in bags.items():
-        graph = build_model(name)
-        loaded[name] = Loaded(load_bag(path, graph), stage_inputs(graph, CPU))
+        bag = load_bag(path, build_model(name))
+        loaded[name] = Loaded(bag, stage_inputs(bag.graph, CPU))  # in the bag's stages
     return loaded
 
 

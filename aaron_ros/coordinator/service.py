@@ -67,8 +67,9 @@ class ModelSet:
         graph = self.graphs.get(model) or build_model(model, weights=weights)
         if model not in self.bags:
             self.bags[model] = load_bag_or_eager(bag_dir, graph)
-        self.graphs[model] = graph
-        return graph
+        # In the bag's stages: a bag may fuse the model's own (see kernels/compile.py).
+        self.graphs[model] = self.bags[model].graph
+        return self.graphs[model]
 
 
 class CoordinatorService:

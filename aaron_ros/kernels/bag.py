@@ -23,7 +23,7 @@ from aaron_ros.kernels.backends import get_backend
 from aaron_ros.kernels.background.levels import ISOLATION
 from aaron_ros.kernels.check import check_version
 from aaron_ros.kernels.version import ResourceShape, Version, version_id
-from aaron_ros.models import Stage, StageGraph
+from aaron_ros.models import Stage, StageGraph, fuse
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class Manifest:
     versions: list[Version]
     calibration: dict = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)  # {"id", "reason"}: left out, and why
+    # The bag's stages as groups of the model's own, each group fused into one stage
+    # (`stage_graph.fuse`); empty: the model's own stages.
+    partition: list[list[int]] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: int = SCHEMA_VERSION
 
@@ -126,6 +129,16 @@ def read_manifest(bag_dir: str | Path) -> Manifest:
         return Manifest.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise BagError(f"kernel bag manifest {path} is corrupted: {type(exc).__name__}: {exc}") from None
+
+
+def partitioned(manifest: Manifest, graph: StageGraph) -> StageGraph:
+    """The model's graph cut into the bag's stages."""
+    if not manifest.partition:
+        return graph
+    try:
+        return fuse(graph, manifest.partition)
+    except ValueError as exc:
+        raise BagError(f"the bag's stage partition does not fit the model: {exc}") from None
 
 
 def compatibility_problems(manifest: Manifest, graph: StageGraph, device: torch.device) -> list[str]:
@@ -204,13 +217,15 @@ def reference_stage(stage: Stage) -> Stage:
 
 def load_bag(bag_dir: str | Path, graph: StageGraph, device: torch.device | str = "cpu",
              verify: bool = True) -> KernelBag:
-    """Load and validate a bag for `graph`; raises BagError naming what is wrong.
+    """Load and validate a bag for `graph` (the model's own stages; the bag's `graph` is cut into
+    the bag's stages); raises BagError naming what is wrong.
 
     With `verify`, every version is checked again against the eager stage on fresh inputs;
     a version that fails is left out with a warning (its eager stage remains).
     """
     bag_dir, device = Path(bag_dir), torch.device(device)
     manifest = read_manifest(bag_dir)
+    graph = partitioned(manifest, graph)
     problems = compatibility_problems(manifest, graph, device) + artifact_problems(manifest, bag_dir)
     if problems:
         raise BagError(f"kernel bag {bag_dir} cannot be used: " + "; ".join(problems))

@@ -8,6 +8,10 @@ under a condition is not taken again, so a re-run only does what changed.
 A time budget orders the work: eager versions always, cheap backends next, the expensive
 inductor builds last and largest stages first; timed repetitions shrink to fit what is left.
 A version that cannot be profiled completely is left out, so the manifest is always complete.
+
+The bag's stages are a compile-time choice, as in IOS: consecutive model stages too small to be
+worth a grant of their own are fused into one stage (`min_stage_ms`), and the bag keeps that
+partition, which the runtime applies to the model when it loads the bag.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from aaron_ros.kernels.bag import (
     StageInfo,
     compatibility_problems,
     device_signature,
+    partitioned,
     read_manifest,
     reference_stage,
     sha256_file,
@@ -47,7 +52,7 @@ from aaron_ros.kernels.profile import (
     stage_timer,
 )
 from aaron_ros.kernels.version import Artifact, ResourceShape, Version, version_id
-from aaron_ros.models import Stage, StageGraph, build_model, describe
+from aaron_ros.models import Stage, StageGraph, build_model, describe, fuse, group_stages
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,9 @@ BUILD_COST_S = {"eager": 0.0, "onnxruntime": 1.0, "inductor": 30.0, "tensorrt": 
 BUILD_SHARE = 0.5
 PRESSURE_REPS = 7
 PRESSURE_S = 0.05 * PRESSURE_REPS * 2  # rough: probe runs for compute and memory
+# A stage a grant is worth: about 30 times a grant's decision (20-40 µs), and above the hand-offs
+# to and from a lane thread.
+MIN_STAGE_MS = 1.0
 
 
 @dataclass
@@ -71,6 +79,9 @@ class CompileOptions:
     min_reps: int = 3
     warmup: int = 2
     seed: int = 0
+    # Consecutive stages are fused until each costs at least this (eager, alone): a stage is
+    # worth a grant only well above the grant's own cost (decision and hand-offs). 0: never.
+    min_stage_ms: float = MIN_STAGE_MS
     progress: bool = True
     retry_skipped: bool = False  # try again what an earlier run left out for lack of time
 
@@ -178,9 +189,10 @@ def source_hash(stage: Stage, x: torch.Tensor, cand: Candidate) -> str:
 
 
 def previous_manifest(bag_dir: Path, graph: StageGraph, device: torch.device) -> Manifest | None:
-    """An earlier bag in the same place, if it can serve as a cache."""
+    """An earlier bag in the same place, if it can serve as a cache (with its stage partition)."""
     try:
         old = read_manifest(bag_dir)
+        graph = partitioned(old, graph)
     except BagError as exc:
         if (bag_dir / "manifest.json").exists():
             log.warning("%s: not used as cache", exc)
@@ -206,13 +218,26 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
     old_skips = {} if (old is None or opts.retry_skipped) else {
         s["id"]: s["reason"] for s in old.skipped if s["reason"].startswith("time budget")}
 
-    inputs = stage_inputs(graph, device)
     conditions = conditions_for(tuple(opts.kinds))
     lanes = LaneSet(device, count=max(2, max(opts.thread_counts())))
     report = CompileReport(bag_dir, manifest=None)  # type: ignore[arg-type]
     calibration = dict(old.calibration) if old else {}
     try:
+        # The stage partition: an earlier bag's (so its versions stay reusable), or fused from
+        # the model's stages by their eager cost.
+        partition = old.partition if old else []
+        inputs = stage_inputs(graph, device)
         eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
+        if old is None and opts.min_stage_ms > 0:
+            groups = group_stages([eager_cost[s.index] * 1e3 for s in graph.stages],
+                                  [s.is_branch_group for s in graph.stages], opts.min_stage_ms)
+            partition = groups if len(groups) < len(graph.stages) else []
+        if partition:
+            graph = fuse(graph, partition)
+            log.info("%s: %d stages fused into %d of at least %g ms each", graph.name,
+                     sum(map(len, partition)), len(partition), opts.min_stage_ms)
+            inputs = stage_inputs(graph, device)
+            eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
         cands, report.skipped = candidates(graph, opts, device, eager_cost)
         versions, timers, costs = _build_all(cands, graph, inputs, bag_dir, old_versions, old_skips, opts,
                                              device, lanes, deadline, len(conditions), eager_cost, report)
@@ -232,7 +257,8 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
                 for s in graph.stages],
         versions=sorted(versions, key=lambda v: (v.stage, v.backend, v.shape.key)),
         calibration=calibration,
-        skipped=report.skipped)
+        skipped=report.skipped,
+        partition=[list(g) for g in partition])
     write_manifest(bag_dir, manifest)
     report.manifest = manifest
     report.seconds = time.monotonic() - t_start

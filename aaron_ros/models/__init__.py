@@ -3,7 +3,7 @@ from .detection import Detections, YoloDecoder, batched_nms, box_iou
 from .flops import count_flops, count_params
 from .postprocess import Classification, argmax_mask, top_k_classes
 from .registry import ZOO, ModelInfo, build_model, describe, model_names
-from .stage_graph import Branches, Stage, StageGraph, wrap
+from .stage_graph import Branches, Stage, StageGraph, fuse, group_stages, wrap
 from .weights import WeightsError, init_weights, load_weights
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "count_flops",
     "count_params",
     "describe",
+    "fuse",
+    "group_stages",
     "init_weights",
     "load_weights",
     "model_names",

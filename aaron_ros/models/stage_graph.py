@@ -86,6 +86,57 @@ class StageGraph:
         return self.model(x)
 
 
+def group_stages(costs_ms: Sequence[float], branch_groups: Sequence[bool], min_ms: float) -> list[list[int]]:
+    """Consecutive stages grouped so that each group costs at least `min_ms` where it can, as a
+    kernel bag fuses them (each stage a grant must be worth the grant): a group closes once it
+    reaches `min_ms`, a branch group stays alone (its branches may run side by side), and what is
+    left short at the end joins the group before it."""
+    groups: list[list[int]] = []
+    open_group: list[int] = []
+    cost = 0.0
+    for i, (ms, branch) in enumerate(zip(costs_ms, branch_groups, strict=True)):
+        if branch:
+            groups += [open_group, [i]] if open_group else [[i]]
+            open_group, cost = [], 0.0
+            continue
+        open_group.append(i)
+        cost += ms
+        if cost >= min_ms:
+            groups.append(open_group)
+            open_group, cost = [], 0.0
+    if open_group:
+        if groups and not branch_groups[groups[-1][-1]]:
+            groups[-1] += open_group
+        else:
+            groups.append(open_group)
+    return groups
+
+
+def fuse(graph: StageGraph, groups: Sequence[Sequence[int]]) -> StageGraph:
+    """The graph with each group of its consecutive stages made one stage (in order, every stage
+    once; a branch group only alone). The stages compute what the model computes, as before."""
+    n = len(graph.stages)
+    if [i for g in groups for i in g] != list(range(n)) or not all(groups):
+        raise ValueError(f"{graph.name}: stage groups {[list(g) for g in groups]} do not cover its "
+                         f"{n} stages once, in order")
+    stages = []
+    for k, group in enumerate(groups):
+        parts = [graph.stages[i] for i in group]
+        names = [s.name.split("_", 1)[-1] for s in parts]
+        if len(parts) == 1:
+            s = parts[0]
+            stages.append(Stage(k, f"{k:02d}_{names[0]}", s.module, s.branches))
+            continue
+        if any(s.is_branch_group for s in parts):
+            raise ValueError(f"{graph.name}: a branch group is fused only alone, got group {list(group)}")
+        # In eval mode as the model is: an exporter restoring a new container's training mode
+        # would switch its batch norms to training, which changes their statistics.
+        module = nn.Sequential(*(s.module for s in parts)).eval()
+        stages.append(Stage(k, f"{k:02d}_{names[0]}-{names[-1]}", module))
+    return StageGraph(graph.name, graph.input_shape, stages, graph.model, graph.output_kind,
+                      graph.postprocess, dict(graph.extra))
+
+
 def wrap(model: nn.Module, name: str, input_shape: tuple[int, int, int], **kwargs) -> StageGraph:
     """Turn any module into a stage graph.
 

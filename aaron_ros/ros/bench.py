@@ -104,7 +104,8 @@ SETTLE_TIMEOUT_S = 30.0
 QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no frame is coming
 WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
-STOP_TIMEOUT_S = 20.0  # for the container to stop after SIGINT
+STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
+PLAYER_SLACK_S = 30.0
 STATUS_RATE_HZ = 10.0  # the container's status rate under the bench: counters the bench settles on
 OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
             FrameOutcome.OUTCOME_FAILED: Outcome.FAILED}
@@ -372,6 +373,10 @@ class CameraProcess:
                      "--qos", str(params.get("qos", "sensor_data")),
                      *(["--remap", *params["remap"]] if remaps else [])]
         self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
+        frames, fps = bag_info(bag)
+        span_s = frames / fps / float(params.get("rate", 1.0)) if np.isfinite(fps) and fps > 0 else 0.0
+        # Its subscribers' wait, the bag at its rate, the wait for its DDS participant to go, and slack.
+        self._limit_s = 2 * WAIT_MATCHED_S + span_s + PLAYER_SLACK_S
 
     def play(self, subscribers: int, matched: Callable[[], bool],
              while_playing: Callable[[], None]) -> tuple[int, float]:
@@ -389,8 +394,11 @@ class CameraProcess:
                 log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
             proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
             proc.stdin.flush()
-            while proc.poll() is None:
+            give_up = time.monotonic() + self._limit_s
+            while proc.poll() is None and time.monotonic() < give_up:
                 while_playing()
+            if proc.poll() is None:
+                raise RuntimeError(f"the bag player ({' '.join(cmd)}) has not ended after {self._limit_s:.0f} s")
             out, err = proc.communicate()
         finally:
             if proc.poll() is None:

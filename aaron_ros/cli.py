@@ -9,6 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
+from aaron_ros.common.bounded import finished_within
 from aaron_ros.common.paths import KERNEL_BAG_DIR
 
 log = logging.getLogger("aaron_ros")
@@ -272,31 +273,18 @@ def _cmd_play(args: argparse.Namespace) -> int:
         print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s", flush=True)
         played = True
     finally:
-        if not _tear_down(player, context):
+        def down() -> None:
+            if player is not None:
+                player.destroy_node()
+            context.try_shutdown()
+
+        # LARGE_DATA, which camera images need, is TCP: its teardown can hang (see finished_within).
+        if not finished_within(down, TEARDOWN_S, "play-teardown"):
+            log.warning("the DDS participant did not go down within %g s; leaving without it", TEARDOWN_S)
+            sys.stdout.flush()
+            sys.stderr.flush()
             os._exit(0 if played else 1)
     return 0
-
-
-def _tear_down(node, context) -> bool:
-    """Destroy the node and its context within TEARDOWN_S; False when that did not end. Fast DDS
-    can hang for ever tearing down a participant with a TCP transport (eProsima/Fast-DDS#6066), and
-    LARGE_DATA, which camera images need, is TCP: the caller then leaves without it."""
-    import threading
-
-    def down() -> None:
-        if node is not None:
-            node.destroy_node()
-        context.try_shutdown()
-
-    thread = threading.Thread(target=down, daemon=True)
-    thread.start()
-    thread.join(TEARDOWN_S)
-    if thread.is_alive():
-        log.warning("the DDS participant did not go down within %g s; leaving without it", TEARDOWN_S)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return False
-    return True
 
 
 def build_parser() -> argparse.ArgumentParser:

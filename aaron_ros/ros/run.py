@@ -1,10 +1,12 @@
 """`aaron-ros run`: the container without the launch system, with a live per-task table."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
 
+from aaron_ros.common.bounded import finished_within
 from aaron_ros.common.report import text_table
 from aaron_ros.coordinator.timing import PHASES, phase_ms
 from aaron_ros.ros.container import Container, ContainerOptions
@@ -30,6 +32,10 @@ def status_table(container: Container) -> str:
             f"latency and fps over the last {svc.options.status_window_s:g} s; in/wait/model/out: a result's "
             f"mean time coming in, waiting, in the model and going out (last {RECENT_FRAMES} results)\n"
             + text_table(head, rows, left=3))
+
+
+# For the container's drain (2 s) and its DDS teardown, which can hang (see finished_within).
+SHUTDOWN_S = 10.0
 
 
 def run(config: str | Path, bag: str | None = None, duration_s: float | None = None, policy: str | None = None,
@@ -63,7 +69,11 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
         try:
             container.spin(duration_s, on_tick=draw if table else None, tick_s=tick)
         finally:
-            container.shutdown()
+            if not finished_within(container.shutdown, SHUTDOWN_S, "container-shutdown"):
+                print(f"the container did not shut down within {SHUTDOWN_S:g} s (a DDS participant's teardown); "
+                      "leaving without it", file=sys.stderr, flush=True)
+                print(status_table(container), flush=True)
+                os._exit(0)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)

@@ -17,7 +17,7 @@ pytest.importorskip("rclpy")
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart  # noqa: E402
-from aaron_ros.ros.bench import CameraProcess, single_component_config  # noqa: E402
+from aaron_ros.ros.bench import PRIVATE_DOMAINS, CameraProcess, bench_domain, single_component_config  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
@@ -171,6 +171,14 @@ def test_single_component_config_keeps_the_rest_of_the_file(bench, tmp_path):
     assert [c.name for c in cfg.components] == ["segment"]
     assert cfg.component("segment").max_rate_hz == 5.0 and cfg.component("segment").input_topic == "/cam/image"
     assert "classify" in cfg.nodes  # kept as another node's section: harmless
+
+
+def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "42")
+    assert bench_domain() == 42
+    monkeypatch.delenv("ROS_DOMAIN_ID")
+    picked = {bench_domain() for _ in range(50)}
+    assert all(PRIVATE_DOMAINS[0] <= d < PRIVATE_DOMAINS[1] for d in picked) and 0 not in picked
 
 
 @pytest.mark.parametrize("argv", [

@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import signal
 import subprocess
@@ -106,6 +107,7 @@ WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
 STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
 PLAYER_SLACK_S = 30.0
+PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast DDS takes 0-232)
 STATUS_RATE_HZ = 10.0  # the container's status rate under the bench: counters the bench settles on
 OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
             FrameOutcome.OUTCOME_FAILED: Outcome.FAILED}
@@ -122,7 +124,7 @@ class RosBenchOptions:
     repeats: int = 2
     kernel_bag_dir: str | None = None  # None: the file's `kernel_bag_dir`
     isolation: bool = True
-    domain_id: int | None = None  # None: ROS_DOMAIN_ID or 0
+    domain_id: int | None = None  # None: bench_domain()
     settle_timeout_s: float = SETTLE_TIMEOUT_S
     progress: bool = True
 
@@ -560,6 +562,15 @@ def _timings(results: Sequence[RunResult], tasks: Sequence[str]) -> dict[str, li
     return {t: [x for r in results for x in r.extra.timings[t]] for t in tasks}
 
 
+def bench_domain() -> int:
+    """The ROS domain the bench runs its processes on: ROS_DOMAIN_ID where it is set, else one of
+    its own, so that a robot's own camera and nodes on the default domain 0 neither feed the
+    container under test nor answer its topics."""
+    if os.environ.get("ROS_DOMAIN_ID", "").strip():
+        return int(os.environ["ROS_DOMAIN_ID"])
+    return random.randrange(*PRIVATE_DOMAINS)
+
+
 class RosTarget(BenchTarget):
     """The bench driver's target over ROS 2: each task alone in a container of its own, the
     policies in one container (opened at the first replay) switched from replay to replay."""
@@ -573,8 +584,10 @@ class RosTarget(BenchTarget):
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
                       for t in self.config.tasks()]
         self._workdir = tempfile.TemporaryDirectory(prefix="aaron_ros_bench_")  # the files it runs from
+        domain = bench_domain() if opts.domain_id is None else opts.domain_id
+        log.info("ros bench: container, camera and monitor on ROS domain %d", domain)
         self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir,
-                             "domain_id": opts.domain_id}
+                             "domain_id": domain}
         self._system: BenchSystem | None = None
         self.cores = self.config.coordinator.lanes or os.cpu_count() or 1  # the container's, on this machine
         self.bags: dict[str, str] = {}  # model -> where its versions came from, as the container reports

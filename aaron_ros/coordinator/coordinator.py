@@ -180,14 +180,13 @@ class Coordinator:
         """Drop the frames that cannot meet their deadline even on their fastest versions with
         nothing beside them: waiting ones before they start, and started ones between two
         stages (the rest of their work would only delay the frames behind them)."""
-        late = TOO_LATE
         for state in self.tasks.values():
             job = state.current
             if job is not None and not job.running and now + self._fastest_s(job, job.next_stage) > job.deadline:
-                self._finish(job, Outcome.DROPPED, now, late)
+                self._finish(job, Outcome.DROPPED, now, TOO_LATE)
             for job in [j for j in state.queue if now + self._fastest_s(j, 0) > j.deadline]:
                 state.queue.remove(job)
-                self._record(job, Outcome.DROPPED, now, late)
+                self._record(job, Outcome.DROPPED, now, TOO_LATE)
 
     def _fastest_s(self, job: Job, stage: int) -> float:
         """The time of the job's stages from `stage` on, each on its fastest version alone (s); a

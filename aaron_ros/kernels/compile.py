@@ -236,8 +236,9 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
             graph = fuse(graph, partition)
             log.info("%s: %d stages fused into %d of at least %g ms each", graph.name,
                      sum(map(len, partition)), len(partition), opts.min_stage_ms)
-            inputs = stage_inputs(graph, device)
-            eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
+            # A fused stage takes its first stage's input and costs what its stages cost.
+            inputs = [inputs[g[0]] for g in partition]
+            eager_cost = {k: sum(eager_cost[i] for i in g) for k, g in enumerate(partition)}
         cands, report.skipped = candidates(graph, opts, device, eager_cost)
         versions, timers, costs = _build_all(cands, graph, inputs, bag_dir, old_versions, old_skips, opts,
                                              device, lanes, deadline, len(conditions), eager_cost, report)

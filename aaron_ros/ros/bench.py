@@ -273,19 +273,13 @@ class SystemClient(Node):
         self._tasks = list(results)
         self._lock = threading.Lock()
         self._status: tuple[float, CoordinatorStatus] | None = None  # (when heard, monotonic), the latest
-        self._take_all()
+        self._heard: dict[str, list[FrameTiming]] = {task: [] for task in self._tasks}
+        self._outcomes: list[FrameOutcome] = []
         self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m),
                                                TRACE_QOS) for task, topic in results.items()]
         self.create_subscription(FrameOutcome, OUTCOMES_TOPIC, self._on_outcome, TRACE_QOS)
         self.create_subscription(CoordinatorStatus, STATUS_TOPIC, self._on_status, 10)
         self._set_policy = self.create_client(SetPolicy, SET_POLICY_SERVICE)
-
-    def _take_all(self) -> tuple[dict, list]:
-        with self._lock:
-            out = getattr(self, "_heard", {}), getattr(self, "_outcomes", [])
-            self._heard: dict[str, list[FrameTiming]] = {task: [] for task in self._tasks}
-            self._outcomes: list[FrameOutcome] = []
-        return out
 
     def _on_result(self, task: str, msg: InferenceResult) -> None:
         now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
@@ -346,7 +340,11 @@ class SystemClient(Node):
                     sum(1 for t in self._heard[task] if t.frame >= first))
 
     def take(self) -> tuple[dict[str, list[FrameTiming]], list[FrameOutcome]]:
-        return self._take_all()
+        """What was heard since the last take (results per task, outcomes), and start afresh."""
+        with self._lock:
+            out = self._heard, self._outcomes
+            self._heard, self._outcomes = {task: [] for task in self._tasks}, []
+        return out
 
 
 def _submitted(counters: Mapping[str, int]) -> int:
@@ -501,12 +499,14 @@ class BenchSystem:
         after, cpu_s = seen, cpu_by_role(cpu_before, thread_cpu(self.container.pid), thread_role)
         heard, outcomes = self.client.take()
 
+        # This replay's frames: from `first` on, up to what the components had handed over at the end.
+        ours = [o for o in outcomes if o.task in first and first[o.task] <= o.frame < _submitted(after[o.task])]
         unsettled: dict[str, int] = {}
         out_records: list[JobRecord] = []
         counters: dict[str, dict[str, int]] = {}
         for n in self.tasks:
             end = _submitted(after[n])
-            mine = {o.frame: _record(o) for o in outcomes if o.task == n and first[n] <= o.frame < end}
+            mine = {o.frame: _record(o) for o in ours if o.task == n}
             missing = [f for f in range(first[n], end) if f not in mine]
             if missing:  # not ended within the timeout: a frame that never came out is a miss
                 unsettled[n] = len(missing)
@@ -524,7 +524,6 @@ class BenchSystem:
                            "shared": delta["shared"]}
         timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
                    for n in self.tasks}
-        ours = [o for o in outcomes if o.task in first and o.frame >= first[o.task]]
         return RunResult(out_records, [us for o in ours for us in o.decision_us], seconds,
                          Heard(timings, counters, frames, unsettled, cpu_s,
                                sum(ms for o in ours for ms in o.stage_cpu_ms) / 1e3))

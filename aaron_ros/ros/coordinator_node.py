@@ -132,22 +132,25 @@ class CoordinatorNode(Node):
     def _publish_grant(self, grant: Grant, finished: float, timing: StageTime | None) -> None:
         """On the coordinating thread; service-clock times are mapped onto the node's clock."""
         job = grant.request.job
-        offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
+        granted, finished = self._on_node_clock(grant.granted_at, finished)
         graph = self.service.graphs[job.task.model]
         self._grant_pub.publish(StageGrant(
             task=job.task.name, frame=job.frame, stage=grant.request.stage,
             stage_name=graph.stages[grant.request.stage].name, version=grant.version.id, lane=grant.lane,
-            granted=Time(nanoseconds=int((grant.granted_at + offset) * 1e9)).to_msg(),
-            finished=Time(nanoseconds=int((finished + offset) * 1e9)).to_msg(),
+            granted=granted, finished=finished,
             pre_ms=timing.pre_s * 1e3 if timing else 0.0, post_ms=timing.post_s * 1e3 if timing else 0.0))
+
+    def _on_node_clock(self, *times: float) -> list:
+        """Service-clock times (s) as stamps on the node's clock."""
+        offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
+        return [Time(nanoseconds=int((t + offset) * 1e9)).to_msg() for t in times]
 
     def _publish_outcome(self, rec: JobRecord) -> None:
         """On the coordinating thread, as every frame ends."""
         nan = float("nan")
-        offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
+        (release,) = self._on_node_clock(rec.release)
         self._outcome_pub.publish(FrameOutcome(
-            task=rec.task, frame=rec.frame, outcome=OUTCOME_CODES[rec.outcome],
-            release=Time(nanoseconds=int((rec.release + offset) * 1e9)).to_msg(),
+            task=rec.task, frame=rec.frame, outcome=OUTCOME_CODES[rec.outcome], release=release,
             latency_ms=nan if rec.latency_s is None else rec.latency_s * 1e3,
             queueing_ms=nan if rec.queueing_s is None else rec.queueing_s * 1e3,
             deadline_ms=self.service.specs[rec.task].deadline_ms, versions=list(rec.versions),

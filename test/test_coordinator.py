@@ -7,6 +7,7 @@ import pytest
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.policies import POLICIES, make_policy
 from aaron_ros.coordinator.sim import simulate
+from aaron_ros.coordinator.slack import Margin
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser
 from aaron_ros.kernels.bag import KernelBag
@@ -200,6 +201,75 @@ def test_elastic_shrinks_normal_stages_to_what_critical_leaves():
     assert alone.version.shape.threads == 2  # nothing critical running: it may use all cores
 
 
+def test_aaron_sizes_a_critical_stage_by_its_slack():
+    """det: 3 stages of 5 ms on one thread, 3 ms on two; deadline 40 ms, margin 1.25 at first."""
+    coord = _coordinator([CRIT, SIGN], "aaron")
+    coord.submit("det", 0, 0.0)
+    coord.submit("sign", 0, 0.0)
+    grants = {g.request.job.task.name: g for g in coord.schedule(0.0)}
+    assert grants["det"].version.shape.threads == 1  # 1.25 x 15 ms ends well before 40 ms
+    assert grants["sign"].version.shape.threads == 1  # the core it left
+    # Without slack: 22 ms late to start, one thread would end at 22 + 1.25 x 15 > 40 ms.
+    coord = _coordinator([CRIT, SIGN], "aaron")
+    coord.submit("det", 0, 0.0)
+    coord.submit("sign", 0, 0.0)
+    (late,) = coord.schedule(0.022)
+    assert late.request.job.task.name == "det" and late.version.shape.threads == 2
+    # With slack but no normal work waiting: nobody wants the cores, it runs at full size.
+    coord = _coordinator([CRIT, SIGN], "aaron")
+    coord.submit("det", 0, 0.0)
+    (alone,) = coord.schedule(0.0)
+    assert alone.version.shape.threads == 2
+
+
+def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():
+    margin = Margin()
+    start = margin.factor
+    margin.observe(0.5)  # room to spare: narrows a little
+    assert margin.factor < start
+    narrow = margin.factor
+    margin.observe(0.95)  # a near miss: widens a little
+    assert narrow < margin.factor < start * 1.5
+    margin.observe(None)  # a miss: widens sharply
+    assert margin.factor > 1.5 * narrow
+
+    def size_at(coord, now):
+        coord.submit("det", 0, 0.0)
+        coord.submit("sign", 0, 0.0)
+        return next(g for g in coord.schedule(now) if g.request.job.critical).version.shape.threads
+
+    coord = _coordinator([CRIT, SIGN], "aaron")
+    assert size_at(coord, 0.015) == 1  # 15 + 1.25 x 15 ms ends by 40
+    coord = _coordinator([CRIT, SIGN], "aaron")
+    coord.submit("det", 9, 0.0)
+    (g,) = coord.schedule(0.0)
+    for stage in range(STAGES):  # the frame ends at 45 ms, past its 40 ms deadline
+        coord.release(g, 0.015 * (stage + 1), 0.015)
+        g = next(iter(coord.schedule(0.015 * (stage + 1))), g)
+    assert coord.records[-1].latency_s > CRIT.deadline_ms / 1e3
+    assert coord.margins["det"].factor == pytest.approx(1.25 * 1.5)
+    assert size_at(coord, 0.015) == 2  # the wider margin no longer fits one thread
+
+
+def test_normal_stages_grow_into_cores_a_critical_stage_released():
+    bags = {"det_model": _bag("det_model", 5.0), "sign_model": _bag("sign_model", 5.0)}
+    coord = Coordinator([CRIT, SIGN], {"det": 1, "sign": STAGES}, ["lane0", "lane1"], make_policy("aaron"),
+                        VersionChooser(bags, "solo"), cores=2)
+    coord.submit("det", 0, 0.0)
+    coord.submit("sign", 0, 0.0)
+    grants = {g.request.job.task.name: g for g in coord.schedule(0.0)}
+    assert grants["det"].version.shape.threads == 1 and grants["sign"].version.shape.threads == 1
+    coord.release(grants["det"], 0.005, 0.005)  # det's frame ends: both cores are free again
+    coord.release(grants["sign"], 0.006, 0.006)
+    (grown,) = coord.schedule(0.006)
+    assert grown.request.stage == 1 and grown.version.shape.threads == 2
+    # Two normal stages ready on two free cores share them, one thread each.
+    coord = _coordinator([SIGN, SEG], "aaron")
+    coord.submit("sign", 0, 0.0)
+    coord.submit("seg", 0, 0.0)
+    assert [g.version.shape.threads for g in coord.schedule(0.0)] == [1, 1]
+
+
 def test_aaron_co_schedules_away_from_a_pressed_channel():
     mem, comp = {"compute": 1.05, "memory": 1.6}, {"compute": 1.6, "memory": 1.05}
     a = TaskSpec("a_mem", "mem_model", rate_hz=1, deadline_ms=100)  # earlier deadline
@@ -236,10 +306,13 @@ def test_aaron_keeps_the_last_lane_for_a_critical_frame_due():
 
 def test_aaron_expects_a_critical_frame_after_the_gaps_it_has_seen():
     """A 30 Hz camera rate-limited to 20 Hz gives gaps of 33 and 67 ms, not 50: a normal stage
-    that ends before the frame on the long gap runs; a longer one is held until that frame."""
+    that ends before the frame on the long gap runs, and so does one the frame can wait for (the
+    blocking bound: the frame's 1.8 ms of stages, with its margin, still end by its deadline); a
+    longer one is held until that frame."""
     crit = TaskSpec("det", "det_model", rate_hz=20, deadline_ms=50, criticality="critical")
     seg = TaskSpec("seg", "seg_model", rate_hz=1, deadline_ms=1000)
-    for stage_ms, held in ((20.0, False), (40.0, True)):  # the fastest version takes 0.6x the bag's ms
+    # The fastest version takes 0.6x the bag's ms: 0.173 + 0.060 + 1.25 x 0.0018 ends before 0.25.
+    for stage_ms, held in ((20.0, False), (60.0, False), (90.0, True)):
         bags = {"det_model": _bag("det_model", 1.0), "seg_model": _bag("seg_model", stage_ms / 0.6)}
         coord = _coordinator([crit, seg], "aaron", lanes=1, bags=bags)
         for f, release in enumerate((0.0, 0.033, 0.1, 0.133)):

@@ -7,7 +7,6 @@ bounded queue, where the task's overload rule decides what is dropped.
 """
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections import deque
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aaron_ros.coordinator.policies import Pick, Policy, SchedulerView
+from aaron_ros.coordinator.slack import Margin
 from aaron_ros.coordinator.types import (
     Grant,
     Job,
@@ -26,7 +26,7 @@ from aaron_ros.coordinator.types import (
     StageTime,
     TaskSpec,
 )
-from aaron_ros.coordinator.versions import VersionChooser, isolated_ms
+from aaron_ros.coordinator.versions import VersionChooser
 
 # Why a frame was dropped (JobRecord.error).
 TOO_LATE = "cannot meet its deadline"
@@ -84,8 +84,8 @@ class Coordinator:
         # Decision time (µs) per grant; the latest 10k in a long run.
         self.grant_us: list[float] | deque = [] if keep_records else deque(maxlen=10_000)
         self._on_record = on_record or (lambda r, job: None)
-        # Per model, from each stage on: the time left on the fastest versions alone (s), for shedding.
-        self._fastest: dict[str, list[float]] = {}
+        # Per critical task: the margin its slack is sized with, learned from how its frames end.
+        self.margins = {t.name: Margin() for t in tasks if t.critical}
         self.recheck_at: float | None = None
 
     def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
@@ -150,7 +150,8 @@ class Coordinator:
         view = SchedulerView(now=now, requests=requests, free_lanes=sorted(self.free),
                              lanes=self.lanes, running=self.running_grants(), cores=self.cores,
                              chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
-                             next_releases={n: s.next_releases() for n, s in self.tasks.items()})
+                             next_releases={n: s.next_releases() for n, s in self.tasks.items()},
+                             margins={n: m.factor for n, m in self.margins.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
         each_us = (time.perf_counter() - t0) * 1e6 / max(1, len(picks))
@@ -189,15 +190,8 @@ class Coordinator:
                 self._record(job, Outcome.DROPPED, now, TOO_LATE)
 
     def _fastest_s(self, job: Job, stage: int) -> float:
-        """The time of the job's stages from `stage` on, each on its fastest version alone (s); a
-        stage never profiled counts as 0, so an unknown time never drops a frame."""
-        model = job.task.model
-        if model not in self._fastest:
-            bag = self.chooser.bags.get(model)
-            ms = [min(map(isolated_ms, bag.versions[i])) if bag else math.inf for i in range(job.stages)]
-            seconds = [t / 1e3 if math.isfinite(t) else 0.0 for t in ms]
-            self._fastest[model] = [sum(seconds[i:]) for i in range(job.stages)] + [0.0]
-        return self._fastest[model][stage]
+        """The time of the job's stages from `stage` on, each on its fastest version alone (s)."""
+        return self.chooser.remaining_ms(job.task.model, stage) / 1e3
 
     # -- releases ---------------------------------------------------------------------------
     def release(self, grant: Grant, now: float, seconds: float, output: Any = None,
@@ -228,6 +222,12 @@ class Coordinator:
                         versions=tuple(job.versions), stage_times=tuple(job.stage_times))
         if self.keep_records:
             self.records.append(rec)
+        margin = self.margins.get(job.task.name)
+        if margin is not None:
+            if outcome == Outcome.DONE:
+                margin.observe(rec.latency_s / (job.task.deadline_ms / 1e3))
+            elif error == TOO_LATE:
+                margin.observe(None)
         self._on_record(rec, job)
         return rec
 

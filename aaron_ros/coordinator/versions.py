@@ -6,6 +6,7 @@ for the stages running beside it right now.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from aaron_ros.contention.predictor import ContentionPredictor
@@ -33,6 +34,7 @@ class VersionChooser:
         self.bags, self.setting = bags, check_versions(setting)
         self.predictor = predictor or ContentionPredictor()
         self._contenders: dict[tuple[str, int], list[Version]] = {}
+        self._remaining: dict[tuple[str, int | None], list[float]] = {}
 
     def candidates(self, model: str, stage: int, max_threads: int | None = None,
                    max_lanes: int | None = None) -> list[Version]:
@@ -69,6 +71,21 @@ class VersionChooser:
         if self.setting == "adaptive":
             return min(vs, key=lambda v: self.predictor.predict(v, co_runners))
         return min(vs, key=isolated_ms)
+
+    def remaining_ms(self, model: str, stage: int, max_threads: int | None = None) -> float:
+        """The time of a model's stages from `stage` on, each on its fastest version alone within
+        `max_threads` (ms). A stage never profiled counts as 0, so an unknown time never drops a
+        frame nor holds one back."""
+        key = (model, max_threads)
+        if key not in self._remaining:
+            stages = sorted(self.bags[model].versions) if model in self.bags else []
+            # A thread budget bounds the lanes too: parallel branches take a lane per thread.
+            lanes = max_threads or math.inf
+            ms = [min(map(isolated_ms, self.candidates(model, i, max_threads, lanes))) for i in stages]
+            ms = [t if math.isfinite(t) else 0.0 for t in ms]
+            self._remaining[key] = [sum(ms[i:]) for i in range(len(ms))]
+        table = self._remaining[key]
+        return table[stage] if stage < len(table) else 0.0
 
     def predict_ms(self, v: Version, co_runners: Sequence[Version]) -> float:
         return self.predictor.predict(v, co_runners)

@@ -2,15 +2,21 @@
 
 - EDF with criticality: critical stages first, then the earliest absolute deadline.
 - Per-stage version choice by predicted latency under the stages running beside it (with the
-  `adaptive` setting), never more threads than the cores left free.
+  `adaptive` setting).
+- Critical work sized by its slack: while normal work waits, a critical stage runs on the fewest
+  threads whose predicted time to the end of the frame, times a margin learned from its misses
+  (`coordinator.slack`), ends by the deadline; with nothing else to run, on all it can use.
+- Normal stages fill what is left, shared among the ones ready: one alone grows into every free
+  core, two split them; they resize at each stage boundary.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
   stages, one whose version presses a channel nobody running presses goes first.
 - No work on a frame that cannot meet its deadline: a frame whose fastest remaining time alone
   already ends past it is dropped before it starts, or before its next stage (`sheds_late`).
-- Never delaying a critical stage for a normal one: critical stages are granted first at full
-  size; a normal stage starts only on cores nothing else holds (so it never squeezes a running
-  critical stage), and is held back when an idle critical task's next frame is due before that
-  stage would finish.
+- Never delaying a critical stage beyond what its deadline allows: critical stages are granted
+  first; a normal stage starts only on cores nothing else holds (so it never squeezes a running
+  critical stage), and is held back when an idle critical task's next frame, due before that
+  stage ends, could not wait for it and still finish in time (stages do not preempt: this is the
+  blocking bound of response-time analysis).
 """
 from __future__ import annotations
 
@@ -43,24 +49,45 @@ class Aaron:
         for req in critical:
             if not free:
                 return picks
-            v = view.choose(req, view.co_runners(chosen), max_lanes=len(free))
+            v = self._size_critical(view, req, view.co_runners(chosen), len(free), bool(normal))
             picks.append(self._take(req, v, free))
             chosen.append(v)
         while normal and free:
-            budget = view.cores - view.busy_threads(chosen)
-            if budget < 1:
+            idle = view.cores - view.busy_threads(chosen)
+            if idle < 1:
                 # Every core is taken (a full-size critical stage, or normals): one more thread
                 # would slow what runs, and a critical stage pays for it first.
                 break
+            budget = max(1, idle // min(len(normal), len(free)))
             options = [(r, view.choose(r, view.co_runners(chosen), budget, max_lanes=1)) for r in normal]
             pressed = {channel(v) for v in view.co_runners(chosen)} - {None}
             req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
             normal.remove(req)
-            if self._critical_due(view, req, v, chosen):
-                continue  # the cores are about to be wanted by a critical frame
+            if self._blocks_critical(view, v, chosen):
+                continue
             picks.append(self._take(req, v, free))
             chosen.append(v)
         return picks
+
+    @staticmethod
+    def _size_critical(view: SchedulerView, req: StageRequest, co: list[Version], lanes: int,
+                       normal_waits: bool) -> Version:
+        """The fastest version, or the smallest one the slack allows while normal work waits."""
+        full = view.choose(req, co, max_lanes=lanes)
+        if not normal_waits or full.shape.threads == 1:
+            return full
+        job = req.job
+        margin = view.margins.get(job.task.name, 1.0)
+
+        def to_end_ms(v: Version) -> float:
+            rest = view.chooser.remaining_ms(job.task.model, req.stage + 1, v.shape.threads)
+            return view.chooser.predict_ms(v, co) + rest
+
+        for threads in range(1, full.shape.threads):
+            v = view.choose(req, co, threads, lanes)
+            if v.shape.threads <= threads and view.now + margin * to_end_ms(v) / 1e3 <= job.deadline:
+                return v
+        return full
 
     @staticmethod
     def _take(req: StageRequest, v: Version, free: list[str]) -> Pick:
@@ -69,8 +96,9 @@ class Aaron:
         return Pick(req, lanes[0], v, tuple(lanes[1:]))
 
     @staticmethod
-    def _critical_due(view: SchedulerView, req: StageRequest, v: Version, chosen: list[Version]) -> bool:
-        """Would an idle critical task's next frame arrive before this normal stage ends?"""
+    def _blocks_critical(view: SchedulerView, v: Version, chosen: list[Version]) -> bool:
+        """Would an idle critical task's next frame, arriving before this normal stage ends, miss
+        its deadline if it waited for it and then ran at full size?"""
         finish = view.now + view.chooser.predict_ms(v, view.co_runners(chosen)) / 1e3
         busy = {r.job.task.name for r in view.requests} | {g.request.job.task.name for g in view.running}
         for name, spec in view.tasks.items():
@@ -80,7 +108,10 @@ class Aaron:
             # gap, or the camera stopped): holding for it would stall the normal tasks.
             late = 0.1 * spec.period_s
             due = next((t for t in view.next_releases.get(name, ()) if view.now - late < t), None)
-            if due is not None and due < finish:
+            if due is None or finish <= due:
+                continue
+            frame_s = view.margins.get(name, 1.0) * view.chooser.remaining_ms(spec.model, 0) / 1e3
+            if finish + frame_s > max(due, view.now) + spec.deadline_ms / 1e3:
                 view.hold_until(due + late)  # the frame arrives first, or the hold ends
                 return True
         return False

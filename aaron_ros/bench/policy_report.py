@@ -175,7 +175,8 @@ def render_markdown(report: dict) -> str:
             f"{fmt(p.get('goodput_fps'))} frames/s",
             f"- critical p99 / isolated p99: {fmt(p.get('critical_p99_over_isolated'), 2)}x"
             f" (critical p99 {fmt(p.get('critical_p99_ms'))} ms)",
-            f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us",
+            f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us;"
+            f" the mean is {pct(p.get('grant_share'))} of the mean stage ({fmt(p.get('stage_ms_mean'), 2)} ms)",
             ""]
 
     bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]

@@ -30,8 +30,8 @@ def fmt(value: object, digits: int = 1) -> str:
 
 
 def pct(value: object) -> str:
-    """A fraction as a percentage cell ("-" for None)."""
-    return "-" if value is None else f"{100 * float(value):.1f}%"
+    """A fraction as a percentage cell ("-" for None and NaN)."""
+    return "-" if value is None or not math.isfinite(float(value)) else f"{100 * float(value):.1f}%"
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

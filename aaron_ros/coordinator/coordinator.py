@@ -40,6 +40,13 @@ class TaskState:
     current: Job | None = None  # the job in flight (started, maybe running a stage)
     last_release: float | None = None
     gaps: deque = field(default_factory=lambda: deque(maxlen=4))  # the latest times between releases (s)
+    expected: tuple[float, ...] = ()  # next_releases() as of the last release: read at every decision
+
+    def arrived(self, release: float) -> None:
+        if self.last_release is not None:
+            self.gaps.append(release - self.last_release)
+        self.last_release = release
+        self.expected = self.next_releases()
 
     def next_releases(self) -> tuple[float, ...]:
         """When the next frame may come, earliest first: the last release plus each kind of gap
@@ -77,6 +84,7 @@ class Coordinator:
         self.lanes = list(lanes)
         self.free = set(self.lanes)
         self.running: dict[str, Grant] = {}  # lane -> grant
+        self._grants: dict[int, Grant] = {}  # id -> each running grant once
         self.policy, self.chooser, self.cores = policy, chooser, cores
         # A long-running node keeps no history here (on_record sees every record instead).
         self.keep_records = keep_records
@@ -101,9 +109,7 @@ class Coordinator:
         applies the task's overload rule (drops are recorded)."""
         state = self.tasks[task]
         spec = state.spec
-        if state.last_release is not None:
-            state.gaps.append(release - state.last_release)
-        state.last_release = release
+        state.arrived(release)
         job = Job(spec, frame, release, state.stages, data, then=then)
         full = f"queue full ({spec.overload.value})"
         if spec.overload is Overload.KEEP_LATEST:
@@ -150,7 +156,7 @@ class Coordinator:
         view = SchedulerView(now=now, requests=requests, free_lanes=sorted(self.free),
                              lanes=self.lanes, running=self.running_grants(), cores=self.cores,
                              chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
-                             next_releases={n: s.next_releases() for n, s in self.tasks.items()},
+                             next_releases={n: s.expected for n, s in self.tasks.items()},
                              margins={n: m.factor for n, m in self.margins.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
@@ -175,6 +181,7 @@ class Coordinator:
         for lane in {pick.lane, *pick.branch_lanes}:
             self.free.discard(lane)
             self.running[lane] = grant
+        self._grants[id(grant)] = grant
         return grant
 
     def _shed_late(self, now: float) -> None:
@@ -201,6 +208,7 @@ class Coordinator:
             self.running.pop(lane, None)
             if lane in self.lanes:  # a lane the current policy no longer uses stays idle
                 self.free.add(lane)
+        self._grants.pop(id(grant), None)
         job = grant.request.job
         job.running = False
         if timing is not None:
@@ -251,4 +259,4 @@ class Coordinator:
 
     def running_grants(self) -> list[Grant]:
         """Each running stage once (a stage with branch lanes holds several lanes)."""
-        return list({id(g): g for g in self.running.values()}.values())
+        return list(self._grants.values())

@@ -63,6 +63,8 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     """Every task's metrics plus the run's totals.
 
     grant_us: the coordinator's decision overhead per grant, in microseconds.
+    stage_ms_mean: the mean time a stage ran on its lane (NaN where stages were not timed), and
+    grant_share: the mean decision over it (what scheduling stage by stage costs).
     critical_p99_ms: the worst p99 over critical tasks (NaN when a critical task finished nothing);
     critical_miss_rate: missed over released frames of all critical tasks together.
     """
@@ -71,6 +73,8 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     released = sum(m["released"] for m in critical)
     missed = sum(m["late"] + m["dropped"] + m["failed"] for m in critical)
     g50, g99 = percentiles(grant_us, [50, 99])
+    stages = [(s.finished - s.started) * 1e3 for rs in records_by_task.values() for r in rs for s in r.stage_times]
+    stage_ms = float(np.mean(stages)) if stages else NAN
     return {
         "tasks": per_task,
         "throughput_fps": sum(m["done"] for m in per_task.values()) / duration_s,
@@ -78,6 +82,8 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
         "grant_us_p50": g50,
         "grant_us_p99": g99,
         "grants": len(grant_us),
+        "stage_ms_mean": stage_ms,
+        "grant_share": float(np.mean(grant_us)) / 1e3 / stage_ms if len(grant_us) and stages else NAN,
         "critical_p99_ms": worst(m["p99_ms"] for m in critical),
         "critical_miss_rate": missed / released if released else NAN,
         "duration_s": duration_s,

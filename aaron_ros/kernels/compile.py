@@ -63,9 +63,10 @@ BUILD_COST_S = {"eager": 0.0, "onnxruntime": 1.0, "inductor": 30.0, "tensorrt": 
 BUILD_SHARE = 0.5
 PRESSURE_REPS = 7
 PRESSURE_S = 0.05 * PRESSURE_REPS * 2  # rough: probe runs for compute and memory
-# A stage a grant is worth: about 30 times a grant's decision (20-40 µs), and above the hand-offs
-# to and from a lane thread.
-MIN_STAGE_MS = 1.0
+# A stage a grant is worth, measured eager: the ONNX Runtime versions that run instead are 3-10x
+# faster on CPUs, so 4 ms eager gives stages of about 1-4 ms, 20x or more a grant's decision
+# (30-60 µs) and well above the hand-offs to and from a lane thread.
+MIN_STAGE_MS = 4.0
 
 
 @dataclass

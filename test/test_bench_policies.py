@@ -40,8 +40,14 @@ def test_every_policy_runs_for_real(tiny):
             assert t["fps"] > 0 and t["p50_ms"] > 0, (key, task, t)
             assert len(latencies[key][task]) >= 1
         assert entry["grant_us_p50"] > 0
+        assert 0 < entry["grant_share"] < 1 and entry["stage_ms_mean"] > 0
     assert report["isolation"]["cls"]["p50_ms"] > 0
     assert [t["name"] for t in report["workload"]["tasks"]] == ["cls", "seg"]
+    # The cost model's figures alone; without kernel bags no version was profiled, so there is
+    # no least core time, and no bound (test_bench_report checks the bound's sums).
+    iso = report["isolation"]["cls"]
+    assert iso["host_ms"] > 0 and iso["mean_ms"] > iso["host_ms"] and iso["core_ms"] is None
+    assert "bound" not in report
 
 
 def test_version_settings_are_separate_entries(tiny):

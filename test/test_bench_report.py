@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from aaron_ros.bench.bound import throughput_bound
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
@@ -263,3 +264,16 @@ def test_report_survives_missing_data(tmp_path):
     json.loads((tmp_path / "report.json").read_text())
     assert "`starved`" in (tmp_path / "report.md").read_text()
     assert (tmp_path / "latency_cdf.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_the_cost_model_bounds_throughput_by_cores_and_by_one_lane():
+    wl = Workload("w", "", 2, [TaskSpec("a", "m", rate_hz=100, deadline_ms=50),
+                               TaskSpec("b", "m", rate_hz=50, deadline_ms=50)])
+    iso = {"a": {"core_ms": 8.0, "host_ms": 2.0, "mean_ms": 6.0},
+           "b": {"core_ms": 18.0, "host_ms": 2.0, "mean_ms": 12.0}}
+    bound = throughput_bound(wl, iso, cores=2)
+    # 100 x 10 + 50 x 20 = 2000 core-ms a second: two cores just hold it.
+    assert bound["core_ms_per_s"] == 2000 and bound["cores_bound_fps"] == 150
+    # One at a time: 100 x 6 + 50 x 12 = 1200 ms a second, so 1000 / 1200 of the frames.
+    assert bound["one_lane_bound_fps"] == pytest.approx(150 / 1.2)
+    assert throughput_bound(wl, iso, cores=1)["cores_bound_fps"] == 75

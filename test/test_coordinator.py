@@ -201,25 +201,31 @@ def test_elastic_shrinks_normal_stages_to_what_critical_leaves():
     assert alone.version.shape.threads == 2  # nothing critical running: it may use all cores
 
 
-def test_aaron_sizes_a_critical_stage_by_its_slack():
+# A normal task whose waiting frame is pushed out by its next one, 5 ms on.
+BG = TaskSpec("bg", "bg_model", rate_hz=200, deadline_ms=1000, overload="keep_latest", queue_size=1)
+
+
+def test_aaron_sizes_a_critical_stage_by_its_slack_when_normal_work_needs_the_cores():
     """det: 3 stages of 5 ms on one thread, 3 ms on two; deadline 40 ms, margin 1.25 at first."""
-    coord = _coordinator([CRIT, SIGN], "aaron")
+    coord = _coordinator([CRIT, BG], "aaron")
     coord.submit("det", 0, 0.0)
-    coord.submit("sign", 0, 0.0)
+    coord.submit("bg", 0, 0.0)
     grants = {g.request.job.task.name: g for g in coord.schedule(0.0)}
     assert grants["det"].version.shape.threads == 1  # 1.25 x 15 ms ends well before 40 ms
-    assert grants["sign"].version.shape.threads == 1  # the core it left
+    assert grants["bg"].version.shape.threads == 1  # the core it left
     # Without slack: 22 ms late to start, one thread would end at 22 + 1.25 x 15 > 40 ms.
+    coord = _coordinator([CRIT, BG], "aaron")
+    coord.submit("det", 0, 0.0)
+    coord.submit("bg", 0, 0.0)
+    (late,) = coord.schedule(0.022)
+    assert late.request.job.task.name == "det" and late.version.shape.threads == 2
+    # Normal work that loses nothing by waiting 9 ms (a 200 ms deadline, room in its queue):
+    # the critical frame keeps its latency alone.
     coord = _coordinator([CRIT, SIGN], "aaron")
     coord.submit("det", 0, 0.0)
     coord.submit("sign", 0, 0.0)
-    (late,) = coord.schedule(0.022)
-    assert late.request.job.task.name == "det" and late.version.shape.threads == 2
-    # With slack but no normal work waiting: nobody wants the cores, it runs at full size.
-    coord = _coordinator([CRIT, SIGN], "aaron")
-    coord.submit("det", 0, 0.0)
-    (alone,) = coord.schedule(0.0)
-    assert alone.version.shape.threads == 2
+    (full,) = coord.schedule(0.0)
+    assert full.request.job.task.name == "det" and full.version.shape.threads == 2
 
 
 def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():
@@ -233,14 +239,15 @@ def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():
     margin.observe(None)  # a miss: widens sharply
     assert margin.factor > 1.5 * narrow
 
-    def size_at(coord, now):
-        coord.submit("det", 0, 0.0)
-        coord.submit("sign", 0, 0.0)
-        return next(g for g in coord.schedule(now) if g.request.job.critical).version.shape.threads
+    def size_15ms_late(coord, release):
+        coord.submit("det", 0, release)
+        coord.submit("bg", 0, release)
+        grants = coord.schedule(release + 0.015)
+        return next(g for g in grants if g.request.job.critical).version.shape.threads
 
-    coord = _coordinator([CRIT, SIGN], "aaron")
-    assert size_at(coord, 0.015) == 1  # 15 + 1.25 x 15 ms ends by 40
-    coord = _coordinator([CRIT, SIGN], "aaron")
+    coord = _coordinator([CRIT, BG], "aaron")
+    assert size_15ms_late(coord, 0.0) == 1  # 15 + 1.25 x 15 ms ends by 40
+    coord = _coordinator([CRIT, BG], "aaron")
     coord.submit("det", 9, 0.0)
     (g,) = coord.schedule(0.0)
     for stage in range(STAGES):  # the frame ends at 45 ms, past its 40 ms deadline
@@ -248,19 +255,19 @@ def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():
         g = next(iter(coord.schedule(0.015 * (stage + 1))), g)
     assert coord.records[-1].latency_s > CRIT.deadline_ms / 1e3
     assert coord.margins["det"].factor == pytest.approx(1.25 * 1.5)
-    assert size_at(coord, 0.015) == 2  # the wider margin no longer fits one thread
+    assert size_15ms_late(coord, 0.060) == 2  # the wider margin no longer fits one thread
 
 
 def test_normal_stages_grow_into_cores_a_critical_stage_released():
-    bags = {"det_model": _bag("det_model", 5.0), "sign_model": _bag("sign_model", 5.0)}
-    coord = Coordinator([CRIT, SIGN], {"det": 1, "sign": STAGES}, ["lane0", "lane1"], make_policy("aaron"),
+    bags = {"det_model": _bag("det_model", 5.0), "bg_model": _bag("bg_model", 5.0)}
+    coord = Coordinator([CRIT, BG], {"det": 1, "bg": STAGES}, ["lane0", "lane1"], make_policy("aaron"),
                         VersionChooser(bags, "solo"), cores=2)
     coord.submit("det", 0, 0.0)
-    coord.submit("sign", 0, 0.0)
+    coord.submit("bg", 0, 0.0)
     grants = {g.request.job.task.name: g for g in coord.schedule(0.0)}
-    assert grants["det"].version.shape.threads == 1 and grants["sign"].version.shape.threads == 1
+    assert grants["det"].version.shape.threads == 1 and grants["bg"].version.shape.threads == 1
     coord.release(grants["det"], 0.005, 0.005)  # det's frame ends: both cores are free again
-    coord.release(grants["sign"], 0.006, 0.006)
+    coord.release(grants["bg"], 0.006, 0.006)
     (grown,) = coord.schedule(0.006)
     assert grown.request.stage == 1 and grown.version.shape.threads == 2
     # Two normal stages ready on two free cores share them, one thread each.

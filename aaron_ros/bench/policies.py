@@ -8,9 +8,13 @@ contention predictor across its rounds. Rounds, isolation and the report: `bench
 from __future__ import annotations
 
 import logging
+import math
+import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from aaron_ros.bench.bound import core_ms
 from aaron_ros.bench.driver import (
     ISOLATION_POLICY,
     ISOLATION_VERSIONS,
@@ -24,7 +28,8 @@ from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload, arrivals
 from aaron_ros.contention.predictor import ContentionPredictor
 from aaron_ros.coordinator.service import CoordinatorService, ModelSet, ServiceOptions
-from aaron_ros.coordinator.types import TaskSpec
+from aaron_ros.coordinator.types import Outcome, TaskSpec
+from aaron_ros.coordinator.versions import VersionChooser
 from aaron_ros.runtime.lanes import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,16 @@ class CoreTarget(BenchTarget):
             svc.add_task(t, None)  # the models are loaded already
         records = svc.replay(arrivals_, duration_s, self.inputs.__getitem__)
         return RunResult(records, svc.grant_us(), duration_s)
+
+    def alone_metrics(self, task: TaskSpec, result: RunResult) -> dict:
+        """For the cost model (bench/bound.py): the frame's mean latency alone, its host time
+        (latency minus the stages' time on their lanes) and its least stage core time."""
+        done = [r for r in result.records if r.outcome is Outcome.DONE]
+        host = [r.latency_s - sum(s.finished - s.started for s in r.stage_times) for r in done]
+        chooser = VersionChooser(self.models.bags, "solo")
+        return {"mean_ms": 1e3 * statistics.fmean(r.latency_s for r in done) if done else math.nan,
+                "host_ms": 1e3 * statistics.fmean(host) if host else math.nan,
+                "core_ms": core_ms(chooser, task.model, os.cpu_count() or 1)}
 
     def alone(self, task: TaskSpec) -> RunResult:
         return self.run([task], ISOLATION_POLICY, ISOLATION_VERSIONS, self.opts.isolation_s,

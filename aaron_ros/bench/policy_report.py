@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 import aaron_ros
+from aaron_ros.bench.bound import throughput_bound
 from aaron_ros.bench.workload import Workload
 from aaron_ros.common.machine import machine_info
 from aaron_ros.common.report import fmt, md_table, pct
@@ -126,6 +127,8 @@ def build_report(workload: Workload, runs: Mapping[str, dict], isolation: Mappin
         "versions": versions(),
         "settings": dict(settings),
     }
+    if isolation and all(math.isfinite(v.get("core_ms", math.nan)) for v in isolation.values()):
+        report["bound"] = throughput_bound(workload, isolation, report["machine"]["cores"])
     return _clean(report)
 
 
@@ -196,7 +199,24 @@ def render_markdown(report: dict) -> str:
             "Miss rate: frames finished after their deadline, dropped or failed, over all frames "
             "released. Goodput: frames finished within their deadline per second. Latency "
             "percentiles are over finished frames.", ""]
+    if report.get("bound"):
+        out += _bound_section(report["bound"], policies, report.get("machine", {}).get("cores"))
     return "\n".join(out)
+
+
+def _bound_section(bound: dict, policies: Mapping, cores: object) -> list[str]:
+    """The cost model's bounds (bench/bound.py) and how far each policy is from them."""
+    top = bound.get("cores_bound_fps")
+    rows = [[key, fmt(p.get("throughput_fps")), pct(_ratio(p.get("throughput_fps"), top)),
+             pct(_ratio(p.get("throughput_fps"), bound.get("one_lane_bound_fps")))]
+            for key, p in policies.items()]
+    return ["## What bounds throughput", "",
+            f"Offered {fmt(bound.get('offered_fps'))} frames/s. The frames cost "
+            f"{fmt(bound.get('core_ms_per_s'), 0)} core-ms per second at their most efficient thread "
+            f"count alone, host work included: {cores} cores serve at most {fmt(top)} frames/s. One "
+            f"frame at a time, at each frame's latency alone, serves at most "
+            f"{fmt(bound.get('one_lane_bound_fps'))} frames/s (see aaron_ros/bench/bound.py).", "",
+            md_table(["policy", "throughput fps", "of the cores bound", "of the one-lane bound"], rows), ""]
 
 
 # --- plots ----------------------------------------------------------------------------------

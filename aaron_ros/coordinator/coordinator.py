@@ -157,7 +157,8 @@ class Coordinator:
                              lanes=self.lanes, running=self.running_grants(), cores=self.cores,
                              chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
                              next_releases={n: s.expected for n, s in self.tasks.items()},
-                             margins={n: m.factor for n, m in self.margins.items()})
+                             margins={n: m.factor for n, m in self.margins.items()},
+                             waiting={n: len(s.queue) for n, s in self.tasks.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
         each_us = (time.perf_counter() - t0) * 1e6 / max(1, len(picks))

@@ -3,9 +3,11 @@
 - EDF with criticality: critical stages first, then the earliest absolute deadline.
 - Per-stage version choice by predicted latency under the stages running beside it (with the
   `adaptive` setting).
-- Critical work sized by its slack: while normal work waits, a critical stage runs on the fewest
-  threads whose predicted time to the end of the frame, times a margin learned from its misses
-  (`coordinator.slack`), ends by the deadline; with nothing else to run, on all it can use.
+- Critical work sized by its slack when normal work needs the cores: when a normal frame would
+  be lost while the critical frame runs at full size (pushed out of its queue by the frames due
+  meanwhile, or past its deadline), a critical stage runs on the fewest threads whose predicted
+  time to the end of the frame, times a margin learned from its misses (`coordinator.slack`),
+  ends by the deadline. Otherwise it runs at full size: its latency stays what it is alone.
 - Normal stages fill what is left, shared among the ones ready: one alone grows into every free
   core, two split them; they resize at each stage boundary.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
@@ -21,7 +23,7 @@
 from __future__ import annotations
 
 from aaron_ros.coordinator.policies.base import Pick, SchedulerView
-from aaron_ros.coordinator.types import StageRequest
+from aaron_ros.coordinator.types import Overload, StageRequest
 from aaron_ros.coordinator.versions import lanes_of
 from aaron_ros.kernels.version import Version
 
@@ -49,7 +51,7 @@ class Aaron:
         for req in critical:
             if not free:
                 return picks
-            v = self._size_critical(view, req, view.co_runners(chosen), len(free), bool(normal))
+            v = self._size_critical(view, req, view.co_runners(chosen), len(free), normal)
             picks.append(self._take(req, v, free))
             chosen.append(v)
         while normal and free:
@@ -71,23 +73,43 @@ class Aaron:
 
     @staticmethod
     def _size_critical(view: SchedulerView, req: StageRequest, co: list[Version], lanes: int,
-                       normal_waits: bool) -> Version:
-        """The fastest version, or the smallest one the slack allows while normal work waits."""
+                       normal: list[StageRequest]) -> Version:
+        """The fastest version, or the smallest one the slack allows when normal work needs it."""
         full = view.choose(req, co, max_lanes=lanes)
-        if not normal_waits or full.shape.threads == 1:
+        if full.shape.threads == 1:
             return full
         job = req.job
-        margin = view.margins.get(job.task.name, 1.0)
 
         def to_end_ms(v: Version) -> float:
             rest = view.chooser.remaining_ms(job.task.model, req.stage + 1, v.shape.threads)
             return view.chooser.predict_ms(v, co) + rest
 
+        if not Aaron._normal_loses(view, normal, view.now + to_end_ms(full) / 1e3):
+            return full
+        margin = view.margins.get(job.task.name, 1.0)
         for threads in range(1, full.shape.threads):
             v = view.choose(req, co, threads, lanes)
             if v.shape.threads <= threads and view.now + margin * to_end_ms(v) / 1e3 <= job.deadline:
                 return v
         return full
+
+    @staticmethod
+    def _normal_loses(view: SchedulerView, normal: list[StageRequest], until: float) -> bool:
+        """Would a normal frame be lost if nothing normal ran until `until`: a ready one that
+        would then miss its deadline, or one pushed out of its queue by the frames due before?"""
+        for r in normal:
+            if until + view.chooser.remaining_ms(r.job.task.model, r.stage) / 1e3 > r.job.deadline:
+                return True
+        for name, spec in view.tasks.items():
+            waiting = view.waiting.get(name, 0)
+            if spec.critical or not waiting:
+                continue
+            nxt = min(view.next_releases.get(name, ()), default=None)
+            due = 0 if nxt is None or nxt > until else 1 + int((until - nxt) * spec.rate_hz)
+            room = 1 if spec.overload is Overload.KEEP_LATEST else spec.queue_size
+            if waiting + due > room:
+                return True
+        return False
 
     @staticmethod
     def _take(req: StageRequest, v: Version, free: list[str]) -> Pick:

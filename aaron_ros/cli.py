@@ -14,8 +14,8 @@ from aaron_ros.common.paths import KERNEL_BAG_DIR
 
 log = logging.getLogger("aaron_ros")
 
-# Enough for every model's cheap versions and its largest stages' inductor builds on a 2-core
-# CPU, and the whole zoo builds from cold in well under 20 minutes.
+# Enough for every model's cheap versions and, where asked for, its largest stages' inductor
+# builds on a 2-core CPU; the whole zoo builds from cold in well under 20 minutes.
 DEFAULT_BUDGET_PER_MODEL_S = 130.0
 DEFAULT_BAG = "data/sample_bag"  # a rosbag (camera recording), never a kernel bag
 DEFAULT_RECORD_FPS = 30.0
@@ -94,14 +94,14 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from aaron_ros.kernels.compile import CompileOptions, compile_many
+    from aaron_ros.kernels.compile import CompileOptions, compile_many, default_backends
     from aaron_ros.models import model_names
 
     names = model_names() if args.model == "all" else args.model.split(",")
     unknown = [n for n in names if n not in model_names()]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all'")
-    backends = tuple(args.backends.split(",")) if args.backends else CompileOptions.backends
+    backends = tuple(args.backends.split(",")) if args.backends else default_backends(args.backend)
     opts = CompileOptions(device=args.backend, backends=backends, kinds=tuple(args.kinds.split(",")),
                           reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped,
                           **({} if args.min_stage_ms is None else {"min_stage_ms": args.min_stage_ms}))
@@ -315,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=KERNEL_BAG_DIR,
                    help=f"folder of kernel bags, one sub-folder per model (default {KERNEL_BAG_DIR})")
     c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
-    c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime,inductor)")
+    c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime; on "
+                   "cuda also inductor, whose CPU runner holds the interpreter lock through its calls)")
     c.add_argument("--kinds", default="compute,memory,model", help="contention kinds to profile under")
     c.add_argument("--budget-s", type=float, help="time budget in seconds for the whole command "
                    f"(default {DEFAULT_BUDGET_PER_MODEL_S:.0f} s per model)")

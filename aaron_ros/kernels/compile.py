@@ -69,10 +69,21 @@ PRESSURE_S = 0.05 * PRESSURE_REPS * 2  # rough: probe runs for compute and memor
 MIN_STAGE_MS = 4.0
 
 
+# AOTInductor's CPU runner holds the interpreter lock through its whole call (probes beside it
+# slow 2-57x: contention/predictor.py), and on the reference CPUs its versions were never the
+# fastest family under any contention (2-4x slower than ONNX Runtime: results/kernel_bags/). On a
+# CPU it is built only when asked for.
+DEFAULT_BACKENDS = {"cpu": ("eager", "onnxruntime"), "cuda": ("eager", "onnxruntime", "inductor")}
+
+
+def default_backends(device: str) -> tuple[str, ...]:
+    return DEFAULT_BACKENDS["cuda" if device.startswith("cuda") else "cpu"]
+
+
 @dataclass
 class CompileOptions:
     device: str = "cpu"
-    backends: tuple[str, ...] = ("eager", "onnxruntime", "inductor")
+    backends: tuple[str, ...] = DEFAULT_BACKENDS["cpu"]  # default_backends(device) from the command line
     threads: tuple[int, ...] | None = None  # default: 1 and all cores
     kinds: tuple[str, ...] = ("compute", "memory", "model")
     budget_s: float | None = None

@@ -269,8 +269,8 @@ def test_report_survives_missing_data(tmp_path):
 def test_the_cost_model_bounds_throughput_by_cores_and_by_one_lane():
     wl = Workload("w", "", 2, [TaskSpec("a", "m", rate_hz=100, deadline_ms=50),
                                TaskSpec("b", "m", rate_hz=50, deadline_ms=50)])
-    iso = {"a": {"core_ms": 8.0, "host_ms": 2.0, "mean_ms": 6.0},
-           "b": {"core_ms": 18.0, "host_ms": 2.0, "mean_ms": 12.0}}
+    iso = {"a": {"core_ms": 8.0, "host_ms": 2.0, "service_ms": 6.0},
+           "b": {"core_ms": 18.0, "host_ms": 2.0, "service_ms": 12.0}}
     bound = throughput_bound(wl, iso, cores=2)
     # 100 x 10 + 50 x 20 = 2000 core-ms a second: two cores just hold it.
     assert bound["core_ms_per_s"] == 2000 and bound["cores_bound_fps"] == 150

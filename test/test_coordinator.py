@@ -437,3 +437,24 @@ def test_grant_overhead_is_measured():
     coord = _coordinator(tasks, "aaron", setting="adaptive")
     simulate(coord, _periodic(tasks, 1.0), 1.0, _table_time)
     assert coord.grant_us and all(us > 0 for us in coord.grant_us)
+
+
+@pytest.mark.parametrize("two_thread_ms, side_by_side, grows", [
+    (2.6, 1.5, True),  # two threads nearly 2x, one slows 1.5x beside another: one at a time
+    (4.5, 1.1, False),  # two threads barely help, side by side costs little: split the cores
+])
+def test_normal_stages_split_the_cores_only_when_side_by_side_gets_through_them_sooner(
+        two_thread_ms, side_by_side, grows):
+    def bag(model):
+        one = _version_slowing(1, 5.0, side_by_side, side_by_side, side_by_side)
+        two = _version_slowing(2, two_thread_ms, side_by_side, side_by_side, side_by_side)
+        return KernelBag(graph=None, versions={s: [one, two] for s in range(STAGES)}, runners={})
+
+    coord = _coordinator([SIGN, SEG], "aaron", bags={"sign_model": bag("sign_model"), "seg_model": bag("seg_model")})
+    coord.submit("sign", 0, 0.0)
+    coord.submit("seg", 0, 0.0)
+    grants = coord.schedule(0.0)
+    if grows:  # the earliest deadline first, on both cores; the other waits for the next boundary
+        assert [(g.request.job.task.name, g.version.shape.threads) for g in grants] == [("seg", 2)]
+    else:
+        assert [g.version.shape.threads for g in grants] == [1, 1]

@@ -2,14 +2,14 @@
 
 A frame of a task costs at least its stages' core time on their most efficient shape (threads x
 time alone, summed over the stages; on CPUs that is one thread) plus the host work around them
-(measured alone: latency minus the stages' time). C cores give C x 1000 core-ms a second, so
+(measured alone, from its first grant to done, minus the stages' time). C cores give C x 1000 core-ms a second, so
 
     cores bound = offered x min(1, C x 1000 / sum(rate x (core_ms + host_ms)))
 
-with every task shed in proportion. One frame at a time (sequential) takes each frame's latency
-alone, however many threads it runs on:
+with every task shed in proportion. One frame at a time (sequential) takes each frame's service
+time alone (first grant to done), however many threads it runs on:
 
-    one-lane bound = offered x min(1, 1000 / sum(rate x alone_ms))
+    one-lane bound = offered x min(1, 1000 / sum(rate x service_ms))
 
 Stages side by side slow each other (caches, memory bandwidth, the interpreter lock), so a
 policy reaches the cores bound only when the load leaves room for that.
@@ -35,7 +35,7 @@ def throughput_bound(workload: Workload, isolation: Mapping[str, Mapping], cores
     offered = sum(t.rate_hz for t in workload.tasks)
     costs = [(t.rate_hz, isolation.get(t.name, {})) for t in workload.tasks]
     spent = sum(r * (i.get("core_ms", math.nan) + i.get("host_ms", math.nan)) for r, i in costs)
-    one_lane = sum(r * i.get("mean_ms", math.nan) for r, i in costs)
+    one_lane = sum(r * i.get("service_ms", math.nan) for r, i in costs)
     return {"offered_fps": offered,
             "cores_bound_fps": offered * min(1.0, cores * 1e3 / spent),
             "one_lane_bound_fps": offered * min(1.0, 1e3 / one_lane),

@@ -214,7 +214,7 @@ def _bound_section(bound: dict, policies: Mapping, cores: object) -> list[str]:
             f"Offered {fmt(bound.get('offered_fps'))} frames/s. The frames cost "
             f"{fmt(bound.get('core_ms_per_s'), 0)} core-ms per second at their most efficient thread "
             f"count alone, host work included: {cores} cores serve at most {fmt(top)} frames/s. One "
-            f"frame at a time, at each frame's latency alone, serves at most "
+            f"frame at a time, each in its service time alone (first grant to done), serves at most "
             f"{fmt(bound.get('one_lane_bound_fps'))} frames/s (see aaron_ros/bench/bound.py).", "",
             md_table(["policy", "throughput fps", "of the cores bound", "of the one-lane bound"], rows), ""]
 

@@ -8,8 +8,10 @@
   meanwhile, or past its deadline), a critical stage runs on the fewest threads whose predicted
   time to the end of the frame, times a margin learned from its misses (`coordinator.slack`),
   ends by the deadline. Otherwise it runs at full size: its latency stays what it is alone.
-- Normal stages fill what is left, shared among the ones ready: one alone grows into every free
-  core, two split them; they resize at each stage boundary.
+- Normal stages fill what is left: one alone grows into every free core; several split them,
+  unless running them one at a time on all the cores is predicted to get through them sooner
+  (side by side they slow each other, and a second thread may speed a stage up almost 2x); they
+  resize at each stage boundary.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
   stages, one whose version presses a channel nobody running presses goes first.
 - No work on a frame that cannot meet its deadline: a frame whose fastest remaining time alone
@@ -60,7 +62,7 @@ class Aaron:
                 # Every core is taken (a full-size critical stage, or normals): one more thread
                 # would slow what runs, and a critical stage pays for it first.
                 break
-            budget = max(1, idle // min(len(normal), len(free)))
+            budget = self._normal_budget(view, normal, chosen, idle, min(len(normal), len(free)))
             options = [(r, view.choose(r, view.co_runners(chosen), budget, max_lanes=1)) for r in normal]
             pressed = {channel(v) for v in view.co_runners(chosen)} - {None}
             req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
@@ -70,6 +72,21 @@ class Aaron:
             picks.append(self._take(req, v, free))
             chosen.append(v)
         return picks
+
+    @staticmethod
+    def _normal_budget(view: SchedulerView, normal: list[StageRequest], chosen: list[Version], idle: int,
+                       share: int) -> int:
+        """Threads for the next normal stage: the idle cores split among the `share` stages that
+        can start, unless one at a time on all of them is predicted to get through them sooner
+        (stages side by side slow each other; threads beyond one speed a stage up less)."""
+        if share < 2 or idle < share:
+            return max(1, idle // share)
+        co = view.co_runners(chosen)
+        first, *others = sorted(normal, key=lambda r: r.job.deadline)[:share]
+        whole = view.choose(first, co, idle, max_lanes=1)
+        parts = [view.choose(r, co, idle // share, max_lanes=1) for r in (first, *others)]
+        side_by_side = view.chooser.predict_ms(parts[0], co + parts[1:])
+        return idle if share * view.chooser.predict_ms(whole, co) < side_by_side else idle // share
 
     @staticmethod
     def _size_critical(view: SchedulerView, req: StageRequest, co: list[Version], lanes: int,

@@ -8,11 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from aaron_ros.bench.bound import throughput_bound
+from aaron_ros.bench.bound import stage_costs, throughput_bound
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
+from aaron_ros.coordinator.versions import VersionChooser
+from aaron_ros.kernels.bag import KernelBag
+from aaron_ros.kernels.version import LevelProfile, ResourceShape, Version
 from aaron_ros.models.registry import model_names
 
 SHIPPED = ("f1tenth", "f1tenth_light", "ar_glasses", "aaron_fig3")
@@ -269,11 +272,20 @@ def test_report_survives_missing_data(tmp_path):
 def test_the_cost_model_bounds_throughput_by_cores_and_by_one_lane():
     wl = Workload("w", "", 2, [TaskSpec("a", "m", rate_hz=100, deadline_ms=50),
                                TaskSpec("b", "m", rate_hz=50, deadline_ms=50)])
-    iso = {"a": {"core_ms": 8.0, "host_ms": 2.0, "service_ms": 6.0},
-           "b": {"core_ms": 18.0, "host_ms": 2.0, "service_ms": 12.0}}
+    iso = {"a": {"core_ms": 10.0, "solo_ms": 6.0}, "b": {"core_ms": 20.0, "solo_ms": 12.0}}
     bound = throughput_bound(wl, iso, cores=2)
     # 100 x 10 + 50 x 20 = 2000 core-ms a second: two cores just hold it.
     assert bound["core_ms_per_s"] == 2000 and bound["cores_bound_fps"] == 150
     # One at a time: 100 x 6 + 50 x 12 = 1200 ms a second, so 1000 / 1200 of the frames.
     assert bound["one_lane_bound_fps"] == pytest.approx(150 / 1.2)
     assert throughput_bound(wl, iso, cores=1)["cores_bound_fps"] == 75
+
+
+def test_a_stage_cost_is_its_least_core_time_and_its_fastest_time_alone():
+    two = Version("m.s0.ort.t2", 0, "onnxruntime", ResourceShape(threads=2),
+                  profiles={"isolation": LevelProfile(6.0, 6.5, 5)})
+    one = Version("m.s0.ort.t1", 0, "onnxruntime", ResourceShape(threads=1),
+                  profiles={"isolation": LevelProfile(10.0, 11.0, 5)})
+    chooser = VersionChooser({"m": KernelBag(graph=None, versions={0: [one, two]}, runners={})}, "solo")
+    assert stage_costs(chooser, "m", cores=2) == {"core_ms": 10.0, "solo_ms": 6.0}  # 1 x 10 < 2 x 6
+    assert math.isnan(stage_costs(VersionChooser({}, "solo"), "m", cores=2)["core_ms"])

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from aaron_ros.bench.bound import core_ms
+from aaron_ros.bench.bound import stage_costs
 from aaron_ros.bench.driver import (
     ISOLATION_POLICY,
     ISOLATION_VERSIONS,
@@ -86,16 +86,14 @@ class CoreTarget(BenchTarget):
         return RunResult(records, svc.grant_us(), duration_s)
 
     def alone_metrics(self, task: TaskSpec, result: RunResult) -> dict:
-        """For the cost model (bench/bound.py), from first grant to done (a queue alone is not a
-        cost): a frame's mean service time alone, its host time (that minus the stages' time on
-        their lanes) and its least stage core time."""
+        """For the cost model (bench/bound.py): the frame's least stage core time and fastest stage
+        time alone, from the bag's profiles, and its host time measured alone (first grant to
+        done, minus the stages' time on their lanes; a queue alone is not a cost)."""
         done = [r for r in result.records if r.outcome is Outcome.DONE]
-        service = [r.finished - r.started for r in done]
-        host = [t - sum(s.finished - s.started for s in r.stage_times) for t, r in zip(service, done)]
+        host = [r.finished - r.started - sum(s.finished - s.started for s in r.stage_times) for r in done]
         chooser = VersionChooser(self.models.bags, "solo")
-        return {"service_ms": 1e3 * statistics.fmean(service) if done else math.nan,
-                "host_ms": 1e3 * statistics.fmean(host) if done else math.nan,
-                "core_ms": core_ms(chooser, task.model, os.cpu_count() or 1)}
+        return {**stage_costs(chooser, task.model, os.cpu_count() or 1),
+                "host_ms": 1e3 * statistics.fmean(host) if host else math.nan}
 
     def alone(self, task: TaskSpec) -> RunResult:
         return self.run([task], ISOLATION_POLICY, ISOLATION_VERSIONS, self.opts.isolation_s,

@@ -200,22 +200,24 @@ def render_markdown(report: dict) -> str:
             "released. Goodput: frames finished within their deadline per second. Latency "
             "percentiles are over finished frames.", ""]
     if report.get("bound"):
-        out += _bound_section(report["bound"], policies, report.get("machine", {}).get("cores"))
+        out += _bound_section(report["bound"], policies, iso, report.get("machine", {}).get("cores"))
     return "\n".join(out)
 
 
-def _bound_section(bound: dict, policies: Mapping, cores: object) -> list[str]:
+def _bound_section(bound: dict, policies: Mapping, iso: Mapping, cores: object) -> list[str]:
     """The cost model's bounds (bench/bound.py) and how far each policy is from them."""
     top = bound.get("cores_bound_fps")
     rows = [[key, fmt(p.get("throughput_fps")), pct(_ratio(p.get("throughput_fps"), top)),
              pct(_ratio(p.get("throughput_fps"), bound.get("one_lane_bound_fps")))]
             for key, p in policies.items()]
+    host = ", ".join(f"{name} {fmt(v.get('host_ms'), 2)}" for name, v in iso.items())
     return ["## What bounds throughput", "",
-            f"Offered {fmt(bound.get('offered_fps'))} frames/s. The frames cost "
-            f"{fmt(bound.get('core_ms_per_s'), 0)} core-ms per second at their most efficient thread "
-            f"count alone, host work included: {cores} cores serve at most {fmt(top)} frames/s. One "
-            f"frame at a time, each in its service time alone (first grant to done), serves at most "
-            f"{fmt(bound.get('one_lane_bound_fps'))} frames/s (see aaron_ros/bench/bound.py).", "",
+            f"Offered {fmt(bound.get('offered_fps'))} frames/s. Their stages cost "
+            f"{fmt(bound.get('core_ms_per_s'), 0)} core-ms per second at each stage's most efficient "
+            f"thread count alone: {cores} cores serve at most {fmt(top)} frames/s. One frame at a "
+            f"time, each stage at its fastest alone, serves at most {fmt(bound.get('one_lane_bound_fps'))} "
+            f"frames/s. Both leave out the host work around the stages (ms per frame alone: {host}) and "
+            "the slowdown of stages side by side (aaron_ros/bench/bound.py).", "",
             md_table(["policy", "throughput fps", "of the cores bound", "of the one-lane bound"], rows), ""]
 
 

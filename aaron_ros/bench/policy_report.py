@@ -295,8 +295,16 @@ def plot_throughput(report: dict, path: Path) -> Path:
                  label="rate requested")
     left.set_ylabel("frames done per second")
     left.set_title("per task")
-    fig.legend(*left.get_legend_handles_labels(), fontsize="small", loc="outside right upper")
     _grouped_bars(right, ["all tasks"], {k: [p.get("throughput_fps")] for k, p in policies.items()})
+    bound = report.get("bound") or {}  # the cost model's (bench/bound.py)
+    for key, label, style in (("offered_fps", "offered", "-"), ("cores_bound_fps", "cores bound", "--"),
+                              ("one_lane_bound_fps", "one-lane bound", ":")):
+        if bound.get(key) is not None:
+            right.axhline(bound[key], color="k", linestyle=style, linewidth=1, label=label)
+    handles, labels = left.get_legend_handles_labels()
+    lines = [(h, lb) for h, lb in zip(*right.get_legend_handles_labels()) if lb not in labels]
+    fig.legend(handles + [h for h, _ in lines], labels + [lb for _, lb in lines], fontsize="small",
+               loc="outside right upper")
     right.set_title("total throughput")
     fig.suptitle(f"Throughput: {report['workload']['name']}")
     fig.savefig(path, dpi=100)

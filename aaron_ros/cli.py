@@ -94,14 +94,14 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from aaron_ros.kernels.compile import CompileOptions, compile_many, default_backends
+    from aaron_ros.kernels.compile import CompileOptions, compile_many
     from aaron_ros.models import model_names
 
     names = model_names() if args.model == "all" else args.model.split(",")
     unknown = [n for n in names if n not in model_names()]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all'")
-    backends = tuple(args.backends.split(",")) if args.backends else default_backends(args.backend)
+    backends = tuple(args.backends.split(",")) if args.backends else None
     opts = CompileOptions(device=args.backend, backends=backends, kinds=tuple(args.kinds.split(",")),
                           reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped,
                           **({} if args.min_stage_ms is None else {"min_stage_ms": args.min_stage_ms}))

@@ -297,13 +297,12 @@ def plot_throughput(report: dict, path: Path) -> Path:
     left.set_title("per task")
     _grouped_bars(right, ["all tasks"], {k: [p.get("throughput_fps")] for k, p in policies.items()})
     bound = report.get("bound") or {}  # the cost model's (bench/bound.py)
-    for key, label, style in (("offered_fps", "offered", "-"), ("cores_bound_fps", "cores bound", "--"),
-                              ("one_lane_bound_fps", "one-lane bound", ":")):
-        if bound.get(key) is not None:
-            right.axhline(bound[key], color="k", linestyle=style, linewidth=1, label=label)
+    lines = [right.axhline(bound[key], color="k", linestyle=style, linewidth=1, label=label)
+             for key, label, style in (("offered_fps", "offered", "-"), ("cores_bound_fps", "cores bound", "--"),
+                                       ("one_lane_bound_fps", "one-lane bound", ":"))
+             if bound.get(key) is not None]
     handles, labels = left.get_legend_handles_labels()
-    lines = [(h, lb) for h, lb in zip(*right.get_legend_handles_labels()) if lb not in labels]
-    fig.legend(handles + [h for h, _ in lines], labels + [lb for _, lb in lines], fontsize="small",
+    fig.legend(handles + lines, labels + [line.get_label() for line in lines], fontsize="small",
                loc="outside right upper")
     right.set_title("total throughput")
     fig.suptitle(f"Throughput: {report['workload']['name']}")

@@ -84,7 +84,6 @@ class Coordinator:
         self.lanes = list(lanes)
         self.free = set(self.lanes)
         self.running: dict[str, Grant] = {}  # lane -> grant
-        self._grants: dict[int, Grant] = {}  # id -> each running grant once
         self.policy, self.chooser, self.cores = policy, chooser, cores
         # A long-running node keeps no history here (on_record sees every record instead).
         self.keep_records = keep_records
@@ -182,7 +181,6 @@ class Coordinator:
         for lane in {pick.lane, *pick.branch_lanes}:
             self.free.discard(lane)
             self.running[lane] = grant
-        self._grants[id(grant)] = grant
         return grant
 
     def _shed_late(self, now: float) -> None:
@@ -209,7 +207,6 @@ class Coordinator:
             self.running.pop(lane, None)
             if lane in self.lanes:  # a lane the current policy no longer uses stays idle
                 self.free.add(lane)
-        self._grants.pop(id(grant), None)
         job = grant.request.job
         job.running = False
         if timing is not None:
@@ -260,4 +257,4 @@ class Coordinator:
 
     def running_grants(self) -> list[Grant]:
         """Each running stage once (a stage with branch lanes holds several lanes)."""
-        return list(self._grants.values())
+        return list({id(g): g for g in self.running.values()}.values())

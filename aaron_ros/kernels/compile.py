@@ -76,14 +76,10 @@ MIN_STAGE_MS = 4.0
 DEFAULT_BACKENDS = {"cpu": ("eager", "onnxruntime"), "cuda": ("eager", "onnxruntime", "inductor")}
 
 
-def default_backends(device: str) -> tuple[str, ...]:
-    return DEFAULT_BACKENDS["cuda" if device.startswith("cuda") else "cpu"]
-
-
 @dataclass
 class CompileOptions:
     device: str = "cpu"
-    backends: tuple[str, ...] = DEFAULT_BACKENDS["cpu"]  # default_backends(device) from the command line
+    backends: tuple[str, ...] | None = None  # None: DEFAULT_BACKENDS for the device
     threads: tuple[int, ...] | None = None  # default: 1 and all cores
     kinds: tuple[str, ...] = ("compute", "memory", "model")
     budget_s: float | None = None
@@ -96,6 +92,10 @@ class CompileOptions:
     min_stage_ms: float = MIN_STAGE_MS
     progress: bool = True
     retry_skipped: bool = False  # try again what an earlier run left out for lack of time
+
+    def __post_init__(self) -> None:
+        if self.backends is None:
+            self.backends = DEFAULT_BACKENDS["cuda" if self.device.startswith("cuda") else "cpu"]
 
     def profile_s(self, run_s: float, conditions: int, reps: int | None = None) -> float:
         """Rough cost of profiling a version whose one run takes `run_s` under `conditions`

@@ -294,21 +294,42 @@ def test_aaron_co_schedules_away_from_a_pressed_channel():
     assert second.request.job.task.name == "b_comp"  # despite a's earlier deadline
 
 
+def _critical_frame(coord, frame: int, release: float) -> float:
+    """Release det's frame and run it to its end on the only lane, 0.5 ms a stage; the end time."""
+    coord.submit("det", frame, release)
+    t = release
+    while coord.tasks["det"].current is not None or coord.tasks["det"].queue:
+        (g,) = coord.schedule(t)
+        t += 0.0005
+        coord.release(g, t, 0.0005)
+    return t
+
+
 def test_aaron_keeps_the_last_lane_for_a_critical_frame_due():
     crit = TaskSpec("det", "det_model", rate_hz=100, deadline_ms=10, criticality="critical")
     slow = TaskSpec("seg", "seg_model", rate_hz=1, deadline_ms=1000)
     bags = {"det_model": _bag("det_model", 1.0), "seg_model": _bag("seg_model", 50.0)}
     for policy, held in (("aaron", True), ("priority", False)):
         coord = _coordinator([crit, slow], policy, lanes=1, bags=bags)
-        coord.submit("det", 0, 0.0)
-        t = 0.0
-        while coord.tasks["det"].current is not None or coord.tasks["det"].queue:  # det frame 0 to its end
-            (g,) = coord.schedule(t)
-            t += 0.0005
-            coord.release(g, t, 0.0005)
+        t = _critical_frame(coord, 0, 0.0)
         coord.submit("seg", 0, t)  # det's next frame is due at 0.010, long before seg's stage ends
         grants = coord.schedule(t)
         assert (grants == []) is held, policy
+
+
+def test_aaron_holds_back_no_stage_of_unknown_time():
+    """Without a kernel bag a stage's versions were never profiled: its time is unknown, and it
+    is not held for a critical frame due (holding it held the normal tasks of a GPU run to a
+    quarter of their rate)."""
+    crit = TaskSpec("det", "det_model", rate_hz=100, deadline_ms=10, criticality="critical")
+    slow = TaskSpec("seg", "seg_model", rate_hz=1, deadline_ms=1000)
+    unprofiled = {s: [Version(id=f"seg_model.s{s}.eager.t1", stage=s, backend="eager", shape=ResourceShape())]
+                  for s in range(STAGES)}
+    bags = {"det_model": _bag("det_model", 1.0), "seg_model": KernelBag(None, unprofiled, {})}
+    coord = _coordinator([crit, slow], "aaron", lanes=1, bags=bags)
+    t = _critical_frame(coord, 0, 0.0)
+    coord.submit("seg", 0, t)
+    assert [g.request.job.task.name for g in coord.schedule(t)] == ["seg"]
 
 
 def test_aaron_expects_a_critical_frame_after_the_gaps_it_has_seen():
@@ -323,12 +344,7 @@ def test_aaron_expects_a_critical_frame_after_the_gaps_it_has_seen():
         bags = {"det_model": _bag("det_model", 1.0), "seg_model": _bag("seg_model", stage_ms / 0.6)}
         coord = _coordinator([crit, seg], "aaron", lanes=1, bags=bags)
         for f, release in enumerate((0.0, 0.033, 0.1, 0.133)):
-            coord.submit("det", f, release)
-            t = release
-            while coord.tasks["det"].current is not None or coord.tasks["det"].queue:
-                (g,) = coord.schedule(t)
-                t += 0.0005
-                coord.release(g, t, 0.0005)
+            _critical_frame(coord, f, release)
         t = 0.133 + 0.04  # the short gap's frame would have come at 0.166: the next is due at 0.2
         coord.submit("seg", 0, t)
         grants = coord.schedule(t)

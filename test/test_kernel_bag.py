@@ -236,6 +236,12 @@ def test_compile_and_contention_commands(tmp_path, capsys):
     assert "isolation, light, medium, heavy" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a CUDA device")
+def test_cuda_bag_without_a_device_says_so():
+    with pytest.raises(ValueError, match="kernel bag for cuda: no CUDA device is available"):
+        _opts(device="cuda")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_bag_builds_checks_and_loads(tmp_path):
     report = compile_bag(MODEL, tmp_path / "bag", _opts(device="cuda", kinds=("compute", "memory")))

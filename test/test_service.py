@@ -31,14 +31,18 @@ def _wait(cond, timeout=30.0):
     return cond()
 
 
-def test_frames_from_threads_give_eager_equal_outputs_and_survive_a_policy_switch():
-    svc = CoordinatorService(ServiceOptions(policy="aaron", lanes=2))
+@pytest.mark.parametrize("lane_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_frames_from_threads_give_eager_equal_outputs_and_survive_a_policy_switch(lane_kind):
+    svc = CoordinatorService(ServiceOptions(policy="aaron", lanes=2, device=lane_kind))
     det, det_cb = _collect()
     seg, seg_cb = _collect()
     svc.add_task(TaskSpec("det", "mobilenet_v3_small", 50, 200, "critical", "drop_oldest", 8), None, det_cb)
     svc.add_task(TaskSpec("seg", "seg_net", 50, 500, "normal", "drop_oldest", 8), None, seg_cb)  # room for all 6
     ref = {m: build_model(m) for m in ("mobilenet_v3_small", "seg_net")}
     inputs = {m: g.example_input() for m, g in ref.items()}
+    weights = {next(g.model.parameters()).device.type for g in svc.graphs.values()}
+    assert weights == {lane_kind}  # the models live where their lanes run
     svc.start()
     try:
         def feed(task, model, n):
@@ -62,8 +66,8 @@ def test_frames_from_threads_give_eager_equal_outputs_and_survive_a_policy_switc
             expect = ref[model].run_whole(inputs[model])
         assert [r.outcome for r, _ in got] == ["done"] * 6  # nothing dropped by the switch
         for _, out in got:
-            # Lanes of 1 or 2 threads sum in another order.
-            torch.testing.assert_close(out, expect, rtol=1e-4, atol=1e-4)
+            # Lanes of 1 or 2 threads, or a GPU, sum in another order.
+            torch.testing.assert_close(out.cpu(), expect, rtol=1e-4, atol=1e-4)
     snap = svc.snapshot()
     assert snap["det"]["totals"]["done"] == 6 and snap["det"]["done"] == 6
     assert snap["det"]["p50_ms"] > 0 and snap["seg"]["fps"] > 0
@@ -113,8 +117,8 @@ def test_pre_and_post_processing_run_inside_the_first_and_last_grants_and_a_fail
         svc.stop()
     assert [r.outcome for r, _ in got] == ["done", "failed", "done"]
     assert "no labels for class 7" in got[1][0].error  # the cause travels with the frame
-    with torch.no_grad():
-        assert got[0][1] == graph.run_whole(x).argmax().item()  # the post-processed result is the output
+    with torch.no_grad():  # the post-processed result is the output
+        assert got[0][1] == graph.run_whole(x.to(next(graph.model.parameters()).device)).argmax().item()
     assert all(name.startswith("lane-") for name in threads)  # on lanes, never on the caller's thread
     last = len(graph) - 1
     for frame in (0, 2):
@@ -177,3 +181,15 @@ def test_replay_serves_timed_arrivals_on_this_thread_on_the_policys_lanes_only()
     # Another service on the same models builds nothing again.
     again = CoordinatorService(ServiceOptions(policy="aaron", lanes=2, switchable=False), models=models)
     assert again.add_task(TaskSpec("det2", "mobilenet_v3_small", 20, 500), None) is models.graphs["mobilenet_v3_small"]
+    # ... but not on lanes of another kind than the models live on.
+    other = "cpu" if models.lane_kind == "cuda" else "cuda"
+    with pytest.raises(ValueError, match=f"models live on {models.lane_kind} but the lanes are {other}"):
+        CoordinatorService(ServiceOptions(device=other), models=models)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a CUDA device")
+def test_cuda_lanes_without_a_device_say_so():
+    from aaron_ros.coordinator.service import ModelSet
+
+    with pytest.raises(ValueError, match="cannot live on cuda lanes: no CUDA device is available"):
+        ModelSet("cuda")

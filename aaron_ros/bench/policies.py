@@ -63,7 +63,7 @@ class CoreTarget(BenchTarget):
     def __init__(self, workload: Workload, opts: BenchOptions):
         self.opts, self._workload = opts, workload
         self.label, self.tasks = f"bench {workload.name}", list(workload.tasks)
-        self.models = ModelSet()
+        self.models = ModelSet(opts.lanes)
         for t in workload.tasks:
             self.models.load(t.model, opts.kernel_bag_dir / t.model if opts.kernel_bag_dir else None)
             if self.models.bags[t.model].fallback_reason:
@@ -71,7 +71,7 @@ class CoreTarget(BenchTarget):
         self.inputs = {t.name: self.models.graphs[t.model].example_input() for t in workload.tasks}
         self.segment_s = opts.duration_s / opts.repeats
         self.arrivals = arrivals(workload, self.segment_s, seed=opts.seed)
-        self.isolation_arrivals = arrivals(workload, opts.isolation_s, seed=opts.seed)
+        self.isolation_arrivals = arrivals(workload, opts.isolation_s, seed=opts.seed) if opts.isolation_s > 0 else []
         self.predictors = {(p, v): ContentionPredictor() for _, p, v in opts.entries()}
 
     def run(self, tasks: list[TaskSpec], policy: str, versions: str, duration_s: float,
@@ -114,7 +114,8 @@ class CoreTarget(BenchTarget):
 
 def run_bench(workload: Workload, opts: BenchOptions) -> tuple[dict, dict]:
     """Returns the report (as written to report.json) and the raw latencies per entry and task."""
-    result = drive(CoreTarget(workload, opts), opts.entries(), opts.repeats, progress=opts.progress)
+    result = drive(CoreTarget(workload, opts), opts.entries(), opts.repeats, isolation=opts.isolation_s > 0,
+                   progress=opts.progress)
     return result.report, result.latencies
 
 

@@ -25,6 +25,7 @@ from aaron_ros.coordinator.monitor import Monitor
 from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, check_policy, make_policy
 from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, StageTime, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser, check_versions
+from aaron_ros.kernels.backends.base import device_unavailable
 from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
 from aaron_ros.models import StageGraph, build_model
 from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
@@ -56,17 +57,33 @@ class ServiceOptions:
 
 @dataclass
 class ModelSet:
-    """Each model's stage graph and kernel bag, built once (several services may share them)."""
+    """Each model's stage graph and kernel bag, built once on the lanes' device (several services
+    of that lane kind may share them)."""
 
+    lane_kind: str = "auto"  # where the weights live: the lanes' kind (auto: CUDA when present; device 0)
     graphs: dict[str, StageGraph] = field(default_factory=dict)
     bags: dict[str, KernelBag] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lane_kind = resolve_kind(self.lane_kind)
+        reason = device_unavailable(self.device)
+        if reason:
+            raise ValueError(f"the models cannot live on {self.lane_kind} lanes: {reason}")
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda", 0) if self.lane_kind == "cuda" else torch.device("cpu")
 
     def load(self, model: str, bag_dir: str | Path | None, weights: str | None = None) -> StageGraph:
         """The model's graph, built on first use with its kernel bag (a missing or broken bag
         falls back to eager versions)."""
-        graph = self.graphs.get(model) or build_model(model, weights=weights)
         if model not in self.bags:
-            self.bags[model] = load_bag_or_eager(bag_dir, graph)
+            graph = build_model(model, weights=weights)
+            graph.model.to(self.device)  # stages share the model's modules: they move with it
+            self.bags[model] = bag = load_bag_or_eager(bag_dir, graph, self.device)
+            # One untimed frame: a first run pays for lazy kernel loading (CUDA) and primitive
+            # set-up (oneDNN), which no frame of the task should.
+            bag.graph.run_stages(bag.graph.example_input().to(self.device))
         # In the bag's stages: a bag may fuse the model's own (see kernels/compile.py).
         self.graphs[model] = self.bags[model].graph
         return self.graphs[model]
@@ -79,7 +96,10 @@ class CoordinatorService:
         self.policy_name = options.policy
         self.versions = options.versions or DEFAULT_VERSIONS[options.policy]
         self.specs: dict[str, TaskSpec] = {}
-        self.models = models if models is not None else ModelSet()
+        self.models = models if models is not None else ModelSet(options.device)
+        if self.models.lane_kind != resolve_kind(options.device):
+            raise ValueError(f"the models live on {self.models.lane_kind} but the lanes are "
+                             f"{resolve_kind(options.device)}")
         self._on_finished: dict[str, OnFinished | None] = {}
         self._record_listeners: list[Callable[[JobRecord], None]] = []
         # Tracing: (grant, seen ended at, its times or None when it failed), on the coordinating thread.

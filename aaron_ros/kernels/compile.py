@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from aaron_ros.kernels.backends import get_backend
+from aaron_ros.kernels.backends.base import device_unavailable
 from aaron_ros.kernels.background import PROBE_KINDS
 from aaron_ros.kernels.bag import (
     BagError,
@@ -96,6 +97,9 @@ class CompileOptions:
     def __post_init__(self) -> None:
         if self.backends is None:
             self.backends = DEFAULT_BACKENDS["cuda" if self.device.startswith("cuda") else "cpu"]
+        reason = device_unavailable(torch.device(self.device))
+        if reason:
+            raise ValueError(f"cannot build a kernel bag for {self.device}: {reason}")
 
     def profile_s(self, run_s: float, conditions: int, reps: int | None = None) -> float:
         """Rough cost of profiling a version whose one run takes `run_s` under `conditions`
@@ -135,13 +139,13 @@ class CompileReport:
 
 def stage_inputs(graph: StageGraph, device: torch.device) -> list[torch.Tensor]:
     """A real input for every stage: one example frame pushed through the eager model."""
-    g = torch.Generator().manual_seed(1234)
-    x, inputs = graph.example_input(generator=g), []
+    g = torch.Generator().manual_seed(1234)  # drawn on the CPU: the same frame on any device
+    x, inputs = graph.example_input(generator=g).to(device), []
     with torch.inference_mode():
         for stage in graph.stages:
             inputs.append(x)
             x = stage(x)
-    return [t.to(device) for t in inputs]
+    return inputs
 
 
 def candidates(graph: StageGraph, opts: CompileOptions, device: torch.device,

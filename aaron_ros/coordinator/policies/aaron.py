@@ -24,6 +24,8 @@
 """
 from __future__ import annotations
 
+import math
+
 from aaron_ros.coordinator.policies.base import Pick, SchedulerView
 from aaron_ros.coordinator.types import Overload, StageRequest
 from aaron_ros.coordinator.versions import lanes_of
@@ -138,7 +140,10 @@ class Aaron:
     def _blocks_critical(view: SchedulerView, v: Version, chosen: list[Version]) -> bool:
         """Would an idle critical task's next frame, arriving before this normal stage ends, miss
         its deadline if it waited for it and then ran at full size?"""
-        finish = view.now + view.chooser.predict_ms(v, view.co_runners(chosen)) / 1e3
+        stage_ms = view.chooser.predict_ms(v, view.co_runners(chosen))
+        if not math.isfinite(stage_ms):
+            return False  # never profiled (no kernel bag): an unknown time holds nothing back
+        finish = view.now + stage_ms / 1e3
         busy = {r.job.task.name for r in view.requests} | {g.request.job.task.name for g in view.running}
         for name, spec in view.tasks.items():
             if not spec.critical or name in busy:

@@ -454,8 +454,6 @@ class BenchSystem:
         outputs = set(self.camera.topics)
         # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
         self._fed = {c.name: c.input_topic in outputs for c in self.config.components}
-        listeners = {t: sum(c.input_topic == t for c in self.config.components) for t in outputs}
-        self._subscribers = min([n for n in listeners.values() if n] or [1])
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
@@ -482,7 +480,8 @@ class BenchSystem:
         first = {n: _submitted(c) for n, c in before.items()}
         self.client.take()
         cpu_before = thread_cpu(self.container.pid)
-        frames, seconds = self.camera.play(self._subscribers, self._matched, self._alive)
+        # One subscriber per topic: the container's components on a topic share one subscription.
+        frames, seconds = self.camera.play(1, self._matched, self._alive)
 
         last_change, seen = time.monotonic(), None
         give_up = time.monotonic() + timeout_s

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import torch
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.serialization import deserialize_message
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -30,6 +28,7 @@ from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
 from aaron_ros.ros.image_conversions import ImageError, SharedConversions, check_image, image_to_tensor, mask_to_image
 from aaron_ros.ros.params import ComponentParams, params_from_node
+from aaron_ros.ros.shared_input import Received, subscribe_images, unsubscribe_images
 from aaron_ros.runtime.executor import HostWork
 
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
@@ -38,13 +37,6 @@ LOG_THROTTLE_S = 5.0
 RECENT_FRAMES = 100
 PART_ORDER = {part: i for i, part in enumerate(FramePart)}
 SHARED = SharedConversions()  # the process's components share conversions (the container is one process)
-
-
-def input_qos(name: str) -> QoSProfile:
-    """sensor_data: best effort, keep a few (a late frame is worth nothing); reliable: depth 5."""
-    if name == "sensor_data":
-        return qos_profile_sensor_data
-    return QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
@@ -119,7 +111,7 @@ class PerceptionComponent(Node):
         self.mask_topic = f"{p.result_topic}/mask" if self.graph.output_kind == "mask" else ""
         self._mask_pub = self.create_publisher(Image, self.mask_topic, 10) if self.mask_topic else None
         self.recent: deque[dict[FramePart, PartTime]] = deque(maxlen=RECENT_FRAMES)  # for a live table
-        self._sub = self.create_subscription(Image, p.input_topic, self._on_image, input_qos(p.qos), raw=True)
+        self._sub = subscribe_images(self, p.input_topic, p.qos, self._on_image)
         self.get_logger().info(
             f"{p.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
@@ -132,20 +124,24 @@ class PerceptionComponent(Node):
             publishers = 0
         return {**self.counters, "input_publishers": publishers}
 
+    def destroy_node(self) -> None:
+        unsubscribe_images(self)
+        super().destroy_node()
+
     # -- executor thread: frames in ------------------------------------------------------------
-    def _on_image(self, data: bytes) -> None:
-        """Takes the serialised image (a raw subscription), so deserialising is timed too."""
-        arrival_ns, cpu = time.time_ns(), time.thread_time()
+    def _on_image(self, got: Received) -> None:
+        """Hears each image on its topic, deserialised once for all the process's components on
+        it (`shared_input`)."""
         self.counters["received"] += 1
-        parts: dict[FramePart, PartTime] = {}
-        try:
-            msg = deserialize_message(data, Image)
-        except Exception as exc:  # bytes that are no Image at all
-            self._reject(f"cannot deserialise: {exc}")
+        if got.msg is None:
+            self._reject(got.error)
             return
+        msg, cpu = got.msg, time.thread_time()
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        parts[FramePart.RECEIVE] = PartTime(max(0, arrival_ns - stamp_ns) / 1e9 if stamp_ns else 0.0)
-        mark, cpu = self._part(parts, FramePart.DESERIALISE, arrival_ns, cpu)
+        arrival_ns = got.arrival_ns
+        parts = {FramePart.RECEIVE: PartTime(max(0, arrival_ns - stamp_ns) / 1e9 if stamp_ns else 0.0),
+                 FramePart.DESERIALISE: PartTime((got.taken_ns - arrival_ns) / 1e9, got.deserialise_cpu_s)}
+        mark = got.taken_ns
         # Paced by the camera's stamps, not by arrival: a busy executor delivers frames in
         # bursts, and arrival times would cut good frames from a burst.
         if not self._limiter.admit((stamp_ns or arrival_ns) / 1e9):

@@ -1,0 +1,60 @@
+"""One subscription per image topic and QoS in a process: every node on it hears each image once,
+a listener that raises does not starve the others, bytes that are no Image reach every listener
+as an error, and a node that leaves stops hearing."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from aaron_ros.ros.shared_input import subscribe_images, unsubscribe_images  # noqa: E402
+
+
+def test_nodes_on_one_topic_share_one_subscription(ros_context):
+    executor = SingleThreadedExecutor(context=ros_context)
+    a, b, c, src = (Node(n, context=ros_context) for n in ("a", "b", "c", "src"))
+    for n in (a, b, c, src):
+        executor.add_node(n)
+    heard = {"a": [], "b": [], "c": []}
+
+    def broken(got):
+        heard["a"].append(got)
+        raise RuntimeError("a's own fault")
+
+    sub = subscribe_images(a, "/img", "sensor_data", broken)
+    assert subscribe_images(b, "img", "sensor_data", heard["b"].append) is sub  # the same topic, resolved
+    assert subscribe_images(c, "/img", "reliable", heard["c"].append) is not sub  # another QoS: its own
+    pub = src.create_publisher(Image, "/img", 10)  # reliable: it matches both QoS
+
+    def spin_until(cond, timeout=10.0):
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        return cond()
+
+    try:
+        assert spin_until(lambda: pub.get_subscription_count() == 2)  # one per QoS, not one per node
+        pub.publish(Image(width=2, height=1, encoding="mono8", step=2, data=bytes([1, 2])))
+        assert spin_until(lambda: heard["b"] and heard["c"])
+        assert len(heard["a"]) == len(heard["b"]) == 1 and heard["a"][0] is heard["b"][0]  # deserialised once
+        assert list(heard["b"][0].msg.data) == [1, 2] and heard["b"][0].taken_ns >= heard["b"][0].arrival_ns
+
+        unsubscribe_images(a)
+        pub.publish(Image(width=1, height=1, encoding="mono8", step=1, data=bytes([3])))
+        assert spin_until(lambda: len(heard["b"]) == 2)
+        assert len(heard["a"]) == 1  # a left
+
+        # Bytes that are no Image (a CDR header and nothing after it): each listener hears an error.
+        pub.publish(b"\x00\x01\x00\x00")
+        assert spin_until(lambda: len(heard["b"]) == 3)
+        assert heard["b"][2].msg is None and "cannot deserialise" in heard["b"][2].error
+    finally:
+        executor.shutdown()
+        for n in (a, b, c, src):
+            n.destroy_node()

@@ -311,3 +311,20 @@ def test_rate_limiter_admits_the_asked_rate_from_camera_stamps():
     assert admitted(30, 30, jitter=0.002) == 90  # a limit at the camera's rate drops nothing
     assert 58 <= admitted(30, 20) <= 61  # 20 of every 30 frames
     assert 29 <= admitted(30, 10) <= 31
+
+
+def test_the_container_runs_the_executor_its_file_names(tmp_path, ros_domain):
+    from rclpy.executors import SingleThreadedExecutor
+
+    kinds = {}
+    for executor in ("events", "single"):
+        cfg = _config(tmp_path, components="[classify]")
+        text = cfg.read_text().replace("components: [classify]", f"components: [classify]\n    executor: {executor}")
+        cfg.write_text(text)
+        container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+        kinds[executor] = type(container.executor).__name__
+        container.shutdown()
+    assert kinds["single"] == SingleThreadedExecutor.__name__ and kinds["events"] == "EventsExecutor", kinds
+    cfg.write_text(cfg.read_text().replace("executor: single", "executor: multi"))
+    with pytest.raises(ValueError, match="executor"):
+        Container(ContainerOptions(cfg, domain_id=ros_domain))

@@ -25,14 +25,14 @@ class FramePart(StrEnum):
     STAGES = "stages"  # the model's stages on their lanes
     POST = "post-processing"  # decoding the output, building the messages, in the last granted stage
     FROM_LANE = "from lane"  # hand-off: stage done to seen by the coordinating thread
-    TO_EXECUTOR = "to executor"  # hand-off: frame ended to picked up for publishing
+    TO_PUBLISHER = "to publisher"  # hand-off: frame ended to picked up for publishing
     PUBLISH = "publish + delivery"  # the result stamped and published, to heard by a subscriber
 
 
 # The short form (a live table's one column): a frame coming in, waiting, in the model, going out.
 PHASES: dict[str, tuple[FramePart, ...]] = {
     "in": (FramePart.RECEIVE, FramePart.DESERIALISE, FramePart.ADMISSION, FramePart.CONVERSION),
-    "wait": (FramePart.GRANT_WAIT, FramePart.TO_LANE, FramePart.FROM_LANE, FramePart.TO_EXECUTOR),
+    "wait": (FramePart.GRANT_WAIT, FramePart.TO_LANE, FramePart.FROM_LANE, FramePart.TO_PUBLISHER),
     "model": (FramePart.STAGES,),
     "out": (FramePart.POST, FramePart.PUBLISH),
 }

@@ -176,6 +176,8 @@ def thread_role(name: str) -> str:
         return "coordinator"
     if name.startswith("lane-"):
         return "lanes"
+    if name.startswith("results-"):
+        return "results"  # a component's results thread, publishing
     return "other"  # the runtime's own threads
 
 
@@ -653,7 +655,7 @@ class RosTarget(BenchTarget):
 
 
 # The container's threads.
-SYSTEM_ROLES = ("executor", "coordinator", "lanes", "dds", "other")
+SYSTEM_ROLES = ("executor", "results", "coordinator", "lanes", "dds", "other")
 
 
 def cpu_per_frame(results: Sequence[RunResult]) -> dict:
@@ -758,7 +760,7 @@ def render_frame_time_markdown(report: dict) -> str:
         "Mean milliseconds per result heard, wall time with the CPU time of the one thread doing the part "
         "in brackets, from the camera stamp to the result heard (the parts are back to back; their sum is "
         "the mean end-to-end latency). receive: stamp to the component's callback; grant wait: released "
-        "or between stages without a grant; to lane / from lane / to executor: hand-offs between threads; "
+        "or between stages without a grant; to lane / from lane / to publisher: hand-offs between threads; "
         "publish + delivery: the subscriber's end-to-end time minus the parts the result carries.", "",
         per_frame, "",
         "CPU milliseconds per frame a component received, by thread of the container's process (the bag "

@@ -29,6 +29,7 @@ from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec
 from aaron_ros.models.registry import ZOO, model_names
 
 DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("events", "single")
 QOS_PROFILES = ("sensor_data", "reliable")
 ENCODINGS = ("bgr8", "rgb8")
 INT64_MAX = 2**63 - 1
@@ -271,6 +272,8 @@ CAMERA = NodeParams("camera", (
 
 CONTAINER = NodeParams("aaron_container", (
     Param("components", (), "component node names, one section each", kind="str_array"),
+    Param("executor", "events", "what runs the nodes' callbacks: events (rclpy's EventsExecutor, where this "
+          "rclpy has it) or single (SingleThreadedExecutor)", choices=EXECUTORS),
 ))
 
 # Nodes the container may start besides the components, by their usual names.

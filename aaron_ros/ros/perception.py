@@ -5,8 +5,9 @@ job. The image is turned into a tensor when the frame's first stage is granted, 
 lane (a frame dropped while waiting costs no conversion), once per image for all the components
 of the process reading its topic at the same input size; the output is decoded into the result
 messages right after the last stage, on its lane. Both are granted work the coordinator times.
-Finished frames come back from the coordinating thread through a guard condition, and the
-executor stamps and publishes them (the coordinator never waits for a publisher).
+Finished frames come back from the coordinating thread to the component's own results thread,
+which stamps and publishes them: the coordinator never waits for a publisher, and the executor
+needs no guard condition (which rclpy's EventsExecutor cannot wait on).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from aaron_ros.common.cpu import name_os_thread
 from aaron_ros.common.paths import KERNEL_BAG_DIR, kernel_bag_root
 from aaron_ros.coordinator.service import CoordinatorService
 from aaron_ros.coordinator.timing import FramePart, PartTime, coordinator_parts
@@ -34,6 +36,7 @@ from aaron_ros.runtime.executor import HostWork
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
          "mask": InferenceResult.KIND_MASK}
 LOG_THROTTLE_S = 5.0
+RESULTS_JOIN_S = 2.0  # the results thread's last publishing, at shutdown
 RECENT_FRAMES = 100
 PART_ORDER = {part: i for i, part in enumerate(FramePart)}
 SHARED = SharedConversions()  # the process's components share conversions (the container is one process)
@@ -50,7 +53,7 @@ class _Frame:
 
 @dataclass
 class _Result:
-    """A frame's result messages, built on the lane; the executor adds the times and publishes."""
+    """A frame's result messages, built on the lane; the results thread adds the times and publishes."""
 
     msg: InferenceResult
     mask: Image | None = None
@@ -106,11 +109,13 @@ class PerceptionComponent(Node):
         self._next_frame = 0
         self._finished: deque[tuple[JobRecord, torch.Tensor | None]] = deque()
         self._lock = threading.Lock()
-        self._wake = self.create_guard_condition(self._publish_finished)
+        self._wake, self._closing = threading.Event(), False
         self._pub = self.create_publisher(InferenceResult, p.result_topic, 10)
         self.mask_topic = f"{p.result_topic}/mask" if self.graph.output_kind == "mask" else ""
         self._mask_pub = self.create_publisher(Image, self.mask_topic, 10) if self.mask_topic else None
         self.recent: deque[dict[FramePart, PartTime]] = deque(maxlen=RECENT_FRAMES)  # for a live table
+        self._results = threading.Thread(target=self._publish_loop, name=f"results-{name}", daemon=True)
+        self._results.start()
         self._sub = subscribe_images(self, p.input_topic, p.qos, self._on_image)
         self.get_logger().info(
             f"{p.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
@@ -126,6 +131,9 @@ class PerceptionComponent(Node):
 
     def destroy_node(self) -> None:
         unsubscribe_images(self)
+        self._closing = True  # what has finished is still published
+        self._wake.set()
+        self._results.join(timeout=RESULTS_JOIN_S)
         super().destroy_node()
 
     # -- executor thread: frames in ------------------------------------------------------------
@@ -209,9 +217,18 @@ class PerceptionComponent(Node):
     def _on_finished(self, rec: JobRecord, output) -> None:
         with self._lock:
             self._finished.append((rec, output))
-        self._wake.trigger()
+        self._wake.set()
 
-    # -- executor thread: results out ---------------------------------------------------------
+    # -- the results thread: results out ------------------------------------------------------
+    def _publish_loop(self) -> None:
+        name_os_thread(threading.current_thread().name)  # the bench counts its CPU apart
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self._publish_finished()
+            if self._closing:
+                return
+
     def _publish_finished(self) -> None:
         while True:
             with self._lock:
@@ -239,7 +256,7 @@ class PerceptionComponent(Node):
         parts[FramePart.STAGES] = PartTime(model.wall_s - pre.seconds - post.seconds,
                                            model.cpu_s - pre.cpu_s - post.cpu_s)
         ended_ns = frame.submitted_ns + round(rec.latency_s * 1e9)  # the last stage seen, on the wall clock
-        parts[FramePart.TO_EXECUTOR] = PartTime(max(0, picked_ns - ended_ns) / 1e9)
+        parts[FramePart.TO_PUBLISHER] = PartTime(max(0, picked_ns - ended_ns) / 1e9)
         out = result.msg
         out.frame = rec.frame
         out.latency_ms, out.queueing_ms = rec.latency_s * 1e3, (rec.queueing_s or 0.0) * 1e3

@@ -206,6 +206,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from itertools import takewhile
 
     from aaron_ros.ros.record import (
+        COMPRESSIONS,
         frames_from_folder,
         frames_from_video,
         resize_frames,
@@ -228,10 +229,12 @@ def _cmd_record(args: argparse.Namespace) -> int:
         seconds = args.seconds or 10.0
         frames = sample_frames(width, height, fps, seconds, seed=args.seed)
         total, source = max(1, round(seconds * fps)), f"the sample photographs at {width}x{height}"
-    count = write_image_bag(args.out, frames, topic=args.topic, storage=args.storage,
+    # Compressed images go on <camera topic>/compressed, as image_transport names them.
+    topic = f"{args.topic.rstrip('/')}/compressed" if args.encoding in COMPRESSIONS else args.topic
+    count = write_image_bag(args.out, frames, topic=topic, storage=args.storage,
                             encoding=args.encoding, progress=not args.no_progress,
                             overwrite=args.overwrite, total=total)
-    print(f"wrote {count} frames of {source} to {args.out} ({args.storage}, {args.topic})")
+    print(f"wrote {count} frames of {source} to {args.out} ({args.storage}, {topic}, {args.encoding})")
     return 0
 
 
@@ -367,9 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seconds", type=float, help="length (default: 10 for the sample, all of a video or folder)")
     r.add_argument("--fps", type=float, help="frame rate (default 30; a video's own rate)")
     r.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 640x480 for the sample, else native)")
-    r.add_argument("--topic", default="/camera/image_raw")
+    r.add_argument("--topic", default="/camera/image_raw", help="the camera topic (default /camera/image_raw)")
     r.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
-    r.add_argument("--encoding", choices=["rgb8", "bgr8"], default="rgb8")
+    r.add_argument("--encoding", choices=["rgb8", "bgr8", "jpeg", "png"], default="rgb8",
+                   help="an Image's pixel layout, or jpeg / png: CompressedImage messages on TOPIC/compressed")
     r.add_argument("--seed", type=int, default=0, help="the sample's photo order and motions")
     r.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     r.add_argument("--no-progress", action="store_true")

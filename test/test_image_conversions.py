@@ -11,7 +11,10 @@ from aaron_ros.ros.image_conversions import (
     IMAGENET_STD,
     ImageError,
     SharedConversions,
+    array_to_compressed,
     array_to_image,
+    compressed_format,
+    decode_compressed,
     image_to_array,
     image_to_tensor,
     mask_to_image,
@@ -246,3 +249,24 @@ def test_shared_conversions_make_each_key_once_and_pass_errors_to_every_caller()
         shared.get(9, broken)
     with pytest.raises(ImageError, match="bad pixels"):
         shared.get(9, slow(9))  # the same image: the same error, not a second try
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_images_decode_and_bad_payloads_name_the_problem(fmt):
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    rgb[:, :16] = (200, 40, 10)  # a red left half: a colour swap would show
+    msg = array_to_compressed(rgb, fmt)
+    assert compressed_format(msg) == fmt and fmt in msg.format
+    back = decode_compressed(msg)
+    assert back.shape == (24, 32, 3) and (fmt == "jpeg" or np.array_equal(back, rgb))
+    assert np.abs(back[4:20, 2:12].astype(int) - (200, 40, 10)).max() <= 12  # red, away from the edge
+    msg.format = "tiff"
+    with pytest.raises(ImageError, match="names no one of jpeg, png"):
+        compressed_format(msg)
+    msg.format = "png" if fmt == "jpeg" else "jpeg"
+    with pytest.raises(ImageError, match="do not start as one"):
+        compressed_format(msg)
+    msg.format = fmt
+    msg.data = bytes(msg.data)[:16]  # starts right, then ends
+    with pytest.raises(ImageError, match="does not decode"):
+        decode_compressed(msg)

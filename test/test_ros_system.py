@@ -18,12 +18,12 @@ rclpy = pytest.importorskip("rclpy")
 
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rclpy.time import Time  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from aaron_ros.msg import CoordinatorStatus, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
-from aaron_ros.ros.image_conversions import array_to_image  # noqa: E402
+from aaron_ros.ros.image_conversions import array_to_compressed, array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 from aaron_ros.ros.run import status_table  # noqa: E402
 from aaron_ros.srv import SetPolicy  # noqa: E402
@@ -328,3 +328,39 @@ def test_the_container_runs_the_executor_its_file_names(tmp_path, ros_domain):
     cfg.write_text(cfg.read_text().replace("executor: single", "executor: multi"))
     with pytest.raises(ValueError, match="executor"):
         Container(ContainerOptions(cfg, domain_id=ros_domain))
+
+
+def test_compressed_images_from_a_bag_are_served_and_corrupt_ones_are_counted(tmp_path, ros_domain):
+    """image_transport: compressed reads <input_topic>/compressed. A payload whose bytes are not what
+    its format says is rejected on arrival; one that starts right but does not decode fails its
+    frame inside the first grant, naming why; a jpeg bag then serves as any camera."""
+    bag = tmp_path / "jpeg_bag"
+    write_image_bag(bag, sample_frames(width=160, height=120, fps=10.0, seconds=1.5), topic="/cam/image/compressed",
+                    encoding="jpeg", progress=False)
+    cfg = _config(tmp_path, components="[classify]")
+    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
+                                           "    model: mobilenet_v3_small\n    image_transport: compressed\n"))
+    container = Container(ContainerOptions(cfg, bag=str(bag), domain_id=ros_domain))
+    classify, service = container.components["classify"], container.coordinator.service
+    pub = container.node.create_publisher(CompressedImage, "/cam/image/compressed", 10)
+    grey = np.full((120, 160, 3), 90, np.uint8)
+    png_said_jpeg = array_to_compressed(grey, "png", Header(stamp=Time(seconds=5).to_msg()))
+    png_said_jpeg.format = "jpeg"
+    truncated = array_to_compressed(grey, "jpeg", Header(stamp=Time(seconds=6).to_msg()))
+    truncated.data = bytes(truncated.data)[:64]
+
+    def failed() -> int:
+        return service.snapshot()["classify"]["totals"]["failed"]
+
+    try:
+        assert _spin_until(container, lambda: pub.get_subscription_count() >= 1, 10)
+        for msg in (png_said_jpeg, truncated):
+            pub.publish(msg)
+            _spin_until(container, lambda: False, 0.2)
+        assert _spin_until(container, lambda: classify.counters["rejected"] == 1 and failed() == 1, 20), \
+            (classify.counters, failed())
+        container.spin(duration_s=60)  # the bag, to its end
+    finally:
+        container.shutdown()
+    assert container.player.published == 15 and classify.counters["published"] >= 10, classify.counters
+    assert failed() == 1 and service.snapshot()["classify"]["totals"]["done"] == classify.counters["published"]

@@ -17,15 +17,23 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from rclpy.time import Time
 from rosbags.rosbag2 import Writer
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from aaron_ros.cli import main
 from aaron_ros.ros.bag_player import BagPlayer
 from aaron_ros.ros.camera import CameraNode
-from aaron_ros.ros.image_conversions import cdr_stamp_ns, image_to_array, restamped
+from aaron_ros.ros.image_conversions import (
+    cdr_stamp_ns,
+    compressed_format,
+    decode_compressed,
+    image_to_array,
+    restamped,
+)
 from aaron_ros.ros.record import (
+    COMPRESSED_TYPE,
     START_NS,
     TYPESTORE,
+    bag_topics,
     frames_from_folder,
     frames_from_video,
     read_image_bag,
@@ -137,6 +145,23 @@ def test_record_and_read_back(tmp_path, storage, encoding, file):
             assert np.array_equal(image_to_array(img), frame)
 
 
+@pytest.mark.parametrize("encoding", ["png", "jpeg"])
+def test_record_compressed_and_read_back(tmp_path, encoding):
+    """`record --encoding png|jpeg`: CompressedImage on <topic>/compressed, png lossless."""
+    frames = list(sample_frames(64, 48, fps=10.0, seconds=0.5))
+    out = tmp_path / "bag"
+    assert main(["record", "--out", str(out), "--seconds", "0.5", "--fps", "10", "--size", "64x48",
+                 "--encoding", encoding, "--no-progress"]) == 0
+    assert bag_topics(out) == {f"{TOPIC}/compressed": COMPRESSED_TYPE}
+    msgs = list(read_image_bag(out))
+    assert len(msgs) == 5 and {m.msgtype for m in msgs} == {COMPRESSED_TYPE}
+    for m, (_, frame) in zip(msgs, frames):
+        img = deserialize_message(m.data, CompressedImage)
+        assert compressed_format(img) == encoding and Time.from_msg(img.header.stamp).nanoseconds == m.timestamp_ns
+        error = np.abs(decode_compressed(img).astype(int) - frame).mean()
+        assert error == 0 if encoding == "png" else error < 8, error
+
+
 def test_write_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path, bag):
     with pytest.raises(ValueError, match="already exists"):
         write_image_bag(bag, numbered_frames(2, 10.0), progress=False)
@@ -181,7 +206,8 @@ def test_missing_damaged_and_topicless_bags_are_clear_errors(tmp_path, bag):
         conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=TYPESTORE)
         msg = TYPESTORE.types["std_msgs/msg/String"](data="hi")
         writer.write(conn, START_NS, TYPESTORE.serialize_cdr(msg, "std_msgs/msg/String"))
-    with pytest.raises(ValueError, match=r"no sensor_msgs/msg/Image topic; its topics: /chatter \(std_msgs"):
+    with pytest.raises(ValueError, match=r"no sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage topic; "
+                                         r"its topics: /chatter \(std_msgs"):
         read_image_bag(chat)
     with pytest.raises(ValueError, match="/chatter in bag .* is std_msgs/msg/String, not sensor_msgs"):
         read_image_bag(chat, "/chatter")
@@ -297,7 +323,7 @@ def test_player_errors_name_the_problem(ros_context, bag, tmp_path):
     with pytest.raises(ValueError, match=r"parameter qos: must be one of \['sensor_data', 'reliable'\], got 'fast'"):
         BagPlayer(context=ros_context, parameter_overrides=[Parameter("bag", value=str(bag)),
                                                             Parameter("qos", value="fast")])
-    with pytest.raises(ValueError, match=rf"remap of /rear, not an Image topic .*: {TOPIC}"):
+    with pytest.raises(ValueError, match=rf"remap of /rear, not an image topic .*: {TOPIC}"):
         player(ros_context, bag, remap=["/rear:=/x"])
     with pytest.raises(ValueError, match="'/a=/b' is not of the form /from:=/to"):
         player(ros_context, bag, remap=["/a=/b"])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import LogLocator, NullFormatter, PercentFormatter, ScalarFormatter
 
 import aaron_ros
 from aaron_ros.bench.bound import throughput_bound
@@ -223,13 +223,18 @@ def _bound_section(bound: dict, policies: Mapping, iso: Mapping, cores: object) 
 
 # --- plots ----------------------------------------------------------------------------------
 
-def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]]) -> None:
+def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]],
+                  value_format: str | None = None) -> None:
+    """A bar per series in each group; `value_format` (e.g. "{:.1%}") writes each bar's value on it."""
     n = max(1, len(series))
     width = 0.8 / n
     x = np.arange(len(groups))
     for i, (label, values) in enumerate(series.items()):
         vals = [0.0 if v is None else float(v) for v in values]
-        ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
+        bars = ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
+        if value_format:
+            ax.bar_label(bars, labels=[value_format.format(v) for v in vals], fontsize="x-small", rotation=90,
+                         padding=2)
     ax.set_xticks(x)
     ax.set_xticklabels(groups)
     ax.grid(axis="y", alpha=0.3)
@@ -273,8 +278,12 @@ def plot_miss_rate(report: dict, path: Path) -> Path:
               for key, p in report["policies"].items()}
     fig = Figure(figsize=(max(5, 1.6 * len(names) * max(1, len(series)) / 2), 4), layout="constrained")
     ax = fig.subplots()
-    _grouped_bars(ax, names, series)
-    ax.set_ylim(0, 1)
+    _grouped_bars(ax, names, series, "{:.1%}")
+    # Scaled to the highest bar (room left for its value), not to 1: misses of a few percent must show.
+    top = max((v for vs in series.values() for v in vs if v is not None), default=0.0)
+    ax.set_ylim(0, min(1.2, max(0.05, top * 1.3)))
+    ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0])  # room above 100% for the values only
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("miss rate (late, dropped or failed)")
     ax.set_title(f"Deadline misses per task: {report['workload']['name']}")
     # Beside the axes: inside, it covers bars that reach 1.

@@ -1,4 +1,5 @@
-"""`BagPlayer`: replays the Image topics of a ROS 2 bag with their recorded timing.
+"""`BagPlayer`: replays the image topics (Image or CompressedImage) of a ROS 2 bag with their
+recorded timing.
 
 `ros2 bag play` cannot be installed everywhere this package runs, and a benchmark needs to replay
 one bag once per policy from code and know when it is done: ``player.run()`` (or ``start()``
@@ -19,11 +20,11 @@ from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from aaron_ros.ros.image_conversions import restamped
 from aaron_ros.ros.params import BAG_PLAYER, declare_params
-from aaron_ros.ros.record import image_topics, read_image_bag
+from aaron_ros.ros.record import COMPRESSED_TYPE, bag_topics, image_topics, read_image_bag
 
 QOS = {"sensor_data": qos_profile_sensor_data,
        "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)}
@@ -45,7 +46,7 @@ def parse_remaps(entries: Sequence[str]) -> dict[str, str]:
 
 
 class BagPlayer(Node):
-    """Publishes a bag's Image topics at their recorded spacing (scaled by `rate`) from a thread.
+    """Publishes a bag's image topics at their recorded spacing (scaled by `rate`) from a thread.
     Parameters: `aaron_ros.ros.params.BAG_PLAYER`."""
 
     def __init__(self, name: str = "bag_player", *, context: Context | None = None,
@@ -64,11 +65,12 @@ class BagPlayer(Node):
         # Checks the bag now, so a wrong path fails at start-up and not at the first replay.
         self.topics = image_topics(self.bag)
         if unknown := sorted(set(self.remaps) - set(self.topics)):
-            raise ValueError(f"{name}: remap of {', '.join(unknown)}, not an Image topic of bag "
-                             f"{self.bag}; its Image topics: {', '.join(self.topics)}")
+            raise ValueError(f"{name}: remap of {', '.join(unknown)}, not an image topic of bag "
+                             f"{self.bag}; its image topics: {', '.join(self.topics)}")
+        types = bag_topics(self.bag)
         try:
-            self._pubs = {t: self.create_publisher(Image, self.remaps.get(t, t), QOS[qos])
-                          for t in self.topics}
+            self._pubs = {t: self.create_publisher(CompressedImage if types[t] == COMPRESSED_TYPE else Image,
+                                                   self.remaps.get(t, t), QOS[qos]) for t in self.topics}
         except InvalidTopicNameException as exc:
             raise ValueError(f"{name}: remap to a bad topic name: {exc}") from None
 

@@ -94,7 +94,7 @@ from aaron_ros.ros.coordinator_node import (
     STATUS_TOPIC,
     TRACE_QOS,
 )
-from aaron_ros.ros.record import IMAGE_TYPE, image_topics, open_reader
+from aaron_ros.ros.record import IMAGE_TYPES, image_topics, open_reader
 from aaron_ros.runtime.lanes import resolve_kind
 from aaron_ros.srv import SetPolicy
 
@@ -185,13 +185,13 @@ def bag_info(path: str | Path) -> tuple[int, float]:
     """(Image messages, frames per second) of a bag, from its index."""
     reader = open_reader(Path(path))
     try:
-        conns = [c for c in reader.connections if c.msgtype == IMAGE_TYPE]
+        conns = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
         n = sum(c.msgcount for c in conns)
         span_s = (reader.end_time - reader.start_time) / 1e9
     finally:
         reader.close()
     if not n:
-        raise ValueError(f"bag {path} has no {IMAGE_TYPE} message")
+        raise ValueError(f"bag {path} has no {' or '.join(IMAGE_TYPES)} message")
     per_topic = n / max(1, len(conns))
     # Rounded: stamps in whole nanoseconds make 10 fps read 9.99999999.
     return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan")
@@ -455,7 +455,7 @@ class BenchSystem:
             raise
         outputs = set(self.camera.topics)
         # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
-        self._fed = {c.name: c.input_topic in outputs for c in self.config.components}
+        self._fed = {c.name: c.image_topic in outputs for c in self.config.components}
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
@@ -766,7 +766,8 @@ def render_frame_time_markdown(report: dict) -> str:
         "CPU milliseconds per frame a component received, by thread of the container's process (the bag "
         "player, standing in for a camera driver, runs in a process of its own and is not counted; the "
         "bench monitor stands in for a subscriber; \"other\" holds the models' intra-op threads). Outside "
-        "model stages: executor, coordinator, lanes and DDS threads minus the stages' own CPU.", "", cpu, ""])
+        "model stages: executor, results (the components' publishing threads), coordinator, lanes and DDS "
+        "threads minus the stages' own CPU.", "", cpu, ""])
 
 
 def plot_frame_time(report: dict, path: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Conversions between ``sensor_msgs/msg/Image`` and model tensors.
+"""Conversions between ``sensor_msgs/msg/Image`` (or a jpeg / png ``CompressedImage``) and model
+tensors.
 
 Written for a perception node that must never crash on bad input: every
 rejection is an ``ImageError`` (a ``ValueError``) whose message names the
@@ -17,18 +18,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 import torch
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 # Bytes per pixel for each supported 8-bit encoding.
 CHANNELS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "mono8": 1}
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+T = TypeVar("T")
 
 
 class ImageError(ValueError):
@@ -120,6 +122,48 @@ def image_to_array(msg: Image) -> np.ndarray:
         # cvtColor copies and swaps in one pass (much faster than a reversed-stride copy).
         return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     return np.array(pixels, dtype=np.uint8, order="C", copy=True)
+
+
+# The first bytes of each payload format a CompressedImage may carry.
+MAGIC: dict[str, bytes] = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
+
+
+def compressed_format(msg: CompressedImage) -> str:
+    """`jpeg` or `png`, once the message's `format` (image_transport writes e.g. "rgb8; jpeg
+    compressed bgr8", others just "jpeg") and its payload's first bytes agree (cheap: nothing is
+    decoded); raises ImageError naming what is wrong."""
+    text = str(msg.format).lower()
+    named = [f for f in MAGIC if f in text or (f == "jpeg" and "jpg" in text)]
+    if len(named) != 1:
+        raise ImageError(f"compressed image format {msg.format!r} names no one of {', '.join(MAGIC)}")
+    head = bytes(_data_as_uint8(msg.data)[:8])
+    if not head.startswith(MAGIC[named[0]]):
+        raise ImageError(f"compressed image says {named[0]} but its {len(msg.data)} bytes do not start as one")
+    return named[0]
+
+
+def decode_compressed(msg: CompressedImage) -> np.ndarray:
+    """(H, W, 3) RGB uint8 of a jpeg or png CompressedImage (a grey one too); raises ImageError
+    for a payload that does not decode."""
+    fmt = compressed_format(msg)
+    bgr = cv2.imdecode(_data_as_uint8(msg.data), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"the {fmt} payload ({len(msg.data)} bytes) does not decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def array_to_compressed(arr: np.ndarray, fmt: str = "jpeg", header: Header | None = None,
+                        quality: int = 90) -> CompressedImage:
+    """Encode a uint8 RGB (H, W, 3) array as a CompressedImage, named as image_transport does."""
+    if fmt not in MAGIC:
+        raise ImageError(f"unknown compressed format {fmt!r}; known: {', '.join(MAGIC)}")
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(f"array must be (H, W, 3) uint8 RGB, got {getattr(arr, 'shape', type(arr))}")
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpeg" else []
+    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ImageError(f"cannot encode a {arr.shape} array as {fmt}")
+    return CompressedImage(header=header or Header(), format=f"rgb8; {fmt} compressed bgr8", data=buf.tobytes())
 
 
 def array_to_tensor(
@@ -232,8 +276,9 @@ class SharedConversions:
         self._made: OrderedDict[Hashable, Future] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, make: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
-        """The tensor for `key`, and whether this call made it."""
+    def get(self, key: Hashable, make: Callable[[], T]) -> tuple[T, bool]:
+        """What `make` made for `key` (a tensor, with what else the caller keeps beside it), and
+        whether this call made it."""
         with self._lock:
             fut = self._made.get(key)
             mine = fut is None

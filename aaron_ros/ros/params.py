@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,13 @@ from aaron_ros.models.registry import ZOO, model_names
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("events", "single")
 QOS_PROFILES = ("sensor_data", "reliable")
+
+
+class Transport(StrEnum):
+    """How a component's images travel, in image_transport's words."""
+
+    RAW = "raw"  # sensor_msgs/Image on the input topic
+    COMPRESSED = "compressed"  # sensor_msgs/CompressedImage (jpeg, png) on <input topic>/compressed
 ENCODINGS = ("bgr8", "rgb8")
 INT64_MAX = 2**63 - 1
 
@@ -234,7 +241,7 @@ COMPONENT = NodeParams("", (
           "package.module:Class", check=_component),
     Param("model", "", "zoo model (`aaron-ros models`); required for perception"),
     Param("kernel_bag", "", "its kernel bag folder; '' = <kernel_bag_dir>/<model>"),
-    Param("input_topic", "/camera/image_raw", "sensor_msgs/Image topic in", check=topic),
+    Param("input_topic", "/camera/image_raw", "camera topic in (see image_transport)", check=topic),
     Param("output_topic", "", "InferenceResult topic out, unique per component; '' = /aaron/<name>/result",
           check=_topic_or_empty),
     Param("deadline_ms", 100.0, "relative deadline of a frame (ms)", low=0.0, above=True),
@@ -246,6 +253,9 @@ COMPONENT = NodeParams("", (
     Param("input_size", (), "[height, width]; [] = the model's own (the only size kernel bags hold)",
           kind="int_array", check=_size),
     Param("qos", "sensor_data", "input subscription QoS (sensor_data: best effort)", choices=QOS_PROFILES),
+    Param("image_transport", Transport.RAW.value, "raw: sensor_msgs/Image on input_topic; compressed: "
+          "sensor_msgs/CompressedImage (jpeg, png) on <input_topic>/compressed, decoded inside the "
+          "frame's first grant", choices=Transport),
 ), cross=_component_cross)
 
 BAG_PLAYER = NodeParams("bag_player", (
@@ -327,6 +337,13 @@ class ComponentParams:
     def result_topic(self) -> str:
         """The topic results are published on: output_topic, or /aaron/<name>/result."""
         return self.output_topic or f"/aaron/{self.name}/result"
+
+    @property
+    def image_topic(self) -> str:
+        """The topic images arrive on: input_topic, or <input_topic>/compressed."""
+        if self.image_transport is Transport.COMPRESSED:
+            return f"{self.input_topic.rstrip('/')}/compressed"
+        return self.input_topic
 
     def kernel_bag_path(self, kernel_bag_dir: str | os.PathLike) -> Path:
         """This component's kernel bag folder: kernel_bag, or <kernel_bag_dir>/<model>."""

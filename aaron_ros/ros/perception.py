@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from rclpy.node import Node
 from rclpy.time import Time
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from aaron_ros.common.cpu import name_os_thread
@@ -28,8 +28,17 @@ from aaron_ros.coordinator.service import CoordinatorService
 from aaron_ros.coordinator.timing import FramePart, PartTime, coordinator_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
-from aaron_ros.ros.image_conversions import ImageError, SharedConversions, check_image, image_to_tensor, mask_to_image
-from aaron_ros.ros.params import ComponentParams, params_from_node
+from aaron_ros.ros.image_conversions import (
+    ImageError,
+    SharedConversions,
+    array_to_tensor,
+    check_image,
+    compressed_format,
+    decode_compressed,
+    image_to_array,
+    mask_to_image,
+)
+from aaron_ros.ros.params import ComponentParams, Transport, params_from_node
 from aaron_ros.ros.shared_input import Received, subscribe_images, unsubscribe_images
 from aaron_ros.runtime.executor import HostWork
 
@@ -116,9 +125,11 @@ class PerceptionComponent(Node):
         self.recent: deque[dict[FramePart, PartTime]] = deque(maxlen=RECENT_FRAMES)  # for a live table
         self._results = threading.Thread(target=self._publish_loop, name=f"results-{name}", daemon=True)
         self._results.start()
-        self._sub = subscribe_images(self, p.input_topic, p.qos, self._on_image)
+        self.compressed = p.image_transport is Transport.COMPRESSED
+        self._sub = subscribe_images(self, p.image_topic, p.qos, self._on_image,
+                                     CompressedImage if self.compressed else Image)
         self.get_logger().info(
-            f"{p.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
+            f"{p.image_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
 
     def counts(self) -> dict[str, int]:
@@ -155,27 +166,35 @@ class PerceptionComponent(Node):
         if not self._limiter.admit((stamp_ns or arrival_ns) / 1e9):
             self.counters["rate_limited"] += 1
             return
-        try:
-            check_image(msg)
+        try:  # cheap checks only: a compressed payload is decoded inside the first grant
+            compressed_format(msg) if self.compressed else check_image(msg)
         except ImageError as exc:
             self._reject(str(exc))
             return
         self._part(parts, FramePart.ADMISSION, mark, cpu)
         frame = self._next_frame
         self._next_frame += 1
-        prepared = HostWork(lambda: self._convert(msg, stamp_ns))
-        finish = HostWork(lambda output: self._postprocess(output, msg.header, (msg.height, msg.width)))
+        size: list[tuple[int, int]] = []  # the image's (height, width), known once it is decoded
+        prepared = HostWork(lambda: self._convert(msg, stamp_ns, size))
+        finish = HostWork(lambda output: self._postprocess(output, msg.header, size[0]))
         with self._lock:
             self._frames[frame] = _Frame((arrival_ns - stamp_ns) / 1e6, parts, time.time_ns(), prepared, finish)
         self.service.submit(self.params.name, frame, prepared, finish)
 
-    def _convert(self, msg: Image, stamp_ns: int) -> torch.Tensor:
-        """On a lane, in the frame's first granted stage."""
+    def _convert(self, msg: Image | CompressedImage, stamp_ns: int, size: list) -> torch.Tensor:
+        """On a lane, in the frame's first granted stage: the image decoded (when compressed; a
+        payload that does not decode fails the frame, naming why) and made the model's input;
+        its (height, width) is added to `size`."""
+        def make() -> tuple[torch.Tensor, tuple[int, int]]:
+            arr = decode_compressed(msg) if self.compressed else image_to_array(msg)
+            return array_to_tensor(arr, self.input_size), arr.shape[:2]
+
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
-            x, made = image_to_tensor(msg, self.input_size), True
+            (x, hw), made = make(), True
         else:
             key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size)
-            x, made = SHARED.get(key, lambda: image_to_tensor(msg, self.input_size))
+            (x, hw), made = SHARED.get(key, make)
+        size.append(hw)
         self.counters["converted" if made else "shared"] += 1
         return x
 
@@ -203,7 +222,7 @@ class PerceptionComponent(Node):
 
     def _reject(self, why: str) -> None:
         self.counters["rejected"] += 1
-        self.get_logger().warning(f"rejected an image on {self.params.input_topic}: {why}",
+        self.get_logger().warning(f"rejected an image on {self.params.image_topic}: {why}",
                                   throttle_duration_sec=LOG_THROTTLE_S)
 
     @staticmethod

@@ -1,5 +1,6 @@
-"""Image sources for the ROS layer, and ROS 2 bags of ``sensor_msgs/msg/Image`` written and read
-with ``rosbags`` (pure Python: ``rosbag2`` cannot be installed everywhere this package runs).
+"""Image sources for the ROS layer, and ROS 2 bags of ``sensor_msgs/msg/Image`` (or jpeg / png
+``CompressedImage``) written and read with ``rosbags`` (pure Python: ``rosbag2`` cannot be
+installed everywhere this package runs).
 
 Frames are ``(t_seconds, (H, W, 3) uint8 RGB array)`` pairs, from the photographs that ship with
 scikit-image (``sample_frames``), a video file or a folder of images. A bag is a rosbag2 folder
@@ -20,7 +21,12 @@ from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
+from aaron_ros.ros.image_conversions import array_to_compressed
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+COMPRESSIONS = ("jpeg", "png")
 # Header stamps start at a fixed epoch (2023-11-14 22:13:20 UTC), not now: the same frames give
 # the same bag, byte for byte. A replay that needs live stamps restamps (BagPlayer's `restamp`).
 START_NS = 1_700_000_000 * 10**9
@@ -157,20 +163,23 @@ def resize_frames(frames: Iterable[tuple[float, np.ndarray]], width: int,
 
 
 def _image_cdr(frame: np.ndarray, stamp_ns: int, frame_id: str, encoding: str) -> bytes:
-    if encoding not in ("rgb8", "bgr8"):
-        raise ValueError(f"unsupported encoding {encoding!r}; supported: rgb8, bgr8")
+    """An Image (rgb8, bgr8) or, for encoding jpeg / png, a CompressedImage, as CDR bytes."""
+    if encoding not in ("rgb8", "bgr8", *COMPRESSIONS):
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: rgb8, bgr8, {', '.join(COMPRESSIONS)}")
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+    t = TYPESTORE.types
+    header = t["std_msgs/msg/Header"](
+        stamp=t["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=frame_id)
+    if encoding in COMPRESSIONS:
+        c = array_to_compressed(frame, encoding)
+        msg = t[COMPRESSED_TYPE](header=header, format=c.format, data=np.frombuffer(bytes(c.data), np.uint8))
+        return bytes(TYPESTORE.serialize_cdr(msg, COMPRESSED_TYPE))
     if encoding == "bgr8":
         frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-    t = TYPESTORE.types
     height, width = frame.shape[:2]
-    msg = t[IMAGE_TYPE](
-        header=t["std_msgs/msg/Header"](
-            stamp=t["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
-            frame_id=frame_id),
-        height=height, width=width, encoding=encoding, is_bigendian=0, step=width * 3,
-        data=np.ascontiguousarray(frame).reshape(-1))
+    msg = t[IMAGE_TYPE](header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
+                        step=width * 3, data=np.ascontiguousarray(frame).reshape(-1))
     return bytes(TYPESTORE.serialize_cdr(msg, IMAGE_TYPE))
 
 
@@ -187,7 +196,9 @@ def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarr
                     encoding: str = "rgb8", progress: bool = True, overwrite: bool = False,
                     total: int | None = None) -> int:
     """Write frames as a rosbag2 folder of Image messages stamped START_NS + t (the bag's receive
-    time is the same stamp); returns the number written. `total` only sizes the progress bar."""
+    time is the same stamp); returns the number written. `encoding` jpeg or png writes
+    CompressedImage messages instead (on `topic` as given: image_transport would name it
+    `<camera topic>/compressed`). `total` only sizes the progress bar."""
     out = Path(out_path)
     if storage not in STORAGES:
         raise ValueError(f"unknown storage {storage!r}; known: {', '.join(STORAGES)}")
@@ -202,7 +213,8 @@ def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarr
     count = 0
     try:
         with Writer(out, version=BAG_VERSION, storage_plugin=STORAGES[storage]) as writer:
-            conn = writer.add_connection(topic, IMAGE_TYPE, typestore=TYPESTORE)
+            msgtype = COMPRESSED_TYPE if encoding in COMPRESSIONS else IMAGE_TYPE
+            conn = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
             for t, frame in tqdm(frames, total=total, desc=f"recording {out.name}", unit="frame",
                                  disable=not progress):
                 stamp = START_NS + round(t * 1e9)
@@ -239,19 +251,20 @@ def bag_topics(path: str | Path) -> dict[str, str]:
 
 
 def image_topics(path: str | Path, topic: str | None = None) -> list[str]:
-    """`[topic]`, or every Image topic of the bag; a clear error naming the bag's topics if the
-    topic is missing or not an Image, or the bag has no Image topic."""
+    """`[topic]`, or every image topic (Image or CompressedImage) of the bag; a clear error naming
+    the bag's topics if the topic is missing or no image, or the bag has no image topic."""
     topics = bag_topics(path)
     have = ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())) or "none"
+    kinds = " or ".join(IMAGE_TYPES)
     if topic is None:
-        wanted = sorted(t for t, m in topics.items() if m == IMAGE_TYPE)
+        wanted = sorted(t for t, m in topics.items() if m in IMAGE_TYPES)
         if not wanted:
-            raise ValueError(f"bag {path} has no {IMAGE_TYPE} topic; its topics: {have}")
+            raise ValueError(f"bag {path} has no {kinds} topic; its topics: {have}")
         return wanted
     if topic not in topics:
         raise ValueError(f"bag {path} has no topic {topic}; its topics: {have}")
-    if topics[topic] != IMAGE_TYPE:
-        raise ValueError(f"topic {topic} in bag {path} is {topics[topic]}, not {IMAGE_TYPE}")
+    if topics[topic] not in IMAGE_TYPES:
+        raise ValueError(f"topic {topic} in bag {path} is {topics[topic]}, not {kinds}")
     return [topic]
 
 

@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 LOG_THROTTLE_S = 5.0
 
@@ -34,7 +34,7 @@ def input_qos(name: str) -> QoSProfile:
 class Received:
     """One image as each component on its topic hears it."""
 
-    msg: Image | None  # None: the bytes were no Image (`error` says why)
+    msg: Image | CompressedImage | None  # None: the bytes were no such message (`error` says why)
     error: str
     arrival_ns: int  # wall clock when the executor took it
     taken_ns: int  # wall clock when it was deserialised
@@ -45,10 +45,10 @@ Listener = Callable[[Received], None]
 
 
 class _Topic:
-    def __init__(self, owner: Node, topic: str, qos: str):
-        self.owner = owner
+    def __init__(self, owner: Node, topic: str, qos: str, msg_type: type):
+        self.owner, self.msg_type = owner, msg_type
         self.listeners: list[tuple[Node, Listener]] = []
-        self.subscription = owner.create_subscription(Image, topic, self._on_data, input_qos(qos), raw=True)
+        self.subscription = owner.create_subscription(msg_type, topic, self._on_data, input_qos(qos), raw=True)
 
     @property
     def alive(self) -> bool:
@@ -57,8 +57,8 @@ class _Topic:
     def _on_data(self, data: bytes) -> None:
         arrival_ns, cpu = time.time_ns(), time.thread_time()
         try:
-            msg, error = deserialize_message(data, Image), ""
-        except Exception as exc:  # bytes that are no Image at all
+            msg, error = deserialize_message(data, self.msg_type), ""
+        except Exception as exc:  # bytes that are no such message at all
             msg, error = None, f"cannot deserialise: {exc}"
         got = Received(msg, error, arrival_ns, time.time_ns(), time.thread_time() - cpu)
         for node, listener in self.listeners:
@@ -69,20 +69,22 @@ class _Topic:
                                         f"{type(exc).__name__}: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
 
 
-# Per ROS context (a process may hold several, as the tests do), per (resolved topic, QoS name).
-_TOPICS: weakref.WeakKeyDictionary[Context, dict[tuple[str, str], _Topic]] = weakref.WeakKeyDictionary()
+# Per ROS context (a process may hold several, as the tests do), per (resolved topic, QoS name,
+# message type).
+_TOPICS: weakref.WeakKeyDictionary[Context, dict[tuple[str, str, type], _Topic]] = weakref.WeakKeyDictionary()
 
 
-def subscribe_images(node: Node, topic: str, qos: str, listener: Listener) -> Subscription:
-    """Make `listener` hear every image on `topic` (resolved in `node`'s namespace) with QoS `qos`
-    (see `input_qos`), sharing one subscription with the other nodes of the context on the same
-    topic and QoS. The subscription lives on the first such node still alive; returned for its
-    topic name and publisher count."""
+def subscribe_images(node: Node, topic: str, qos: str, listener: Listener,
+                     msg_type: type = Image) -> Subscription:
+    """Make `listener` hear every image (`msg_type`: Image or CompressedImage) on `topic` (resolved
+    in `node`'s namespace) with QoS `qos` (see `input_qos`), sharing one subscription with the
+    other nodes of the context on the same topic, QoS and type. The subscription lives on the
+    first such node still alive; returned for its topic name and publisher count."""
     topics = _TOPICS.setdefault(node.context, {})
-    key = (node.resolve_topic_name(topic), qos)
+    key = (node.resolve_topic_name(topic), qos, msg_type)
     shared = topics.get(key)
     if shared is None or not shared.alive:
-        shared = topics[key] = _Topic(node, key[0], qos)
+        shared = topics[key] = _Topic(node, key[0], qos, msg_type)
     shared.listeners.append((node, listener))
     return shared.subscription
 

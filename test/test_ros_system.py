@@ -364,3 +364,37 @@ def test_compressed_images_from_a_bag_are_served_and_corrupt_ones_are_counted(tm
         container.shutdown()
     assert container.player.published == 15 and classify.counters["published"] >= 10, classify.counters
     assert failed() == 1 and service.snapshot()["classify"]["totals"]["done"] == classify.counters["published"]
+
+
+def test_results_carry_class_names_a_full_size_mask_and_annotated_images(tmp_path, small_bag, ros_domain):
+    """A labels file names the classes; the mask comes at the image's size; annotated images come
+    at most annotated_hz, with the result drawn on the frame."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"thing {i}\n" for i in range(990)) + "\n")  # 1000 ids, the last ten unnamed
+    cfg = _config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
+                                           f"    model: mobilenet_v3_small\n    labels: {labels}\n"
+                                           "    annotated_hz: 4.0\n")
+                   .replace("    model: seg_net\n", "    model: seg_net\n    annotated_hz: 4.0\n"))
+    container = Container(ContainerOptions(cfg, bag=str(small_bag), domain_id=ros_domain))
+    node = container.node
+    heard = {name: [] for name in ("classes", "masks", "drawn", "drawn_seg")}
+    node.create_subscription(InferenceResult, "/aaron/classify/result", heard["classes"].append, 50)
+    node.create_subscription(Image, "/aaron/segment/result/mask", heard["masks"].append, 50)
+    node.create_subscription(Image, "/aaron/classify/result/annotated", heard["drawn"].append, 50)
+    node.create_subscription(Image, "/aaron/segment/result/annotated", heard["drawn_seg"].append, 50)
+    try:
+        container.spin(duration_s=60)  # the 2 s bag at 10 fps, to its end
+        _spin_until(container, lambda: False, 0.5)
+    finally:
+        container.shutdown()
+    r = heard["classes"][0]
+    assert len(r.class_names) == len(r.class_ids) == 5
+    assert all(n == (f"thing {i}" if i < 990 else "") for n, i in zip(r.class_names, r.class_ids))
+    assert {(m.height, m.width) for m in heard["masks"]} == {(120, 160)}  # the bag's size, not the model's
+    for drawn in (heard["drawn"], heard["drawn_seg"]):
+        assert 2 <= len(drawn) <= 10 and {(d.encoding, d.height, d.width) for d in drawn} == {("rgb8", 120, 160)}
+    # The mask overlay changed the frame: an annotated image is not the camera's image.
+    first = heard["drawn_seg"][0]
+    frames = {np.asarray(f[1]).tobytes() for f in sample_frames(width=160, height=120, fps=10.0, seconds=2.0)}
+    assert bytes(first.data) not in frames

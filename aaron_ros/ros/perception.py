@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from rclpy.node import Node
 from rclpy.time import Time
@@ -28,9 +29,11 @@ from aaron_ros.coordinator.service import CoordinatorService
 from aaron_ros.coordinator.timing import FramePart, PartTime, coordinator_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
+from aaron_ros.ros.annotate import annotate, names_of, read_labels, resize_mask
 from aaron_ros.ros.image_conversions import (
     ImageError,
     SharedConversions,
+    array_to_image,
     array_to_tensor,
     check_image,
     compressed_format,
@@ -61,11 +64,21 @@ class _Frame:
 
 
 @dataclass
+class _Input:
+    """What a frame's conversion learns of its image, for its post-processing."""
+
+    annotate: bool  # this frame's result is drawn on its image (annotated_hz)
+    size: tuple[int, int] = (0, 0)  # the image's (height, width), known once it is decoded
+    image: np.ndarray | None = None  # the decoded RGB image, kept only to annotate
+
+
+@dataclass
 class _Result:
     """A frame's result messages, built on the lane; the results thread adds the times and publishes."""
 
     msg: InferenceResult
     mask: Image | None = None
+    annotated: Image | None = None
 
 
 class RateLimiter:
@@ -123,6 +136,10 @@ class PerceptionComponent(Node):
         self.mask_topic = f"{p.result_topic}/mask" if self.graph.output_kind == "mask" else ""
         self._mask_pub = self.create_publisher(Image, self.mask_topic, 10) if self.mask_topic else None
         self.recent: deque[dict[FramePart, PartTime]] = deque(maxlen=RECENT_FRAMES)  # for a live table
+        self.labels = read_labels(p.labels) if p.labels else []
+        self._annotated_pub = (self.create_publisher(Image, f"{p.result_topic}/annotated", 10)
+                               if p.annotated_hz > 0 else None)
+        self._annotate_limiter = RateLimiter(p.annotated_hz) if p.annotated_hz > 0 else None
         self._results = threading.Thread(target=self._publish_loop, name=f"results-{name}", daemon=True)
         self._results.start()
         self.compressed = p.image_transport is Transport.COMPRESSED
@@ -174,51 +191,61 @@ class PerceptionComponent(Node):
         self._part(parts, FramePart.ADMISSION, mark, cpu)
         frame = self._next_frame
         self._next_frame += 1
-        size: list[tuple[int, int]] = []  # the image's (height, width), known once it is decoded
-        prepared = HostWork(lambda: self._convert(msg, stamp_ns, size))
-        finish = HostWork(lambda output: self._postprocess(output, msg.header, size[0]))
+        limiter = self._annotate_limiter
+        inp = _Input(limiter is not None and limiter.admit((stamp_ns or arrival_ns) / 1e9))
+        prepared = HostWork(lambda: self._convert(msg, stamp_ns, inp))
+        finish = HostWork(lambda output: self._postprocess(output, msg.header, inp))
         with self._lock:
             self._frames[frame] = _Frame((arrival_ns - stamp_ns) / 1e6, parts, time.time_ns(), prepared, finish)
         self.service.submit(self.params.name, frame, prepared, finish)
 
-    def _convert(self, msg: Image | CompressedImage, stamp_ns: int, size: list) -> torch.Tensor:
+    def _convert(self, msg: Image | CompressedImage, stamp_ns: int, inp: _Input) -> torch.Tensor:
         """On a lane, in the frame's first granted stage: the image decoded (when compressed; a
         payload that does not decode fails the frame, naming why) and made the model's input;
-        its (height, width) is added to `size`."""
-        def make() -> tuple[torch.Tensor, tuple[int, int]]:
+        what post-processing needs of it goes to `inp`."""
+        def make() -> tuple[torch.Tensor, np.ndarray]:
             arr = decode_compressed(msg) if self.compressed else image_to_array(msg)
-            return array_to_tensor(arr, self.input_size), arr.shape[:2]
+            return array_to_tensor(arr, self.input_size), arr
 
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
-            (x, hw), made = make(), True
+            (x, arr), made = make(), True
         else:
             key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size)
-            (x, hw), made = SHARED.get(key, make)
-        size.append(hw)
+            (x, arr), made = SHARED.get(key, make)
+        inp.size = arr.shape[:2]
+        if inp.annotate:
+            inp.image = arr if arr.shape[2] == 3 else np.repeat(arr, 3, axis=2)  # mono8 drawn in colour
         self.counters["converted" if made else "shared"] += 1
         return x
 
-    def _postprocess(self, output: torch.Tensor, header: Header, size: tuple[int, int]) -> _Result:
+    def _postprocess(self, output: torch.Tensor, header: Header, inp: _Input) -> _Result:
         """On a lane, right after the frame's last stage: the output decoded into messages, boxes
-        mapped back onto the image."""
+        mapped back onto the image, a mask resized to it, and the image annotated when due."""
         p = self.params
         out = InferenceResult(header=header, task=p.name, model=p.model, deadline_ms=p.deadline_ms,
                               kind=KINDS[self.graph.output_kind])
         output = output.cpu()
         result = self.graph.postprocess(output) if self.graph.postprocess else output
+        mask = None
         if self.graph.output_kind == "classes":
             out.class_ids = result.class_ids.tolist()
             out.scores = result.scores.tolist()
         elif self.graph.output_kind == "detections":
-            sy, sx = size[0] / self.input_size[0], size[1] / self.input_size[1]
+            sy, sx = inp.size[0] / self.input_size[0], inp.size[1] / self.input_size[1]
             boxes = result.boxes * torch.tensor([sx, sy, sx, sy])
             out.class_ids = result.classes.tolist()
             out.scores = result.scores.tolist()
             out.boxes = boxes.flatten().tolist()
         else:
             out.mask_topic = self.mask_topic
-            return _Result(out, mask_to_image(result, header))
-        return _Result(out)
+            mask = resize_mask(np.asarray(result.detach().cpu().numpy(), np.uint8), inp.size)
+        if self.labels:
+            out.class_names = names_of(out.class_ids, self.labels)
+        annotated = None
+        if inp.image is not None:
+            drawn = annotate(inp.image, out.class_ids, out.scores, out.boxes, mask, self.labels)
+            annotated = array_to_image(drawn, "rgb8", header)
+        return _Result(out, None if mask is None else mask_to_image(mask, header), annotated)
 
     def _reject(self, why: str) -> None:
         self.counters["rejected"] += 1
@@ -287,5 +314,7 @@ class PerceptionComponent(Node):
         self.recent.append(parts)
         if result.mask is not None:
             self._mask_pub.publish(result.mask)
+        if result.annotated is not None:
+            self._annotated_pub.publish(result.annotated)
         self._pub.publish(out)
         self.counters["published"] += 1

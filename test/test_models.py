@@ -198,6 +198,8 @@ def test_wrap_other_module_gives_one_stage():
     model = nn.Conv2d(3, 4, 3)
     graph = wrap(model, "conv", (3, 8, 8))
     assert len(graph) == 1 and graph.stages[0].module is model and graph.stages[0].name == "00_Conv2d"
+    # A user's module comes with autograd on: wrapped, it is off (compiling a stage traced it otherwise).
+    assert not any(p.requires_grad for p in model.parameters()) and not model.training
 
 
 def test_load_weights_round_trip(tmp_path):
@@ -224,11 +226,32 @@ def test_load_weights_names_every_mismatch(tmp_path):
     with pytest.raises(WeightsError) as info:
         load_weights(model, path)
     message = str(info.value)
-    assert "missing keys: layer2_0.shortcut.1.running_var" in message
-    assert "unexpected keys: fc.extra" in message
-    assert "classifier.2.weight: expected (1000, 512), got (10, 512)" in message
+    assert "1 missing keys: layer2_0.shortcut.1.running_var" in message
+    assert "1 unexpected keys: fc.extra" in message
+    assert "1 shape mismatches: classifier.2.weight: expected (1000, 512), got (10, 512)" in message
     assert isinstance(info.value, ValueError)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "failed load changed the model"
+
+
+def test_weights_under_other_names_load_by_position_and_a_misfit_is_told_short(tmp_path, caplog):
+    """A torchvision-style resnet18 state dict: the same 122 tensors in the same order, other names."""
+    source = build_model("resnet18", seed=3)
+    renamed = {f"tv.{i}.{k.rsplit('.', 1)[-1]}": v for i, (k, v) in enumerate(source.model.state_dict().items())}
+    path = tmp_path / "tv.pt"
+    torch.save(renamed, path)
+    with caplog.at_level("INFO"):
+        loaded = build_model("resnet18", seed=4, weights=path)
+    assert "resnet18: the weights' 122 tensors have other names" in caplog.text
+    x, _ = fresh_input(source)
+    torch.testing.assert_close(loaded.run_whole(x), source.run_whole(x))
+    # One shape off: not by position; the error names the model and shows a few of 122 keys.
+    renamed[next(iter(renamed))] = torch.zeros(1)
+    torch.save(renamed, path)
+    with pytest.raises(WeightsError) as info:
+        build_model("resnet18", weights=path)
+    message = str(info.value)
+    assert message.startswith("weights do not fit resnet18 (122 tensors; the weights have 122)")
+    assert "122 missing keys: stem.0.0.weight" in message and "... 117 more" in message and len(message) < 1200
 
 
 def test_load_weights_bad_files(tmp_path):

@@ -61,9 +61,7 @@ def build_model(
     if weights is None:
         init_weights(model, seed)
     else:
-        load_weights(model, weights)
-    # Stages are called outside inference_mode by schedulers; this keeps autograd out of it.
-    model.requires_grad_(False)
+        load_weights(model, weights, name)
     return wrap(model, name, entry.input_shape, output_kind=entry.output_kind, postprocess=entry.postprocess)
 
 

@@ -141,9 +141,11 @@ def wrap(model: nn.Module, name: str, input_shape: tuple[int, int, int], **kwarg
     """Turn any module into a stage graph.
 
     `nn.Sequential` children become stages (a `Branches` child becomes a branch group);
-    any other module is one stage. The model is put in eval mode.
+    any other module is one stage. The model is put in eval mode with autograd off: stages are
+    also called outside inference mode (by schedulers, by compilers tracing them).
     """
     model.eval()
+    model.requires_grad_(False)
     if isinstance(model, nn.Sequential):
         children = list(model.named_children())
     else:

@@ -1,11 +1,15 @@
 """Deterministic weight initialisation and loading of user weights."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
+SHOWN = 5  # names shown per kind of mismatch: a whole list of a large model buries the point
 
 
 class WeightsError(ValueError):
@@ -56,14 +60,36 @@ def _read_state_dict(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: nn.Module, weights: str | os.PathLike | Mapping[str, torch.Tensor]) -> nn.Module:
-    """Load a state dict (or a file saved with `torch.save(model.state_dict(), path)`) into `model`.
+def _by_position(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]) -> bool:
+    """The same tensors in the same order under other names: as many, and every shape alike."""
+    return len(state) == len(expected) and all(
+        a.shape == b.shape for a, b in zip(state.values(), expected.values()))
 
-    All mismatches are reported at once, so one error names every missing key, unexpected key
-    and shape mismatch.
+
+def _listed(label: str, items: list[str]) -> str:
+    more = f", ... {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return f"{len(items)} {label}: {', '.join(items[:SHOWN])}{more}"
+
+
+def load_weights(model: nn.Module, weights: str | os.PathLike | Mapping[str, torch.Tensor],
+                 name: str | None = None) -> nn.Module:
+    """Load a state dict (or a file saved with `torch.save(model.state_dict(), path)`) into `model`
+    (`name`: what errors call it).
+
+    Keys are matched by name. A state dict whose names all differ but whose tensors have the
+    model's shapes in the model's order (torchvision's resnet18 for the zoo's: the same 122
+    tensors, named after torchvision's modules) is loaded by position, and the log says so.
+    Otherwise a mismatch names the model and counts the missing keys, unexpected keys and shape
+    mismatches, showing the first few of each.
     """
     state = weights if isinstance(weights, Mapping) else _read_state_dict(weights)
     expected = model.state_dict()
+    what = name or type(model).__name__
+    if state.keys() != expected.keys() and not set(state) & set(expected) and _by_position(state, expected):
+        first = next(iter(state))
+        log.info("%s: the weights' %d tensors have other names but the model's shapes in its order: loaded by "
+                 "position (%s -> %s, ...)", what, len(state), first, next(iter(expected)))
+        state = dict(zip(expected, state.values()))
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     mismatched = [
@@ -71,9 +97,10 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | Mapping[str, tor
         for k in expected
         if k in state and state[k].shape != expected[k].shape
     ]
-    found = {"missing keys": missing, "unexpected keys": unexpected, "shape mismatch": mismatched}
-    problems = [f"{label}: {', '.join(items)}" for label, items in found.items() if items]
+    found = {"missing keys": missing, "unexpected keys": unexpected, "shape mismatches": mismatched}
+    problems = [_listed(label, items) for label, items in found.items() if items]
     if problems:
-        raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(problems))
+        raise WeightsError(f"weights do not fit {what} ({len(expected)} tensors; the weights have {len(state)}): "
+                           + "; ".join(problems))
     model.load_state_dict(state)
     return model

@@ -101,9 +101,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in model_names()]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all'")
+    if args.weights and len(names) != 1:
+        raise ValueError(f"--weights fits one model, not {len(names)}: give one --model")
     backends = tuple(args.backends.split(",")) if args.backends else None
     opts = CompileOptions(device=args.backend, backends=backends, kinds=tuple(args.kinds.split(",")),
                           reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped,
+                          weights=args.weights,
                           **({} if args.min_stage_ms is None else {"min_stage_ms": args.min_stage_ms}))
     compile_many(names, Path(args.out), opts, args.budget_s or DEFAULT_BUDGET_PER_MODEL_S * len(names))
     return 0
@@ -318,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=KERNEL_BAG_DIR,
                    help=f"folder of kernel bags, one sub-folder per model (default {KERNEL_BAG_DIR})")
     c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
+    c.add_argument("--weights", metavar="FILE", help="the model's own state dict (a component's `weights`): "
+                   "a bag holds the weights it was built from, and a component with other weights runs eager")
     c.add_argument("--backends", help="comma list of kernel backends (default eager,onnxruntime; on "
                    "cuda also inductor, whose CPU runner holds the interpreter lock through its calls)")
     c.add_argument("--kinds", default="compute,memory,model", help="contention kinds to profile under")

@@ -398,3 +398,53 @@ def test_results_carry_class_names_a_full_size_mask_and_annotated_images(tmp_pat
     first = heard["drawn_seg"][0]
     frames = {np.asarray(f[1]).tobytes() for f in sample_frames(width=160, height=120, fps=10.0, seconds=2.0)}
     assert bytes(first.data) not in frames
+
+
+def test_a_component_serves_its_own_weights_with_a_kernel_bag_built_from_them(tmp_path, ros_domain):
+    """`weights` in the parameter file, and `compile --weights` for its bag: the results are the
+    weights' own, and the bag fits them (a bag of other weights would not)."""
+    import torch
+
+    from aaron_ros.cli import main
+    from aaron_ros.models import build_model, top_k_classes
+    from aaron_ros.ros.image_conversions import image_to_tensor
+
+    own = build_model("mobilenet_v3_small", seed=5)
+    weights = tmp_path / "mine.pt"
+    torch.save(own.model.state_dict(), weights)
+    bags = tmp_path / "bags"
+    assert main(["compile", "--model", "mobilenet_v3_small", "--weights", str(weights), "--out", str(bags),
+                 "--backends", "eager", "--kinds", "compute", "--reps", "2", "--budget-s", "30",
+                 "--min-stage-ms", "0", "--no-progress"]) == 0
+    cfg = _config(tmp_path, components="[classify]")
+    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
+                                           f"    model: mobilenet_v3_small\n    weights: {weights}\n")
+                   .replace(str(tmp_path / "no_bags"), str(bags)))
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+    results = []
+    container.node.create_subscription(InferenceResult, "/aaron/classify/result", results.append, 10)
+    pub = container.node.create_publisher(Image, "/cam/image", 10)
+    image = array_to_image(np.asarray(next(iter(sample_frames(160, 120, fps=10.0, seconds=0.1)))[1]), "rgb8")
+    try:
+        assert container.coordinator.service.bags["mobilenet_v3_small"].fallback_reason is None
+        assert _spin_until(container, lambda: pub.get_subscription_count() >= 1, 10)
+        pub.publish(image)
+        assert _spin_until(container, lambda: results, 30)
+    finally:
+        container.shutdown()
+    with torch.inference_mode():
+        expect = top_k_classes(own.run_whole(image_to_tensor(image, (224, 224))))
+    assert list(results[0].class_ids) == expect.class_ids.tolist()
+    assert main(["compile", "--model", "resnet18,tiny_yolo", "--weights", str(weights), "--out", str(bags)]) == 2
+
+
+def test_without_a_real_standard_error_the_container_runs_the_single_threaded_executor(tmp_path, ros_domain, capsys):
+    """EventsExecutor enables faulthandler on sys.stderr, which fails where that is no file (here:
+    pytest's capsys; elsewhere a notebook): the container says so and runs the other executor."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    container = Container(ContainerOptions(_config(tmp_path, components="[classify]"), domain_id=ros_domain))
+    try:
+        assert isinstance(container.executor, SingleThreadedExecutor)
+    finally:
+        container.shutdown()

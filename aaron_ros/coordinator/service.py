@@ -63,6 +63,7 @@ class ModelSet:
     lane_kind: str = "auto"  # where the weights live: the lanes' kind (auto: CUDA when present; device 0)
     graphs: dict[str, StageGraph] = field(default_factory=dict)
     bags: dict[str, KernelBag] = field(default_factory=dict)
+    weights: dict[str, str | None] = field(default_factory=dict)  # what each model was built from
 
     def __post_init__(self) -> None:
         self.lane_kind = resolve_kind(self.lane_kind)
@@ -76,11 +77,17 @@ class ModelSet:
 
     def load(self, model: str, bag_dir: str | Path | None, weights: str | None = None) -> StageGraph:
         """The model's graph, built on first use with its kernel bag (a missing or broken bag
-        falls back to eager versions)."""
+        falls back to eager versions). Tasks share a model by its name, so one name has one set of
+        weights in a process."""
+        if model in self.bags and self.weights[model] != weights:
+            had = self.weights[model] or "the seeded weights"
+            raise ValueError(f"model {model} is already loaded with {had}; one process holds one set of "
+                             f"weights per model, not also {weights or 'the seeded weights'}")
         if model not in self.bags:
             graph = build_model(model, weights=weights)
             graph.model.to(self.device)  # stages share the model's modules: they move with it
             self.bags[model] = bag = load_bag_or_eager(bag_dir, graph, self.device)
+            self.weights[model] = weights
             # One untimed frame: a first run pays for lazy kernel loading (CUDA) and primitive
             # set-up (oneDNN), which no frame of the task should.
             bag.graph.run_stages(bag.graph.example_input().to(self.device))

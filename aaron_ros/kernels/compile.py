@@ -88,6 +88,7 @@ class CompileOptions:
     min_reps: int = 3
     warmup: int = 2
     seed: int = 0
+    weights: str | None = None  # a state-dict file instead of the seeded weights (one model)
     # Consecutive stages are fused until each costs at least this (eager, alone): a stage is
     # worth a grant only well above the grant's own cost (decision and hand-offs). 0: never.
     min_stage_ms: float = MIN_STAGE_MS
@@ -225,7 +226,7 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
     t_start = time.monotonic()
     deadline = t_start + opts.budget_s if opts.budget_s else float("inf")
     device = torch.device(opts.device)
-    graph = model if isinstance(model, StageGraph) else build_model(model, seed=opts.seed)
+    graph = model if isinstance(model, StageGraph) else build_model(model, seed=opts.seed, weights=opts.weights)
     graph.model.to(device)
     bag_dir = Path(out_dir)
     (bag_dir / ARTIFACTS).mkdir(parents=True, exist_ok=True)

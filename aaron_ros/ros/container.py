@@ -8,6 +8,7 @@ fails to load is reported and left out; one whose callback raises is logged and 
 """
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -37,10 +38,13 @@ def make_executor(kind: str, context: rclpy.Context, logger) -> Executor:
     if kind == "events":
         try:
             from rclpy.experimental import EventsExecutor
+
+            return EventsExecutor(context=context)
         except ImportError:
             logger.warning("this rclpy has no EventsExecutor: using SingleThreadedExecutor")
-        else:
-            return EventsExecutor(context=context)
+        except io.UnsupportedOperation:  # it enables faulthandler on sys.stderr, which needs a file
+            logger.warning("EventsExecutor needs a standard error with a file descriptor (it is "
+                           "replaced here): using SingleThreadedExecutor")
     return SingleThreadedExecutor(context=context)
 
 

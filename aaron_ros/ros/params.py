@@ -240,6 +240,8 @@ COMPONENT = NodeParams("", (
     Param("component", "perception", "what to load: a name (entry point group aaron_ros.components) or "
           "package.module:Class", check=_component),
     Param("model", "", "zoo model (`aaron-ros models`); required for perception"),
+    Param("weights", "", "a state-dict file for the model; '' = the zoo's seeded weights (compile its bag "
+          "with `aaron-ros compile --weights` too)"),
     Param("kernel_bag", "", "its kernel bag folder; '' = <kernel_bag_dir>/<model>"),
     Param("input_topic", "/camera/image_raw", "camera topic in (see image_transport)", check=topic),
     Param("output_topic", "", "InferenceResult topic out, unique per component; '' = /aaron/<name>/result",

@@ -115,7 +115,7 @@ class PerceptionComponent(Node):
         self.params = p = params_from_node(self, ComponentParams, name)
         self.service = service
         kernel_bag_path = p.kernel_bag_path(kernel_bag_root(kernel_bag_dir))
-        self.graph = service.add_task(p.task_spec(), kernel_bag_path, self._on_finished)
+        self.graph = service.add_task(p.task_spec(), kernel_bag_path, self._on_finished, p.weights or None)
         kernel_bag = service.bags[p.model]
         if kernel_bag.fallback_reason:
             self.get_logger().warning(f"{p.model}: eager versions only ({kernel_bag.fallback_reason})")

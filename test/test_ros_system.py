@@ -448,3 +448,15 @@ def test_without_a_real_standard_error_the_container_runs_the_single_threaded_ex
         assert isinstance(container.executor, SingleThreadedExecutor)
     finally:
         container.shutdown()
+
+
+def test_run_says_a_missing_bag_before_any_model_loads(tmp_path, capsys):
+    """The bag is checked first: here the one component would fail to load (its labels file is
+    missing), and that would end the run first if the bag were checked later."""
+    from aaron_ros.cli import main
+
+    cfg = _config(tmp_path, components="[classify]")
+    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
+                                           f"    model: mobilenet_v3_small\n    labels: {tmp_path / 'none.txt'}\n"))
+    assert main(["run", str(cfg), "--bag", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err

@@ -207,7 +207,7 @@ def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarr
                          f"give a folder name such as {out.with_suffix('')}, not {out}")
     if out.exists():
         if not overwrite:
-            raise ValueError(f"{out} already exists; remove it or pass overwrite")
+            raise ValueError(f"{out} already exists; remove it, or pass --overwrite (overwrite=True)")
         _remove_old_bag(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     count = 0

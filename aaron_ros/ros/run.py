@@ -11,6 +11,7 @@ from aaron_ros.common.report import text_table
 from aaron_ros.coordinator.timing import PHASES, phase_ms
 from aaron_ros.ros.container import Container, ContainerOptions
 from aaron_ros.ros.perception import RECENT_FRAMES
+from aaron_ros.ros.record import image_topics
 
 
 def status_table(container: Container) -> str:
@@ -48,6 +49,8 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
         if container is not None:
             container.request_stop()
 
+    if bag:
+        image_topics(bag)  # a missing bag, or one without images, is said now, before any model loads
     # Handlers first: a signal while the models load must still end the run cleanly.
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -208,6 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_record(args: argparse.Namespace) -> int:
     from itertools import takewhile
 
+    from aaron_ros.ros.params import Transport
     from aaron_ros.ros.record import (
         COMPRESSIONS,
         frames_from_folder,
@@ -232,8 +233,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         seconds = args.seconds or 10.0
         frames = sample_frames(width, height, fps, seconds, seed=args.seed)
         total, source = max(1, round(seconds * fps)), f"the sample photographs at {width}x{height}"
-    # Compressed images go on <camera topic>/compressed, as image_transport names them.
-    topic = f"{args.topic.rstrip('/')}/compressed" if args.encoding in COMPRESSIONS else args.topic
+    topic = (Transport.COMPRESSED if args.encoding in COMPRESSIONS else Transport.RAW).topic(args.topic)
     count = write_image_bag(args.out, frames, topic=topic, storage=args.storage,
                             encoding=args.encoding, progress=not args.no_progress,
                             overwrite=args.overwrite, total=total)

@@ -64,6 +64,13 @@ def _config(tmp_path: Path, extra: str = "", components: str = "[classify, segme
     return path
 
 
+def _with(cfg: Path, model: str, *lines: str) -> Path:
+    """The `_config` file with `lines` ("key: value") added to the section that serves `model`."""
+    anchor = f"    model: {model}\n"
+    cfg.write_text(cfg.read_text().replace(anchor, anchor + "".join(f"    {line}\n" for line in lines), 1))
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def small_bag(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bag") / "cam"
@@ -337,9 +344,7 @@ def test_compressed_images_from_a_bag_are_served_and_corrupt_ones_are_counted(tm
     bag = tmp_path / "jpeg_bag"
     write_image_bag(bag, sample_frames(width=160, height=120, fps=10.0, seconds=1.5), topic="/cam/image/compressed",
                     encoding="jpeg", progress=False)
-    cfg = _config(tmp_path, components="[classify]")
-    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
-                                           "    model: mobilenet_v3_small\n    image_transport: compressed\n"))
+    cfg = _with(_config(tmp_path, components="[classify]"), "mobilenet_v3_small", "image_transport: compressed")
     container = Container(ContainerOptions(cfg, bag=str(bag), domain_id=ros_domain))
     classify, service = container.components["classify"], container.coordinator.service
     pub = container.node.create_publisher(CompressedImage, "/cam/image/compressed", 10)
@@ -371,11 +376,8 @@ def test_results_carry_class_names_a_full_size_mask_and_annotated_images(tmp_pat
     at most annotated_hz, with the result drawn on the frame."""
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"thing {i}\n" for i in range(990)) + "\n")  # 1000 ids, the last ten unnamed
-    cfg = _config(tmp_path)
-    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
-                                           f"    model: mobilenet_v3_small\n    labels: {labels}\n"
-                                           "    annotated_hz: 4.0\n")
-                   .replace("    model: seg_net\n", "    model: seg_net\n    annotated_hz: 4.0\n"))
+    cfg = _with(_with(_config(tmp_path), "mobilenet_v3_small", f"labels: {labels}", "annotated_hz: 4.0"),
+                "seg_net", "annotated_hz: 4.0")
     container = Container(ContainerOptions(cfg, bag=str(small_bag), domain_id=ros_domain))
     node = container.node
     heard = {name: [] for name in ("classes", "masks", "drawn", "drawn_seg")}
@@ -416,10 +418,8 @@ def test_a_component_serves_its_own_weights_with_a_kernel_bag_built_from_them(tm
     assert main(["compile", "--model", "mobilenet_v3_small", "--weights", str(weights), "--out", str(bags),
                  "--backends", "eager", "--kinds", "compute", "--reps", "2", "--budget-s", "30",
                  "--min-stage-ms", "0", "--no-progress"]) == 0
-    cfg = _config(tmp_path, components="[classify]")
-    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
-                                           f"    model: mobilenet_v3_small\n    weights: {weights}\n")
-                   .replace(str(tmp_path / "no_bags"), str(bags)))
+    cfg = _with(_config(tmp_path, components="[classify]"), "mobilenet_v3_small", f"weights: {weights}")
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "no_bags"), str(bags)))
     container = Container(ContainerOptions(cfg, domain_id=ros_domain))
     results = []
     container.node.create_subscription(InferenceResult, "/aaron/classify/result", results.append, 10)
@@ -455,8 +455,6 @@ def test_run_says_a_missing_bag_before_any_model_loads(tmp_path, capsys):
     missing), and that would end the run first if the bag were checked later."""
     from aaron_ros.cli import main
 
-    cfg = _config(tmp_path, components="[classify]")
-    cfg.write_text(cfg.read_text().replace("    model: mobilenet_v3_small\n",
-                                           f"    model: mobilenet_v3_small\n    labels: {tmp_path / 'none.txt'}\n"))
+    cfg = _with(_config(tmp_path, components="[classify]"), "mobilenet_v3_small", f"labels: {tmp_path / 'none.txt'}")
     assert main(["run", str(cfg), "--bag", str(tmp_path / "nowhere")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().err

@@ -85,10 +85,9 @@ def load_weights(model: nn.Module, weights: str | os.PathLike | Mapping[str, tor
     state = weights if isinstance(weights, Mapping) else _read_state_dict(weights)
     expected = model.state_dict()
     what = name or type(model).__name__
-    if state.keys() != expected.keys() and not set(state) & set(expected) and _by_position(state, expected):
-        first = next(iter(state))
+    if state and not set(state) & set(expected) and _by_position(state, expected):
         log.info("%s: the weights' %d tensors have other names but the model's shapes in its order: loaded by "
-                 "position (%s -> %s, ...)", what, len(state), first, next(iter(expected)))
+                 "position (%s -> %s, ...)", what, len(state), next(iter(state)), next(iter(expected)))
         state = dict(zip(expected, state.values()))
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

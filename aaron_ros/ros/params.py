@@ -38,6 +38,10 @@ class Transport(StrEnum):
 
     RAW = "raw"  # sensor_msgs/Image on the input topic
     COMPRESSED = "compressed"  # sensor_msgs/CompressedImage (jpeg, png) on <input topic>/compressed
+
+    def topic(self, camera_topic: str) -> str:
+        """Where a camera's images travel this way: the topic itself, or <topic>/compressed."""
+        return f"{camera_topic.rstrip('/')}/compressed" if self is Transport.COMPRESSED else camera_topic
 ENCODINGS = ("bgr8", "rgb8")
 INT64_MAX = 2**63 - 1
 
@@ -348,9 +352,7 @@ class ComponentParams:
     @property
     def image_topic(self) -> str:
         """The topic images arrive on: input_topic, or <input_topic>/compressed."""
-        if self.image_transport is Transport.COMPRESSED:
-            return f"{self.input_topic.rstrip('/')}/compressed"
-        return self.input_topic
+        return self.image_transport.topic(self.input_topic)
 
     def kernel_bag_path(self, kernel_bag_dir: str | os.PathLike) -> Path:
         """This component's kernel bag folder: kernel_bag, or <kernel_bag_dir>/<model>."""

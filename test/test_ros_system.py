@@ -443,7 +443,9 @@ def test_without_a_real_standard_error_the_container_runs_the_single_threaded_ex
     pytest's capsys; elsewhere a notebook): the container says so and runs the other executor."""
     from rclpy.executors import SingleThreadedExecutor
 
-    container = Container(ContainerOptions(_config(tmp_path, components="[classify]"), domain_id=ros_domain))
+    cfg = _config(tmp_path, components="[classify]")
+    cfg.write_text(cfg.read_text().replace("components: [classify]", "components: [classify]\n    executor: events"))
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
     try:
         assert isinstance(container.executor, SingleThreadedExecutor)
     finally:

@@ -225,7 +225,8 @@ def _bound_section(bound: dict, policies: Mapping, iso: Mapping, cores: object) 
 
 def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float]],
                   value_format: str | None = None) -> None:
-    """A bar per series in each group; `value_format` (e.g. "{:.1%}") writes each bar's value on it."""
+    """A bar per series in each group; `value_format` (e.g. "{:.1%}") writes each bar's value on it
+    ("no data" where there is none: a run whose frames were all lost is not a 0% bar)."""
     n = max(1, len(series))
     width = 0.8 / n
     x = np.arange(len(groups))
@@ -233,8 +234,8 @@ def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float
         vals = [0.0 if v is None else float(v) for v in values]
         bars = ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
         if value_format:
-            ax.bar_label(bars, labels=[value_format.format(v) for v in vals], fontsize="x-small", rotation=90,
-                         padding=2)
+            labels = ["no data" if v is None else value_format.format(float(v)) for v in values]
+            ax.bar_label(bars, labels=labels, fontsize="x-small", rotation=90, padding=2)
     ax.set_xticks(x)
     ax.set_xticklabels(groups)
     ax.grid(axis="y", alpha=0.3)

@@ -49,6 +49,10 @@ def test_rgb8_round_trip(rng):
     out = image_to_array(msg)
     assert out.shape == (7, 11, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, arr)
+    assert not np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
+    view = image_to_array(msg, copy=False)  # the same pixels, read in place
+    np.testing.assert_array_equal(view, arr)
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8)) and not view.flags.writeable
 
 
 def test_bgr8_message_comes_back_as_rgb():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import secrets
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -20,7 +21,6 @@ from aaron_ros.models import (
     YoloDecoder,
     argmax_mask,
     batched_nms,
-    box_iou,
     build_model,
     count_flops,
     count_params,
@@ -288,7 +288,7 @@ def test_yolo_decode_known_cells(zoo):
     assert len(dets) == 3
     assert dets.classes.tolist() == [7, 3, 0]
     sigmoid = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
-    torch.testing.assert_close(dets.scores, torch.tensor([sigmoid(20), sigmoid(3), sigmoid(1)]), rtol=1e-4, atol=0)
+    np.testing.assert_allclose(dets.scores, [sigmoid(20), sigmoid(3), sigmoid(1)], rtol=1e-4)
     cell = 32.0  # 320 px / 10 cells; the box centre is mid-cell since sigmoid(0) = 0.5
     w0, h0 = 1.08 * cell, 1.19 * cell
     w2, h2 = 6.63 * cell * 0.5, 11.38 * cell
@@ -300,7 +300,7 @@ def test_yolo_decode_known_cells(zoo):
             [0.5 * cell - w4 / 2, 0.5 * cell - h4 / 2, 0.5 * cell + w4 / 2, 0.5 * cell + h4 / 2],
         ]
     ).clamp(0, 320)
-    torch.testing.assert_close(dets.boxes, expected)
+    np.testing.assert_allclose(dets.boxes, expected.numpy(), rtol=1e-5, atol=1e-4)
 
     with pytest.raises(ValueError, match="one image"):
         decode(torch.zeros(2, 125, 10, 10))
@@ -321,19 +321,43 @@ def test_yolo_decode_suppresses_and_caps():
 
 
 def test_nms_is_class_aware():
-    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [1, 1, 11, 11], [50, 50, 60, 60]])
-    scores = torch.tensor([0.8, 0.9, 0.7, 0.6])
-    classes = torch.tensor([1, 1, 2, 1])
+    boxes = np.array([[0.0, 0, 10, 10], [1, 1, 11, 11], [1, 1, 11, 11], [50, 50, 60, 60]])
+    scores = np.array([0.8, 0.9, 0.7, 0.6])
+    classes = np.array([1, 1, 2, 1])
     # Box 0 overlaps the better box 1 of its class (IoU 81/119): suppressed. Box 2 overlaps it
     # as much but is another class: kept.
     assert batched_nms(boxes, scores, classes, iou_threshold=0.45).tolist() == [1, 2, 3]
     assert batched_nms(boxes, scores, classes, iou_threshold=0.7).tolist() == [1, 0, 2, 3]
+    assert batched_nms(boxes, scores, classes, iou_threshold=0.7, max_kept=2).tolist() == [1, 0]
 
 
-def test_box_iou():
-    a = torch.tensor([[0.0, 0, 10, 10]])
-    b = torch.tensor([[5.0, 0, 15, 10], [20, 20, 30, 30], [3, 3, 3, 3]])
-    torch.testing.assert_close(box_iou(a, b), torch.tensor([[1 / 3, 0.0, 0.0]]))
+def test_nms_keeps_equal_scores_in_order_and_drops_boxes_without_area():
+    boxes = np.array([[0.0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 20, 30], [40, 40, 50, 50]])
+    scores = np.full(4, 0.5)
+    # The first of two equal boxes with equal scores stays; the flat box is no detection.
+    assert batched_nms(boxes, scores, np.zeros(4, int), iou_threshold=0.45).tolist() == [0, 3]
+    assert batched_nms(boxes[::-1].copy(), scores, np.zeros(4, int), iou_threshold=0.45).tolist() == [0, 2]
+
+
+def test_nms_matches_a_greedy_reference():
+    """OpenCV's NMS against the definition, on random boxes with many overlaps and ties."""
+    def iou(a, b):
+        w, h = np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2])
+        inter = max(w, 0) * max(h, 0)
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n = int(rng.integers(1, 120))
+        boxes = rng.random((n, 4)) * 100
+        boxes[:, 2:] = boxes[:, :2] + 1 + rng.random((n, 2)) * 40
+        scores = np.round(rng.random(n) * 4) / 4  # many ties
+        classes = rng.integers(0, 3, n)
+        kept: list[int] = []
+        for i in sorted(range(n), key=lambda i: -scores[i]):  # sorted() is stable
+            if all(classes[k] != classes[i] or iou(boxes[k], boxes[i]) <= 0.45 for k in kept):
+                kept.append(i)
+        assert batched_nms(boxes, scores, classes, iou_threshold=0.45).tolist() == kept
 
 
 def test_seg_postprocess_gives_input_sized_mask(zoo):

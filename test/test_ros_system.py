@@ -275,6 +275,18 @@ def test_policy_switch_by_service_and_by_parameter_and_a_component_failing_at_lo
         assert set_one("miss_warn_threshold", 0.5).successful
         assert container.coordinator.params.miss_warn_threshold == 0.5
         assert container.coordinator.service.policy_name == "priority"
+
+        # A component's deadline, rate limit and overload rule, likewise: the coordinator's task follows.
+        params = AsyncParameterClient(container.node, "classify")
+        assert params.wait_for_services(timeout_sec=10)
+        assert set_one("deadline_ms", 250.0).successful and set_one("overload", "keep_latest").successful
+        assert set_one("max_rate_hz", 3.0).successful
+        spec = container.coordinator.service.specs["classify"]
+        assert (spec.deadline_ms, spec.overload.value, spec.rate_hz) == (250.0, "keep_latest", 3.0)
+        assert container.coordinator.service.driver.call(lambda c: c.tasks["classify"].spec) == spec
+        refused = set_one("overload", "drop_everything")
+        assert not refused.successful and "overload" in refused.reason
+        assert not set_one("criticality", "critical").successful  # read-only
         container.player.wait(30)
         _spin_until(container, lambda: False, 1.0)
     finally:

@@ -102,6 +102,11 @@ class Coordinator:
         self.chooser = chooser or self.chooser
         self.free = {lane for lane in self.lanes if lane not in self.running}
 
+    def update_task(self, spec: TaskSpec) -> None:
+        """A task's rate, deadline or overload rule changed (same name): frames from now on get
+        it; a frame already waiting or in flight keeps the deadline it came with."""
+        self.tasks[spec.name].spec = spec
+
     # -- arrivals -------------------------------------------------------------------------
     def submit(self, task: str, frame: int, release: float, data: Any = None, then: Any = None) -> None:
         """A frame arrives (with `then`, work for its last stage's lane: see Job). A full queue

@@ -44,6 +44,11 @@ class Monitor:
         while t.window and t.window[0][0] < now - self.window_s:
             t.window.popleft()
 
+    def update_task(self, spec: TaskSpec) -> None:
+        """Frames that end from now on are judged by `spec`'s deadline."""
+        with self._lock:
+            self._tasks[spec.name].spec = spec
+
     def reset(self) -> None:
         with self._lock:
             for t in self._tasks.values():

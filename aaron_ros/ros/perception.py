@@ -11,6 +11,7 @@ needs no guard condition (which rclpy's EventsExecutor cannot wait on).
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -41,7 +44,7 @@ from aaron_ros.ros.image_conversions import (
     image_to_array,
     mask_to_image,
 )
-from aaron_ros.ros.params import ComponentParams, Transport, params_from_node
+from aaron_ros.ros.params import COMPONENT, ComponentParams, Transport, params_from_node
 from aaron_ros.ros.shared_input import Received, subscribe_images, unsubscribe_images
 from aaron_ros.runtime.executor import HostWork
 
@@ -148,6 +151,23 @@ class PerceptionComponent(Node):
         self.get_logger().info(
             f"{p.image_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """`deadline_ms`, `max_rate_hz` and `overload` on the running node (the table's live
+        ones; the rest are read-only): checked as at start, then the coordinator's task changes."""
+        try:
+            values = {p.name: COMPONENT[p.name].value(p.value) for p in params}
+            task = {"deadline_ms": "deadline_ms", "max_rate_hz": "rate_hz", "overload": "overload"}
+            self.service.update_task(self.params.name, **{task[k]: v for k, v in values.items()})
+        except ValueError as exc:  # ParamError too
+            self.get_logger().warning(f"parameter refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.params = dataclasses.replace(self.params, **values)
+        if "max_rate_hz" in values:
+            self._limiter = RateLimiter(self.params.max_rate_hz)
+        self.get_logger().info("set " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+        return SetParametersResult(successful=True)
 
     def counts(self) -> dict[str, int]:
         """Its frame counters since the start, and the publishers its input is matched with."""

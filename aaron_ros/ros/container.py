@@ -34,7 +34,7 @@ def make_executor(kind: str, context: rclpy.Context, logger) -> Executor:
     """`events`: rclpy's EventsExecutor, which waits on the middleware's events instead of building
     a wait set of every node's entities at each callback (0.7 ms a time with the f1tenth file's
     ~70 entities on the reference machine). It cannot wait on guard conditions; no node here uses
-    one. Where rclpy lacks it (before Jazzy), `single`, the default (see the parameter)."""
+    one. Where rclpy lacks it (before Jazzy), `single` (SingleThreadedExecutor)."""
     if kind == "events":
         try:
             from rclpy.experimental import EventsExecutor

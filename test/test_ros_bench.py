@@ -17,7 +17,13 @@ pytest.importorskip("rclpy")
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart  # noqa: E402
-from aaron_ros.ros.bench import PRIVATE_DOMAINS, CameraProcess, bench_domain, single_component_config  # noqa: E402
+from aaron_ros.ros.bench import (  # noqa: E402
+    PRIVATE_DOMAINS,
+    CameraProcess,
+    bench_domain,
+    private_domain,
+    single_component_config,
+)
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
@@ -180,7 +186,7 @@ def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
     picked = {bench_domain() for _ in range(50)}
     assert all(PRIVATE_DOMAINS[0] <= d < PRIVATE_DOMAINS[1] for d in picked) and 0 not in picked
     taken = set(range(PRIVATE_DOMAINS[0], PRIVATE_DOMAINS[1] - 1))  # all but the last
-    assert bench_domain(taken) == PRIVATE_DOMAINS[1] - 1
+    assert private_domain(taken) == PRIVATE_DOMAINS[1] - 1
 
 
 @pytest.mark.parametrize("argv", [

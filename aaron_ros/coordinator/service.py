@@ -9,7 +9,6 @@ one policy (`switchable=False`), sharing the models' `ModelSet` across its runs.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -215,18 +214,16 @@ class CoordinatorService:
         self.policy_name, self.versions = policy, versions
         log.info("policy switched to %s (versions %s) on %d lane(s)", policy, versions, len(lanes))
 
-    def update_task(self, task: str, **changes: Any) -> TaskSpec:
-        """Any thread: change a running task's `rate_hz`, `deadline_ms` or `overload` (ValueError
-        for a bad value); takes effect before the next decision."""
-        if task not in self.specs:
-            raise KeyError(f"unknown task {task!r}")
-        spec = dataclasses.replace(self.specs[task], **changes)
+    def update_task(self, spec: TaskSpec) -> None:
+        """Any thread: a running task (by its name) changed its rate, deadline or overload rule;
+        takes effect before the next decision."""
+        if spec.name not in self.specs:
+            raise KeyError(f"unknown task {spec.name!r}")
         if self.driver is not None:
             self.driver.call(lambda c: c.update_task(spec))
         if self.monitor is not None:
             self.monitor.update_task(spec)
-        self.specs[task] = spec
-        return spec
+        self.specs[spec.name] = spec
 
     @property
     def lanes(self) -> list[str]:

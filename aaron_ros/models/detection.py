@@ -30,10 +30,12 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_
     above `iou_threshold`); indices of the kept boxes (at most `max_kept`), highest score first,
     ties in input order. Boxes without area are never kept."""
     order = np.argsort(-scores, kind="stable")
-    order = order[((boxes[order, 2:] - boxes[order, :2]) > 0).all(axis=1)]
+    sizes = boxes[order, 2:] - boxes[order, :2]
+    has_area = (sizes > 0).all(axis=1)
+    order, sizes = order[has_area], sizes[has_area]
     # OpenCV's NMS (C++, 30x faster than a numpy loop at 300 boxes) is given ranks, not scores,
     # so that equal scores keep the order above.
-    rects = np.concatenate((boxes[order, :2], boxes[order, 2:] - boxes[order, :2]), axis=1).astype(np.float64)
+    rects = np.concatenate((boxes[order, :2], sizes), axis=1).astype(np.float64)
     ranks = np.arange(order.size, 0, -1, dtype=np.float32)
     kept = cv2.dnn.NMSBoxesBatched(rects, ranks, classes[order].astype(np.int32), 0.0, iou_threshold)
     return order[np.asarray(kept, np.int64).reshape(-1)][:max_kept]
@@ -79,11 +81,12 @@ class YoloDecoder:
         class_prob = 1.0 / np.exp(logits - best[:, None]).sum(axis=1)
         scores = (_sigmoid(pred[:, 4]) * class_prob).reshape(-1)
         candidates = np.flatnonzero(scores > self.score_threshold)
+        scores = scores[candidates]
         # Boxes are decoded for the candidates only (index = anchor, row, column).
         anchor, cell = np.divmod(candidates, grid_h * grid_w)
         row, col = np.divmod(cell, grid_w)
         at = pred[anchor, :, row, col]  # (N, per_anchor)
-        classes = logits[anchor, :, row, col].argmax(axis=1).astype(np.int64)
+        classes = at[:, 5:].argmax(axis=1).astype(np.int64)
         cell_h, cell_w = self.input_size[0] / grid_h, self.input_size[1] / grid_w
         sizes = np.asarray(self.anchors, np.float32)[anchor]
         cx, cy = (_sigmoid(at[:, 0]) + col) * cell_w, (_sigmoid(at[:, 1]) + row) * cell_h
@@ -92,6 +95,5 @@ class YoloDecoder:
         boxes = np.stack((cx - half_w, cy - half_h, cx + half_w, cy + half_h), axis=-1).astype(np.float32)
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, self.input_size[1])
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, self.input_size[0])
-        kept = batched_nms(boxes, scores[candidates], classes, self.iou_threshold, self.max_detections)
-        return Detections(boxes=boxes[kept], scores=scores[candidates][kept].astype(np.float32),
-                          classes=classes[kept])
+        kept = batched_nms(boxes, scores, classes, self.iou_threshold, self.max_detections)
+        return Detections(boxes=boxes[kept], scores=scores[kept].astype(np.float32), classes=classes[kept])

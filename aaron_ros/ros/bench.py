@@ -565,13 +565,13 @@ def _timings(results: Sequence[RunResult], tasks: Sequence[str]) -> dict[str, li
     return {t: [x for r in results for x in r.extra.timings[t]] for t in tasks}
 
 
-def bench_domain(taken: Collection[int] = ()) -> int:
+def bench_domain() -> int:
     """The ROS domain the bench runs its processes on: ROS_DOMAIN_ID where it is set, else one of
     its own, so that a robot's own camera and nodes on the default domain 0 neither feed the
     container under test nor answer its topics."""
     if os.environ.get("ROS_DOMAIN_ID", "").strip():
         return int(os.environ["ROS_DOMAIN_ID"])
-    return private_domain(taken)
+    return private_domain()
 
 
 def private_domain(taken: Collection[int] = ()) -> int:

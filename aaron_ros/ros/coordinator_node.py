@@ -10,12 +10,10 @@ Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/ben
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -26,7 +24,7 @@ from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.types import Grant, JobRecord, Outcome, StageTime
 from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome, StageGrant, TaskStatus
-from aaron_ros.ros.params import COORDINATOR, CoordinatorParams, params_from_node
+from aaron_ros.ros.params import COORDINATOR, CoordinatorParams, params_from_node, set_live
 from aaron_ros.srv import SetPolicy
 
 STATUS_TOPIC = "/aaron/status"
@@ -79,7 +77,7 @@ class CoordinatorNode(Node):
             self.service.on_stage = self._publish_grant
         self.service.start()
         self._timer = self.create_timer(1.0 / self.params.status_rate_hz, self.publish_status)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(lambda params: set_live(self, COORDINATOR, params, self._apply))
 
     def _set_policy(self, req: SetPolicy.Request, res: SetPolicy.Response) -> SetPolicy.Response:
         """The service sets the parameters (so `ros2 param get` tells the truth); an empty
@@ -92,23 +90,13 @@ class CoordinatorNode(Node):
                        else result.reason)
         return res
 
-    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """A parameter set on the running node: only the table's live ones, checked as at start,
-        then applied (a policy switch drops nothing)."""
-        try:
-            values = {p.name: COORDINATOR[p.name].value(p.value) for p in params}
-            if {"policy", "versions"} & values.keys():
-                self.service.switch_policy(values.get("policy", self.params.policy),
-                                           values.get("versions", self.params.versions))
-        except ValueError as exc:  # ParamError too
-            self.get_logger().warning(f"parameter refused: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self.params = dataclasses.replace(self.params, **values)
-        if "status_rate_hz" in values and self._timer is not None:
+    def _apply(self, new: CoordinatorParams, changed: dict) -> None:
+        """Live parameters set on the running node take effect (a policy switch drops nothing)."""
+        if {"policy", "versions"} & changed.keys():
+            self.service.switch_policy(new.policy, new.versions)
+        if "status_rate_hz" in changed:
             self.destroy_timer(self._timer)
-            self._timer = self.create_timer(1.0 / self.params.status_rate_hz, self.publish_status)
-        self.get_logger().info("set " + ", ".join(f"{k} = {v}" for k, v in values.items()))
-        return SetParametersResult(successful=True)
+            self._timer = self.create_timer(1.0 / new.status_rate_hz, self.publish_status)
 
     # -- reporting ------------------------------------------------------------------------------
     def task_statuses(self) -> list[TaskStatus]:

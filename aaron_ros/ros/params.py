@@ -14,10 +14,11 @@ came in. This module never imports rclpy at module level.
 from __future__ import annotations
 
 import array
+import dataclasses
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -418,6 +419,25 @@ def declare_params(node: Any, table: NodeParams, build: Callable[[dict], Any] | 
         return (build or table.check)(raw)
     except ParamError as exc:
         raise ValueError(f"node {node.get_name()}: parameter {exc.key}: {exc.problem}") from None
+
+
+def set_live(node: Any, table: NodeParams, params: Sequence[Any], apply: Callable[[Any, dict], None]):
+    """A parameter set on a running node (its on-set-parameters callback): each value checked by
+    `table` (rclpy refuses the read-only ones before), `apply(new params, changed values)` makes
+    them take effect, then `node.params` is the new one. A ValueError from either refuses the set
+    with its reason; returns the SetParametersResult."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    try:
+        values = {p.name: table[p.name].value(p.value) for p in params}
+        new = dataclasses.replace(node.params, **values)
+        apply(new, values)
+    except ValueError as exc:  # ParamError too
+        node.get_logger().warning(f"parameter refused: {exc}")
+        return SetParametersResult(successful=False, reason=str(exc))
+    node.params = new
+    node.get_logger().info("set " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+    return SetParametersResult(successful=True)
 
 
 def params_from_node(node: Any, cls: type, name: str | None = None):

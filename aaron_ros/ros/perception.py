@@ -11,7 +11,6 @@ needs no guard condition (which rclpy's EventsExecutor cannot wait on).
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -19,9 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -44,7 +41,7 @@ from aaron_ros.ros.image_conversions import (
     image_to_array,
     mask_to_image,
 )
-from aaron_ros.ros.params import COMPONENT, ComponentParams, Transport, params_from_node
+from aaron_ros.ros.params import COMPONENT, ComponentParams, Transport, params_from_node, set_live
 from aaron_ros.ros.shared_input import Received, subscribe_images, unsubscribe_images
 from aaron_ros.runtime.executor import HostWork
 
@@ -151,23 +148,14 @@ class PerceptionComponent(Node):
         self.get_logger().info(
             f"{p.image_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(lambda params: set_live(self, COMPONENT, params, self._apply))
 
-    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """`deadline_ms`, `max_rate_hz` and `overload` on the running node (the table's live
-        ones; the rest are read-only): checked as at start, then the coordinator's task changes."""
-        try:
-            values = {p.name: COMPONENT[p.name].value(p.value) for p in params}
-            task = {"deadline_ms": "deadline_ms", "max_rate_hz": "rate_hz", "overload": "overload"}
-            self.service.update_task(self.params.name, **{task[k]: v for k, v in values.items()})
-        except ValueError as exc:  # ParamError too
-            self.get_logger().warning(f"parameter refused: {exc}")
-            return SetParametersResult(successful=False, reason=str(exc))
-        self.params = dataclasses.replace(self.params, **values)
-        if "max_rate_hz" in values:
-            self._limiter = RateLimiter(self.params.max_rate_hz)
-        self.get_logger().info("set " + ", ".join(f"{k} = {v}" for k, v in values.items()))
-        return SetParametersResult(successful=True)
+    def _apply(self, new: ComponentParams, changed: dict) -> None:
+        """`deadline_ms`, `max_rate_hz` or `overload` set on the running node: the coordinator's
+        task follows."""
+        self.service.update_task(new.task_spec())
+        if "max_rate_hz" in changed:
+            self._limiter = RateLimiter(new.max_rate_hz)
 
     def counts(self) -> dict[str, int]:
         """Its frame counters since the start, and the publishers its input is matched with."""
@@ -327,7 +315,7 @@ class PerceptionComponent(Node):
         out.frame = rec.frame
         out.latency_ms, out.queueing_ms = rec.latency_s * 1e3, (rec.queueing_s or 0.0) * 1e3
         out.input_delay_ms = frame.input_delay_ms
-        out.deadline_met = out.latency_ms <= self.params.deadline_ms
+        out.deadline_met = out.latency_ms <= out.deadline_ms  # the deadline it was given, live or not
         out.kernel_version = rec.versions[-1] if rec.versions else ""
         out.timing = [FrameTime(part=str(k), wall_ms=v.wall_s * 1e3, cpu_ms=v.cpu_s * 1e3)
                       for k, v in sorted(parts.items(), key=lambda kv: PART_ORDER[kv[0]])]

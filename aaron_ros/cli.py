@@ -97,18 +97,32 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from aaron_ros.kernels.compile import CompileOptions, compile_many
     from aaron_ros.models import model_names
 
-    names = model_names() if args.model == "all" else args.model.split(",")
-    unknown = [n for n in names if n not in model_names()]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all'")
-    if args.weights and len(names) != 1:
-        raise ValueError(f"--weights fits one model, not {len(names)}: give one --model")
+    if (args.model is None) == (args.config is None):
+        raise ValueError("give --model (zoo models) or --config (a parameter file's models), one of them")
+    if args.config:
+        from aaron_ros.ros.config import load_config
+
+        if args.weights:
+            raise ValueError("--weights comes from the parameter file's components with --config")
+        config = load_config(args.config)
+        # One bag per folder: components sharing a model share its bag.
+        models = list({config.kernel_bag(c): (c.model_spec, config.kernel_bag(c))
+                       for c in config.components if c.component == "perception"}.values())
+    else:
+        names = model_names() if args.model == "all" else args.model.split(",")
+        unknown = [n for n in names if n not in model_names()]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; known: {model_names()} or 'all' (other models: "
+                             f"declare them in a parameter file and give --config)")
+        if args.weights and len(names) != 1:
+            raise ValueError(f"--weights fits one model, not {len(names)}: give one --model")
+        models = [(n, Path(args.out) / n) for n in names]
     backends = tuple(args.backends.split(",")) if args.backends else None
     opts = CompileOptions(device=args.backend, backends=backends, kinds=tuple(args.kinds.split(",")),
                           reps=args.reps, progress=not args.no_progress, retry_skipped=args.retry_skipped,
                           weights=args.weights,
                           **({} if args.min_stage_ms is None else {"min_stage_ms": args.min_stage_ms}))
-    compile_many(names, Path(args.out), opts, args.budget_s or DEFAULT_BUDGET_PER_MODEL_S * len(names))
+    compile_many(models, opts, args.budget_s or DEFAULT_BUDGET_PER_MODEL_S * len(models))
     return 0
 
 
@@ -317,9 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     z.set_defaults(func=_cmd_zoo)
 
     c = sub.add_parser("compile", help="build and profile kernel bags")
-    c.add_argument("--model", required=True, help="a zoo model name, a comma list of them, or 'all'")
+    c.add_argument("--model", help="a zoo model name, a comma list of them, or 'all'")
+    c.add_argument("--config", metavar="FILE", help="instead of --model: the models of a parameter file's "
+                   "components, as declared there (zoo, factory, .pt, .pt2, .onnx), each into the kernel bag "
+                   "folder the container reads")
     c.add_argument("--out", default=KERNEL_BAG_DIR,
-                   help=f"folder of kernel bags, one sub-folder per model (default {KERNEL_BAG_DIR})")
+                   help=f"with --model: folder of kernel bags, one sub-folder per model (default {KERNEL_BAG_DIR})")
     c.add_argument("--backend", default="cpu", help="device the bag targets: cpu or cuda[:N] (default cpu)")
     c.add_argument("--weights", metavar="FILE", help="the model's own state dict (a component's `weights`): "
                    "a bag holds the weights it was built from, and a component with other weights runs eager")

@@ -27,7 +27,7 @@ from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, StageTim
 from aaron_ros.coordinator.versions import VersionChooser, check_versions
 from aaron_ros.kernels.backends.base import device_unavailable
 from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
-from aaron_ros.models import StageGraph, build_model
+from aaron_ros.models import ModelSpec, StageGraph, build_model
 from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class ModelSet:
     lane_kind: str = "auto"  # where the weights live: the lanes' kind (auto: CUDA when present; device 0)
     graphs: dict[str, StageGraph] = field(default_factory=dict)
     bags: dict[str, KernelBag] = field(default_factory=dict)
-    weights: dict[str, str | None] = field(default_factory=dict)  # what each model was built from
+    specs: dict[str, ModelSpec] = field(default_factory=dict)  # what each model was built from
 
     def __post_init__(self) -> None:
         self.lane_kind = resolve_kind(self.lane_kind)
@@ -75,19 +75,20 @@ class ModelSet:
     def device(self) -> torch.device:
         return torch.device("cuda", 0) if self.lane_kind == "cuda" else torch.device("cpu")
 
-    def load(self, model: str, bag_dir: str | Path | None, weights: str | None = None) -> StageGraph:
-        """The model's graph, built on first use with its kernel bag (a missing or broken bag
-        falls back to eager versions). Tasks share a model by its name, so one name has one set of
-        weights in a process."""
-        if model in self.bags and self.weights[model] != weights:
-            had = self.weights[model] or "the seeded weights"
-            raise ValueError(f"model {model} is already loaded with {had}; one process holds one set of "
-                             f"weights per model, not also {weights or 'the seeded weights'}")
+    def load(self, model: str | ModelSpec, bag_dir: str | Path | None) -> StageGraph:
+        """The graph of a model (a zoo name, or any declared model), built on first use with its
+        kernel bag (a missing or broken bag falls back to eager versions). Tasks share a model by
+        its name, so one name has one declaration (and one set of weights) in a process."""
+        spec = model if isinstance(model, ModelSpec) else ModelSpec(model)
+        model = spec.key
+        if model in self.bags and self.specs[model] != spec:
+            raise ValueError(f"model {model} is already loaded as {self.specs[model]}; one process holds one "
+                             f"declaration (and one set of weights) per model name, not also {spec}")
         if model not in self.bags:
-            graph = build_model(model, weights=weights)
+            graph = build_model(spec)
             graph.model.to(self.device)  # stages share the model's modules: they move with it
             self.bags[model] = bag = load_bag_or_eager(bag_dir, graph, self.device)
-            self.weights[model] = weights
+            self.specs[model] = spec
             # One untimed frame: a first run pays for lazy kernel loading (CUDA) and primitive
             # set-up (oneDNN), which no frame of the task should.
             bag.graph.run_stages(bag.graph.example_input().to(self.device))
@@ -126,14 +127,18 @@ class CoordinatorService:
 
     # -- set-up ---------------------------------------------------------------------------
     def add_task(self, spec: TaskSpec, bag_dir: str | Path | None, on_finished: OnFinished | None = None,
-                 weights: str | None = None) -> StageGraph:
-        """Register a task before start(): builds its model and loads its kernel bag (a
-        missing or broken bag falls back to eager versions, with a warning)."""
+                 model: ModelSpec | None = None) -> StageGraph:
+        """Register a task before start(): builds its model (`model`, whose key is spec.model;
+        default: the zoo model spec.model names) and loads its kernel bag (a missing or broken
+        bag falls back to eager versions, with a warning)."""
         if self.driver is not None:
             raise RuntimeError("tasks are added before start()")
         if spec.name in self.specs:
             raise ValueError(f"task {spec.name!r} is already registered")
-        graph = self.models.load(spec.model, bag_dir, weights)
+        model = model or ModelSpec(spec.model)
+        if model.key != spec.model:
+            raise ValueError(f"task {spec.name}: its model is {spec.model!r}, but {model.model} goes by {model.key!r}")
+        graph = self.models.load(model, bag_dir)
         self.specs[spec.name] = spec
         self._on_finished[spec.name] = on_finished
         return graph

@@ -53,7 +53,7 @@ from aaron_ros.kernels.profile import (
     stage_timer,
 )
 from aaron_ros.kernels.version import Artifact, ResourceShape, Version, version_id
-from aaron_ros.models import Stage, StageGraph, build_model, describe, fuse, group_stages
+from aaron_ros.models import ModelSpec, Stage, StageGraph, build_model, describe, fuse, group_stages
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,9 @@ def previous_manifest(bag_dir: Path, graph: StageGraph, device: torch.device) ->
     return old
 
 
-def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptions | None = None) -> CompileReport:
+def compile_bag(model: str | ModelSpec | StageGraph, out_dir: str | Path,
+                opts: CompileOptions | None = None) -> CompileReport:
+    """The kernel bag of `model` (a zoo name, a declared model, or a graph) in `out_dir`."""
     opts = opts or CompileOptions()
     t_start = time.monotonic()
     deadline = t_start + opts.budget_s if opts.budget_s else float("inf")
@@ -283,17 +285,19 @@ def compile_bag(model: str | StageGraph, out_dir: str | Path, opts: CompileOptio
     return report
 
 
-def compile_many(names: list[str], out_dir: Path, opts: CompileOptions, budget_s: float) -> list[CompileReport]:
-    """Bags for several models (one sub-folder each) under one budget.
+def compile_many(models: list[tuple[str | ModelSpec, Path]], opts: CompileOptions,
+                 budget_s: float) -> list[CompileReport]:
+    """Bags for several models (each a zoo name or declaration, with its bag folder) under one budget.
 
     Cheapest models first, each given an even share of what is left: time a small model does
     not need goes to the larger ones after it, which have the most stages worth compiling."""
-    order = sorted(names, key=lambda n: describe(n).gflops)
+    order = sorted(models, key=lambda m: describe(m[0]).gflops)
     start, reports = time.monotonic(), []
-    for i, name in enumerate(order):
+    for i, (model, bag_dir) in enumerate(order):
         share = max(0.0, budget_s - (time.monotonic() - start)) / (len(order) - i)
-        log.info("compiling %s into %s (%s, budget %.0f s)", name, out_dir / name, opts.device, share)
-        r = compile_bag(name, out_dir / name, replace(opts, budget_s=share))
+        name = model.key if isinstance(model, ModelSpec) else model
+        log.info("compiling %s into %s (%s, budget %.0f s)", name, bag_dir, opts.device, share)
+        r = compile_bag(model, bag_dir, replace(opts, budget_s=share))
         log.info("%s: %d versions (%d built, %d reused, %d profiled), %d left out, %.1f s", name,
                  len(r.manifest.versions), r.built, r.reused, r.profiled, len(r.skipped), r.seconds)
         reports.append(r)

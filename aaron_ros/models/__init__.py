@@ -3,6 +3,7 @@ from .detection import Detections, YoloDecoder, batched_nms
 from .flops import count_flops, count_params
 from .postprocess import Classification, argmax_mask, top_k_classes
 from .registry import ZOO, ModelInfo, build_model, describe, model_names
+from .source import ModelSpec, OutputKind, SourceKind, model_key, source_kind
 from .stage_graph import Branches, Stage, StageGraph, fuse, group_stages, wrap
 from .weights import WeightsError, init_weights, load_weights
 
@@ -12,6 +13,9 @@ __all__ = [
     "Classification",
     "Detections",
     "ModelInfo",
+    "ModelSpec",
+    "OutputKind",
+    "SourceKind",
     "Stage",
     "StageGraph",
     "WeightsError",
@@ -26,7 +30,9 @@ __all__ = [
     "group_stages",
     "init_weights",
     "load_weights",
+    "model_key",
     "model_names",
+    "source_kind",
     "top_k_classes",
     "wrap",
 ]

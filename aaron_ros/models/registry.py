@@ -12,6 +12,7 @@ from torch import nn
 from . import inception_v3, mobilenet_v3, resnet, seg_net, shufflenet_v2, tiny_yolo
 from .flops import count_flops, count_params
 from .postprocess import argmax_mask, top_k_classes
+from .source import POSTPROCESS, ModelSpec, OutputKind, SourceKind, load_source
 from .stage_graph import StageGraph, wrap
 from .weights import init_weights, load_weights
 
@@ -43,13 +44,16 @@ def model_names() -> list[str]:
 
 
 def build_model(
-    name: str, seed: int = 0, weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None
+    name: str | ModelSpec, seed: int = 0, weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None
 ) -> StageGraph:
-    """A zoo model as a stage graph, in eval mode with gradients off.
+    """A model as a stage graph, in eval mode with gradients off: a zoo model by name, or any
+    model a `ModelSpec` declares (`source.py`).
 
-    Weights come from `seed` (deterministic) or, when given, from `weights` (a state-dict file or
-    mapping that must fit exactly; see `load_weights`).
+    A zoo model's weights come from `seed` (deterministic) or, when given, from `weights` (a
+    state-dict file or mapping that must fit exactly; see `load_weights`).
     """
+    if isinstance(name, ModelSpec):
+        return _build_spec(name, seed)
     if name not in ZOO:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(ZOO)}")
     entry = ZOO[name]
@@ -63,6 +67,23 @@ def build_model(
     else:
         load_weights(model, weights, name)
     return wrap(model, name, entry.input_shape, output_kind=entry.output_kind, postprocess=entry.postprocess)
+
+
+def _build_spec(spec: ModelSpec, seed: int) -> StageGraph:
+    spec.check()
+    if spec.kind is SourceKind.ZOO:
+        graph = build_model(spec.model, seed, spec.weights or None)
+        own = list(graph.input_shape[1:])
+        if spec.input_size and list(spec.input_size) != own:
+            raise ValueError(f"{spec.model} takes input_size {own}, not {list(spec.input_size)}")
+        if spec.output and spec.output != graph.output_kind:
+            raise ValueError(f"{spec.model}'s output is {graph.output_kind}, not {spec.output}")
+        return graph
+    module, (h, w) = load_source(spec.model, spec.input_size, spec.weights or None)
+    if spec.weights:  # else the factory's own weights
+        load_weights(module, spec.weights, spec.key)
+    kind = OutputKind(spec.output)
+    return wrap(module, spec.key, (3, h, w), output_kind=str(kind), postprocess=POSTPROCESS[kind])
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,6 @@ class ModelInfo:
 
 
 @cache
-def describe(name: str) -> ModelInfo:
-    """Summary of a zoo model for listings (cached: building and measuring takes a moment)."""
+def describe(name: str | ModelSpec) -> ModelInfo:
+    """Summary of a model for listings (cached: building and measuring takes a moment)."""
     return ModelInfo.of(build_model(name))

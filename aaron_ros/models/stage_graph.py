@@ -144,8 +144,12 @@ def wrap(model: nn.Module, name: str, input_shape: tuple[int, int, int], **kwarg
     any other module is one stage. The model is put in eval mode with autograd off: stages are
     also called outside inference mode (by schedulers, by compilers tracing them).
     """
-    model.eval()
-    model.requires_grad_(False)
+    try:
+        model.eval()
+    except NotImplementedError:  # a torch.export module: its mode was fixed when it was exported
+        pass
+    for p in model.parameters():  # not model.requires_grad_: a TorchScript module refuses it
+        p.requires_grad_(False)
     if isinstance(model, nn.Sequential):
         children = list(model.named_children())
     else:

@@ -176,9 +176,11 @@ def array_to_tensor(
     input_size: tuple[int, int],
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    bgr: bool = False,
 ) -> torch.Tensor:
     """Resize a uint8 (H, W), (H, W, 1) or (H, W, 3) RGB array to a normalised
-    (1, 3, input_size[0], input_size[1]) float32 tensor."""
+    (1, 3, input_size[0], input_size[1]) float32 tensor, its channels in BGR order when `bgr`
+    (`mean` and `std` are in the tensor's order)."""
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
         raise ImageError(f"array must be a uint8 numpy array, got {getattr(arr, 'dtype', type(arr))}")
     if arr.ndim == 2:
@@ -205,7 +207,8 @@ def array_to_tensor(
     scale, offset = 1.0 / (255.0 * std_a), mean_a / std_a
     out = np.empty((3, out_h, out_w), np.float32)
     for c in range(3):
-        np.multiply(arr[:, :, c if channels == 3 else 0], scale[c], out=out[c], casting="unsafe")
+        src = (2 - c if bgr else c) if channels == 3 else 0
+        np.multiply(arr[:, :, src], scale[c], out=out[c], casting="unsafe")
         out[c] -= offset[c]  # mono is replicated so the per-channel ImageNet stats still apply
     return torch.from_numpy(out)[None]
 

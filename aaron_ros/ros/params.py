@@ -28,6 +28,7 @@ from aaron_ros.common.paths import KERNEL_BAG_DIR
 from aaron_ros.coordinator.policies import POLICIES, SETTINGS, check_policy, check_versions
 from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec
 from aaron_ros.models.registry import ZOO, model_names
+from aaron_ros.models.source import ModelSpec, OutputKind, SourceKind, model_key
 
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("events", "single")
@@ -50,7 +51,9 @@ _NODE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOPIC = re.compile(r"^(~/|/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 _COMPONENT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Python type of each parameter kind (the dataclasses' annotations).
-_PYTYPES = {"str": str, "float": float, "int": int, "bool": bool, "int_array": tuple, "str_array": tuple}
+_PYTYPES = {"str": str, "float": float, "int": int, "bool": bool, "int_array": tuple, "str_array": tuple,
+            "float_array": tuple}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class ParamError(ValueError):
@@ -68,7 +71,7 @@ def _num(value: float) -> str:
 @dataclass(frozen=True)
 class Param:
     """One parameter. `kind` is inferred from the default unless given (lists: int_array,
-    str_array). `low`/`high` bound a number (inclusive; `above`: strictly greater than `low`).
+    str_array, float_array). `low`/`high` bound a number (inclusive; `above`: strictly greater than `low`).
     `choices`: the allowed words (a tuple, or a StrEnum whose member the value becomes).
     `check`: a further check of the value, raising ValueError with the problem (or returning the
     value to keep). `any_type`: a scalar of any type, read as its text (`device: 0` is "0").
@@ -149,13 +152,13 @@ class Param:
                 raise ParamError(self.name, f"must be a string, got {value!r}")
             return value
         # A YAML list or rclpy's array; None is an empty list (how rclpy reads "not set").
-        item = int if kind == "int_array" else str
+        item = {"int_array": int, "float_array": (int, float)}.get(kind, str)
         value = () if value is None else value
         if not isinstance(value, (list, tuple, array.array)) or any(
                 isinstance(v, bool) or not isinstance(v, item) for v in value):
-            what = "integers" if item is int else "strings"
+            what = {"int_array": "integers", "float_array": "numbers"}.get(kind, "strings")
             raise ParamError(self.name, f"must be a list of {what}, got {value!r}")
-        return tuple(value)
+        return tuple(float(v) for v in value) if kind == "float_array" else tuple(value)
 
 
 @dataclass(frozen=True)
@@ -208,17 +211,44 @@ def _size(value: tuple[int, ...]) -> None:
         raise ValueError(f"must be [] or [height, width] > 0, got {list(value)}")
 
 
+def _three(value: tuple[float, ...]) -> None:
+    if len(value) != 3:
+        raise ValueError(f"must be 3 numbers, one per channel, got {list(value)}")
+
+
+def _three_nonzero(value: tuple[float, ...]) -> None:
+    _three(value)
+    if 0.0 in value:
+        raise ValueError(f"must not hold 0 (pixels are divided by it), got {list(value)}")
+
+
 def _component_cross(v: dict[str, Any]) -> None:
     if v["component"] != "perception":
         return
-    if v["model"] not in ZOO:
-        what = "is required" if v["model"] == "" else f"unknown model {v['model']!r}"
-        raise ParamError("model", f"{what}; known: {model_names()}")
-    own = list(ZOO[v["model"]].input_shape[1:])
-    if v["input_size"] and list(v["input_size"]) != own:
-        raise ParamError("input_size", (
-            f"{v['model']} takes {own} and its kernel bags are built for that size (frames are "
-            f"resized to it): leave input_size as [] or set {own}, got {list(v['input_size'])}"))
+    if v["model"] == "":
+        raise ParamError("model", f"is required: a zoo model ({', '.join(model_names())}), a factory "
+                                  "package.module:function, or a .pt, .pt2 or .onnx file")
+    spec = ModelSpec(v["model"], v["weights"], v["input_size"], v["output"])
+    try:
+        kind = spec.kind
+    except ValueError as exc:
+        raise ParamError("model", str(exc)) from None
+    if kind is SourceKind.ZOO:
+        own = list(ZOO[v["model"]].input_shape[1:])
+        if v["input_size"] and list(v["input_size"]) != own:
+            raise ParamError("input_size", (
+                f"{v['model']} takes {own} and its kernel bags are built for that size (frames are "
+                f"resized to it): leave input_size as [] or set {own}, got {list(v['input_size'])}"))
+        if v["output"] and v["output"] != ZOO[v["model"]].output_kind:
+            raise ParamError("output", f"{v['model']}'s output is {ZOO[v['model']].output_kind}: leave it '', "
+                                       f"got {v['output']!r}")
+        return
+    if not v["output"]:
+        raise ParamError("output", f"is required for {v['model']}: one of {[str(k) for k in OutputKind]}")
+    if kind is not SourceKind.ONNX and not v["input_size"]:
+        raise ParamError("input_size", f"[height, width] is required for {v['model']} (a {kind} model)")
+    if kind not in (SourceKind.ZOO, SourceKind.FACTORY) and v["weights"]:
+        raise ParamError("weights", f"{v['model']} holds its own weights: leave weights ''")
 
 
 def _camera_cross(v: dict[str, Any]) -> None:
@@ -246,9 +276,14 @@ COORDINATOR = NodeParams("aaron_coordinator", (
 COMPONENT = NodeParams("", (
     Param("component", "perception", "what to load: a name (entry point group aaron_ros.components) or "
           "package.module:Class", check=_component),
-    Param("model", "", "zoo model (`aaron-ros models`); required for perception"),
-    Param("weights", "", "a state-dict file for the model; '' = the zoo's seeded weights (compile its bag "
-          "with `aaron-ros compile --weights` too)"),
+    Param("model", "", "required for perception: a zoo model (`aaron-ros models`), a factory "
+          "package.module:function returning an nn.Module, a TorchScript (.pt), torch.export (.pt2) or ONNX "
+          "(.onnx) file (README \"Your own model\")"),
+    Param("weights", "", "a state-dict file for a zoo or factory model; '' = the zoo's seeded weights, or "
+          "what the factory returns"),
+    Param("output", "", "what the model's output is: classes ((1, C) logits), detections ((1, N, 6) rows "
+          "x1, y1, x2, y2, score, class in input pixels) or mask ((1, C, H, W) logits); '' = the zoo's own "
+          "(required for other models)", choices=("",) + tuple(OutputKind)),
     Param("kernel_bag", "", "its kernel bag folder; '' = <kernel_bag_dir>/<model>"),
     Param("input_topic", "/camera/image_raw", "camera topic in (see image_transport)", check=topic),
     Param("output_topic", "", "InferenceResult topic out, unique per component; '' = /aaron/<name>/result",
@@ -260,8 +295,13 @@ COMPONENT = NodeParams("", (
     Param("overload", Overload.DROP_OLDEST.value, "what a full queue does with one more frame",
           choices=Overload, live=True),
     Param("queue_size", 2, "frames waiting at most", low=1),
-    Param("input_size", (), "[height, width]; [] = the model's own (the only size kernel bags hold)",
-          kind="int_array", check=_size),
+    Param("input_size", (), "[height, width] frames are resized to; [] = the model's own (zoo, ONNX); "
+          "required for factory, .pt and .pt2 models", kind="int_array", check=_size),
+    Param("mean", IMAGENET_MEAN, "per-channel mean subtracted from pixels scaled to [0, 1], in the model's "
+          "channel order", kind="float_array", check=_three),
+    Param("std", IMAGENET_STD, "per-channel divisor after the mean", kind="float_array", check=_three_nonzero),
+    Param("channel_order", "rgb", "the channel order the model takes (the image's is converted)",
+          choices=("rgb", "bgr")),
     Param("qos", "sensor_data", "input subscription QoS (sensor_data: best effort)", choices=QOS_PROFILES),
     Param("labels", "", "a text file of class names, one per line, line k naming class id k: results carry "
           "them in class_names; '' = ids only"),
@@ -359,12 +399,18 @@ class ComponentParams:
         """The topic images arrive on: input_topic, or <input_topic>/compressed."""
         return self.image_transport.topic(self.input_topic)
 
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The model as declared (`model`, `weights`, `input_size`, `output`)."""
+        return ModelSpec(self.model, self.weights, self.input_size, self.output)
+
     def kernel_bag_path(self, kernel_bag_dir: str | os.PathLike) -> Path:
-        """This component's kernel bag folder: kernel_bag, or <kernel_bag_dir>/<model>."""
-        return Path(self.kernel_bag) if self.kernel_bag else Path(kernel_bag_dir) / self.model
+        """This component's kernel bag folder: kernel_bag, or <kernel_bag_dir>/<model's name>."""
+        return Path(self.kernel_bag) if self.kernel_bag else Path(kernel_bag_dir) / model_key(self.model)
 
     def task_spec(self) -> TaskSpec:
-        return TaskSpec(name=self.name, model=self.model, rate_hz=self.max_rate_hz, deadline_ms=self.deadline_ms,
+        return TaskSpec(name=self.name, model=model_key(self.model), rate_hz=self.max_rate_hz,
+                        deadline_ms=self.deadline_ms,
                         criticality=self.criticality, overload=self.overload, queue_size=self.queue_size)
 
 
@@ -397,9 +443,11 @@ def _declare(node: Any, p: Param) -> Any:
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
     from rclpy.parameter import Parameter
 
-    array_type = {"int_array": Parameter.Type.INTEGER_ARRAY, "str_array": Parameter.Type.STRING_ARRAY}
-    # An empty list has no type of its own: a list is declared by its type alone.
-    typed_default = array_type.get(p.kind, p.default)
+    array_type = {"int_array": Parameter.Type.INTEGER_ARRAY, "str_array": Parameter.Type.STRING_ARRAY,
+                  "float_array": Parameter.Type.DOUBLE_ARRAY}
+    # An empty list has no type of its own: it is declared by its type alone.
+    typed_default = array_type[p.kind] if p.kind in array_type and not p.default else p.default
+    typed_default = list(typed_default) if isinstance(typed_default, tuple) else typed_default
     loose_default = None if p.kind in array_type else p.default
     attempts = [(p.any_type, True), (True, True), (True, False)]
     for i, (dynamic, ranges) in enumerate(attempts):

@@ -115,8 +115,9 @@ class PerceptionComponent(Node):
         self.params = p = params_from_node(self, ComponentParams, name)
         self.service = service
         kernel_bag_path = p.kernel_bag_path(kernel_bag_root(kernel_bag_dir))
-        self.graph = service.add_task(p.task_spec(), kernel_bag_path, self._on_finished, p.weights or None)
-        kernel_bag = service.bags[p.model]
+        spec = p.task_spec()
+        self.graph = service.add_task(spec, kernel_bag_path, self._on_finished, p.model_spec)
+        kernel_bag = service.bags[spec.model]
         if kernel_bag.fallback_reason:
             self.get_logger().warning(f"{p.model}: eager versions only ({kernel_bag.fallback_reason})")
         else:
@@ -211,14 +212,17 @@ class PerceptionComponent(Node):
         """On a lane, in the frame's first granted stage: the image decoded (when compressed; a
         payload that does not decode fails the frame, naming why) and made the model's input;
         what post-processing needs of it goes to `inp`."""
+        p = self.params
+
         def make() -> tuple[torch.Tensor, np.ndarray]:
             arr = decode_compressed(msg) if self.compressed else image_to_array(msg, copy=False)
-            return array_to_tensor(arr, self.input_size), arr
+            return array_to_tensor(arr, self.input_size, p.mean, p.std, p.channel_order == "bgr"), arr
 
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
             (x, arr), made = make(), True
         else:
-            key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size)
+            key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size, p.mean, p.std,
+                   p.channel_order)
             (x, arr), made = SHARED.get(key, make)
         inp.size = arr.shape[:2]
         if inp.annotate:
@@ -230,7 +234,7 @@ class PerceptionComponent(Node):
         """On a lane, right after the frame's last stage: the output decoded into messages, boxes
         mapped back onto the image, a mask resized to it, and the image annotated when due."""
         p = self.params
-        out = InferenceResult(header=header, task=p.name, model=p.model, deadline_ms=p.deadline_ms,
+        out = InferenceResult(header=header, task=p.name, model=self.graph.name, deadline_ms=p.deadline_ms,
                               kind=KINDS[self.graph.output_kind])
         output = output.cpu()
         result = self.graph.postprocess(output) if self.graph.postprocess else output

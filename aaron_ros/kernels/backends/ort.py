@@ -49,15 +49,21 @@ def make_session(path: Path, threads: int, device: torch.device):
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
+def io_names(session) -> tuple[str, str]:
+    """The first input's and output's names: ours when we exported, the file's own for a user's."""
+    return session.get_inputs()[0].name, session.get_outputs()[0].name
+
+
 class OrtCpu:
     """Torch tensors in and out of a CPU session."""
 
     def __init__(self, session):
         self.session = session
+        self.input, self.output = io_names(session)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        feed = {INPUT: x.detach().to("cpu", torch.float32).contiguous().numpy()}
-        return torch.from_numpy(self.session.run([OUTPUT], feed)[0])
+        feed = {self.input: x.detach().to("cpu", torch.float32).contiguous().numpy()}
+        return torch.from_numpy(self.session.run([self.output], feed)[0])
 
 
 class OrtCuda:
@@ -66,6 +72,7 @@ class OrtCuda:
     def __init__(self, session, device: torch.device):
         self.session = session
         self.device = device
+        self.input, self.output = io_names(session)
         # Exported without dynamic axes, so the output shape is static.
         self.out_shape = tuple(session.get_outputs()[0].shape)
 
@@ -73,8 +80,8 @@ class OrtCuda:
         x = x.detach().to(self.device, torch.float32).contiguous()
         y = torch.empty(self.out_shape, dtype=torch.float32, device=self.device)
         binding = self.session.io_binding()
-        binding.bind_input(INPUT, "cuda", self.device.index, np.float32, tuple(x.shape), x.data_ptr())
-        binding.bind_output(OUTPUT, "cuda", self.device.index, np.float32, self.out_shape, y.data_ptr())
+        binding.bind_input(self.input, "cuda", self.device.index, np.float32, tuple(x.shape), x.data_ptr())
+        binding.bind_output(self.output, "cuda", self.device.index, np.float32, self.out_shape, y.data_ptr())
         # ORT works on its own stream: x must be written first. The run returns once ORT's stream
         # is done, so y is ready and x may be freed after it.
         torch.cuda.current_stream(self.device).synchronize()
@@ -100,7 +107,11 @@ class OnnxRuntimeBackend(UnitBackend):
         return None
 
     def build_unit(self, module: nn.Module, example: torch.Tensor, threads: int, path: Path) -> Path:
-        export_onnx(module, example, path)
+        data = getattr(module, "onnx_bytes", None)  # a model that is an ONNX file already (OnnxModule)
+        if data is not None:
+            path.write_bytes(data)
+        else:
+            export_onnx(module, example, path)
         return path
 
     def load_unit(self, module: nn.Module, path: Path, threads: int, device: torch.device) -> Fn:

@@ -1,0 +1,193 @@
+"""Your own model: a factory, a TorchScript file, a torch.export file and an ONNX file, declared in
+a parameter file, compiled from it, and served by the container from a CompressedImage bag with
+labels; bad declarations are refused naming the key."""
+from __future__ import annotations
+
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from user_models import TwoPath, small_cnn, two_path
+
+from aaron_ros.models import ModelSpec, build_model, top_k_classes
+from aaron_ros.models.source import OnnxModule, rows_to_detections
+from aaron_ros.ros.config import load_config
+from aaron_ros.ros.image_conversions import array_to_tensor
+
+X = torch.randn(1, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+
+
+def _onnx(tmp_path: Path, model: torch.nn.Module | None = None, size=(64, 80)) -> Path:
+    path = tmp_path / "small_cnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as a user may use it
+        torch.onnx.export(model or small_cnn(), (torch.zeros(1, 3, *size),), path, dynamo=False,
+                          input_names=["images"], output_names=["logits"])
+    return path
+
+
+def test_a_factory_model_that_is_not_sequential_runs_as_one_stage_and_matches_the_module():
+    graph = build_model(ModelSpec("user_models:two_path", input_size=(64, 80), output="classes"))
+    assert graph.name == "user_models.two_path" and len(graph) == 1 and isinstance(graph.model, TwoPath)
+    assert graph.input_shape == (3, 64, 80) and graph.output_kind == "classes"
+    with torch.inference_mode():
+        assert torch.equal(graph.run_stages(X), two_path().eval()(X))
+        assert graph.postprocess(graph.run_stages(X)).class_ids.tolist() == \
+            top_k_classes(two_path()(X)).class_ids.tolist()
+
+
+def test_torchscript_and_torch_export_files_match_the_module(tmp_path):
+    module = two_path().eval()
+    torch.jit.save(torch.jit.trace(module, X), tmp_path / "two_path.pt")
+    torch.export.save(torch.export.export(module, (X,)), tmp_path / "two_path.pt2")
+    with torch.inference_mode():
+        want = module(X)
+        for name in ("two_path.pt", "two_path.pt2"):
+            graph = build_model(ModelSpec(str(tmp_path / name), input_size=(64, 80), output="classes"))
+            assert graph.name == "two_path" and len(graph) == 1
+            torch.testing.assert_close(graph.run_stages(X), want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_onnx_file_runs_through_onnx_runtime_with_its_own_input_size(tmp_path):
+    path = _onnx(tmp_path)
+    graph = build_model(ModelSpec(str(path), output="classes"))
+    assert isinstance(graph.model, OnnxModule) and graph.input_shape == (3, 64, 80)
+    with torch.inference_mode():
+        torch.testing.assert_close(graph.run_stages(X), small_cnn()(X), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"takes \[64, 80\], not input_size \[32, 32\]"):
+        build_model(ModelSpec(str(path), input_size=(32, 32), output="classes"))
+
+
+def test_detection_rows_become_boxes_best_first():
+    rows = torch.tensor([[[1, 2, 3, 4, 0.5, 2], [5, 6, 7, 8, 0.9, 0]]], dtype=torch.float32)
+    d = rows_to_detections(rows)
+    assert d.scores.tolist() == pytest.approx([0.9, 0.5]) and d.classes.tolist() == [0, 2]
+    assert d.boxes.tolist() == [[5, 6, 7, 8], [1, 2, 3, 4]]
+    with pytest.raises(ValueError, match="rows of x1, y1, x2, y2, score, class"):
+        rows_to_detections(torch.zeros(1, 3, 4))
+
+
+def test_channel_order_and_normalisation_follow_the_declaration():
+    arr = np.zeros((4, 4, 3), np.uint8)
+    arr[..., 0], arr[..., 2] = 255, 51  # red full, blue a fifth
+    rgb = array_to_tensor(arr, (4, 4), mean=(0, 0, 0), std=(1, 1, 1))
+    bgr = array_to_tensor(arr, (4, 4), mean=(0, 0, 0), std=(1, 1, 1), bgr=True)
+    assert rgb[0, :, 0, 0].tolist() == pytest.approx([1.0, 0.0, 0.2])
+    assert bgr[0, :, 0, 0].tolist() == pytest.approx([0.2, 0.0, 1.0])
+
+
+def _file(tmp_path: Path, section: str) -> Path:
+    path = tmp_path / "mine.yaml"
+    path.write_text("aaron_container:\n  ros__parameters:\n    components: [mine]\nmine:\n  ros__parameters:\n"
+                    + textwrap.indent(textwrap.dedent(section), "    "))
+    return path
+
+
+@pytest.mark.parametrize("section, key, words", [
+    ("model: my_cnn\n", "model", "unknown model 'my_cnn': not a zoo model"),
+    ("model: user_models:two_path\n", "output", "is required"),
+    ("model: user_models:two_path\noutput: classes\n", "input_size", "is required"),
+    ("model: nowhere/my.onnx\noutput: classes\nweights: w.pt\n", "weights", "holds its own weights"),
+    ("model: tiny_yolo\noutput: classes\n", "output", "tiny_yolo's output is detections"),
+    ("model: user_models:two_path\noutput: boxes\ninput_size: [64, 80]\n", "output", "must be one of"),
+    ("model: user_models:two_path\noutput: classes\ninput_size: [64, 80]\nstd: [1.0, 0.0, 1.0]\n", "std",
+     "must not hold 0"),
+])
+def test_a_bad_declaration_is_refused_naming_its_key(tmp_path, section, key, words):
+    with pytest.raises(ValueError, match=rf"mine\.ros__parameters\.{key}: .*{words}"):
+        load_config(_file(tmp_path, section))
+
+
+@pytest.mark.parametrize("model, words", [
+    ("user_models:nowhere", "has no attribute 'nowhere'"),
+    ("user_models:not_a_module", "returned a str, not a torch nn.Module"),
+    ("missing/my.onnx", "model file missing/my.onnx does not exist"),
+])
+def test_a_declaration_that_cannot_be_built_says_why(model, words):
+    with pytest.raises(ValueError, match=words):
+        build_model(ModelSpec(model, input_size=(64, 80), output="classes"))
+
+
+def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_bag_with_labels(tmp_path, ros_domain):
+    """The README's path: a parameter file declares the models, `compile --config` builds their
+    kernel bags from it, and the container serves them from a jpeg bag with class names."""
+    pytest.importorskip("rclpy")
+    from rclpy.time import Time
+
+    from aaron_ros.cli import main
+    from aaron_ros.msg import InferenceResult
+    from aaron_ros.ros.container import Container, ContainerOptions
+    from aaron_ros.ros.record import sample_frames, write_image_bag
+
+    onnx = _onnx(tmp_path)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"kind {i}\n" for i in range(7)))
+    bag = tmp_path / "jpeg_bag"
+    write_image_bag(bag, sample_frames(width=160, height=120, fps=10.0, seconds=1.0), topic="/cam/image/compressed",
+                    encoding="jpeg", progress=False)
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(textwrap.dedent(f"""\
+        /**:
+          ros__parameters:
+            input_topic: /cam/image
+            image_transport: compressed
+            kernel_bag_dir: {tmp_path / "bags"}
+            labels: {labels}
+            output: classes
+        aaron_container:
+          ros__parameters:
+            components: [branchy, exported]
+        bag_player:
+          ros__parameters:
+            restamp: false  # results keep the bag's stamps: each is matched with its own frame
+        branchy:
+          ros__parameters:
+            model: user_models:two_path
+            input_size: [64, 80]
+            criticality: critical
+            deadline_ms: 500.0
+        exported:
+          ros__parameters:
+            model: {onnx}
+            deadline_ms: 500.0
+        """))
+    assert main(["compile", "--config", str(cfg), "--backends", "eager,onnxruntime", "--kinds", "compute",
+                 "--reps", "2", "--budget-s", "60", "--min-stage-ms", "0", "--no-progress"]) == 0
+    assert {p.name for p in (tmp_path / "bags").iterdir()} == {"user_models.two_path", "small_cnn"}
+    container = Container(ContainerOptions(cfg, bag=str(bag), domain_id=ros_domain))
+    heard = {name: [] for name in ("branchy", "exported")}
+    for name, got in heard.items():
+        container.node.create_subscription(InferenceResult, f"/aaron/{name}/result", got.append, 50)
+    try:
+        bags = container.coordinator.service.bags
+        assert bags["user_models.two_path"].fallback_reason is None and bags["small_cnn"].fallback_reason is None
+        assert any(v.backend == "onnxruntime" for vs in bags["small_cnn"].versions.values() for v in vs)
+        container.spin(duration_s=60)  # the 1 s bag, to its end
+    finally:
+        container.shutdown()
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CompressedImage
+
+    from aaron_ros.ros.image_conversions import decode_compressed
+    from aaron_ros.ros.record import open_reader
+
+    reader = open_reader(bag)
+    try:  # each frame as the container decoded it
+        frames = {stamp: decode_compressed(deserialize_message(data, CompressedImage))
+                  for _, stamp, data in reader.messages()}
+    finally:
+        reader.close()
+    for name, model in (("branchy", two_path().eval()), ("exported", small_cnn())):
+        results = heard[name]
+        assert len(results) >= 5, name
+        for r in results:
+            assert r.model == ("user_models.two_path" if name == "branchy" else "small_cnn")
+            assert r.class_names == [f"kind {i}" for i in r.class_ids]
+            with torch.inference_mode():
+                want = top_k_classes(model(array_to_tensor(frames[Time.from_msg(r.header.stamp).nanoseconds],
+                                                           (64, 80))))
+            assert list(r.class_ids) == want.class_ids.tolist(), name
+            assert list(r.scores) == pytest.approx(want.scores.tolist(), abs=1e-5), name

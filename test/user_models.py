@@ -1,0 +1,38 @@
+"""Small models as a user brings them (a factory module on the Python path), for the tests."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TwoPath(nn.Module):
+    """A branchy classifier that is no nn.Sequential: two convolution paths added, then a head."""
+
+    def __init__(self, classes: int = 7):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.left = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.right = nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = self.left(x) + self.right(x)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def two_path() -> nn.Module:
+    """The factory a parameter file names (`user_models:two_path`): seeded, so every build is alike."""
+    torch.manual_seed(3)
+    return TwoPath()
+
+
+def small_cnn(classes: int = 5) -> nn.Sequential:
+    """A plain classifier, exported to ONNX by the tests."""
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(3, 6, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(6, classes)).eval()
+
+
+def not_a_module() -> str:
+    return "a model"

@@ -3,6 +3,7 @@ a parameter file, compiled from it, and served by the container from a Compresse
 labels; bad declarations are refused naming the key."""
 from __future__ import annotations
 
+import logging
 import textwrap
 import warnings
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from user_models import TwoPath, small_cnn, two_path
+from user_models import TwoPath, gated, small_cnn, two_path
 
 from aaron_ros.models import ModelSpec, build_model, top_k_classes
 from aaron_ros.models.source import OnnxModule, rows_to_detections
@@ -29,14 +30,29 @@ def _onnx(tmp_path: Path, model: torch.nn.Module | None = None, size=(64, 80)) -
     return path
 
 
-def test_a_factory_model_that_is_not_sequential_runs_as_one_stage_and_matches_the_module():
+def test_a_factory_model_that_is_not_sequential_is_cut_where_one_tensor_flows(caplog):
+    """TwoPath: stem | relu, two paths, add | mean, head. The cuts never split the two paths, and
+    the stages in order give the module's own output, bit for bit."""
+    caplog.set_level(logging.INFO, "aaron_ros.models.auto_stages")
     graph = build_model(ModelSpec("user_models:two_path", input_size=(64, 80), output="classes"))
-    assert graph.name == "user_models.two_path" and len(graph) == 1 and isinstance(graph.model, TwoPath)
+    assert graph.name == "user_models.two_path" and len(graph) == 3
     assert graph.input_shape == (3, 64, 80) and graph.output_kind == "classes"
+    assert "cut into 3 parts" in caplog.text
     with torch.inference_mode():
-        assert torch.equal(graph.run_stages(X), two_path().eval()(X))
-        assert graph.postprocess(graph.run_stages(X)).class_ids.tolist() == \
-            top_k_classes(two_path()(X)).class_ids.tolist()
+        want = two_path().eval()(X)
+        assert torch.equal(graph.run_stages(X), want) and torch.equal(graph.run_whole(X), want)
+        assert graph.postprocess(graph.run_stages(X)).class_ids.tolist() == top_k_classes(want).class_ids.tolist()
+    # The stages share the factory's weights: one set, not a copy per stage.
+    assert sum(p.numel() for p in graph.model.parameters()) == sum(p.numel() for p in TwoPath().parameters())
+
+
+def test_a_model_torch_fx_cannot_trace_runs_as_one_stage_and_the_log_says_why(caplog):
+    caplog.set_level(logging.INFO, "aaron_ros.models.auto_stages")
+    graph = build_model(ModelSpec("user_models:gated", input_size=(16, 16), output="classes"))
+    assert len(graph) == 1 and "torch.fx cannot trace it" in caplog.text
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(graph.run_stages(x), gated()(x))
 
 
 def test_torchscript_and_torch_export_files_match_the_module(tmp_path):
@@ -47,7 +63,7 @@ def test_torchscript_and_torch_export_files_match_the_module(tmp_path):
         want = module(X)
         for name in ("two_path.pt", "two_path.pt2"):
             graph = build_model(ModelSpec(str(tmp_path / name), input_size=(64, 80), output="classes"))
-            assert graph.name == "two_path" and len(graph) == 1
+            assert graph.name == "two_path" and (len(graph) == 1 or name.endswith(".pt2"))  # TorchScript: no fx
             torch.testing.assert_close(graph.run_stages(X), want, rtol=1e-5, atol=1e-6)
 
 
@@ -158,9 +174,15 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
                  "--reps", "2", "--budget-s", "60", "--min-stage-ms", "0", "--no-progress"]) == 0
     assert {p.name for p in (tmp_path / "bags").iterdir()} == {"user_models.two_path", "small_cnn"}
     container = Container(ContainerOptions(cfg, bag=str(bag), domain_id=ros_domain))
+    from aaron_ros.ros import vision
+
     heard = {name: [] for name in ("branchy", "exported")}
     for name, got in heard.items():
         container.node.create_subscription(InferenceResult, f"/aaron/{name}/result", got.append, 50)
+    vision_heard = []
+    if vision.vm is not None:  # a ROS 2 install with vision_msgs: results come as Classification too
+        container.node.create_subscription(vision.vm.Classification, "/aaron/branchy/result/classification",
+                                           vision_heard.append, 50)
     try:
         bags = container.coordinator.service.bags
         assert bags["user_models.two_path"].fallback_reason is None and bags["small_cnn"].fallback_reason is None
@@ -168,6 +190,10 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
         container.spin(duration_s=60)  # the 1 s bag, to its end
     finally:
         container.shutdown()
+    if vision.vm is None:  # no vision_msgs here: that output is skipped, nothing else changes
+        assert container.components["branchy"].vision_topic == ""
+    else:
+        assert [h.class_id for h in vision_heard[0].results] == list(heard["branchy"][0].class_names)
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CompressedImage
 
@@ -191,3 +217,20 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
                                                            (64, 80))))
             assert list(r.class_ids) == want.class_ids.tolist(), name
             assert list(r.scores) == pytest.approx(want.scores.tolist(), abs=1e-5), name
+
+
+def test_results_as_vision_msgs_where_that_package_is_installed():
+    """Only on a ROS 2 install with vision_msgs (the PyPI wheels have none: skipped here)."""
+    pytest.importorskip("vision_msgs")
+    from std_msgs.msg import Header
+
+    from aaron_ros.ros import vision
+
+    boxes = np.array([[10, 20, 30, 60]], np.float32)
+    det = vision.to_vision(Header(frame_id="cam"), "detections", [2], [0.75], boxes, ["a", "b", ""])
+    d = det.detections[0]
+    point = getattr(d.bbox.center, "position", d.bbox.center)
+    assert (point.x, point.y, d.bbox.size_x, d.bbox.size_y) == (20, 40, 20, 40)
+    assert d.results[0].hypothesis.class_id == "2" and d.results[0].hypothesis.score == pytest.approx(0.75)
+    cls = vision.to_vision(Header(), "classes", [1, 0], [0.6, 0.3], np.zeros((0, 4)), ["a", "b"])
+    assert [h.class_id for h in cls.results] == ["b", "a"]

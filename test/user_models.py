@@ -36,3 +36,20 @@ def small_cnn(classes: int = 5) -> nn.Sequential:
 
 def not_a_module() -> str:
     return "a model"
+
+
+class Gated(nn.Module):
+    """Control flow on a tensor's value: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y if y.sum() > 0 else -y
+
+
+def gated() -> nn.Module:
+    torch.manual_seed(5)
+    return Gated()

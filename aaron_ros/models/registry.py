@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from . import inception_v3, mobilenet_v3, resnet, seg_net, shufflenet_v2, tiny_yolo
+from .auto_stages import auto_stages
 from .flops import count_flops, count_params
 from .postprocess import argmax_mask, top_k_classes
 from .source import POSTPROCESS, ModelSpec, OutputKind, SourceKind, load_source
@@ -82,6 +83,8 @@ def _build_spec(spec: ModelSpec, seed: int) -> StageGraph:
     module, (h, w) = load_source(spec.model, spec.input_size, spec.weights or None)
     if spec.weights:  # else the factory's own weights
         load_weights(module, spec.weights, spec.key)
+    if not isinstance(module, nn.Sequential):
+        module = auto_stages(module, torch.zeros(1, 3, h, w), spec.key) or module
     kind = OutputKind(spec.output)
     return wrap(module, spec.key, (3, h, w), output_kind=str(kind), postprocess=POSTPROCESS[kind])
 

@@ -7,7 +7,8 @@ ONNX file, declared by one string (a component's `model` parameter) and a few ke
     model: models/my_cnn.pt2              # torch.export (torch.export.save; input_size needed)
     model: models/my_cnn.onnx             # ONNX (input size read from the file when it is static)
 
-An `nn.Sequential` is cut into stages at its children; any other model is one stage. An ONNX model
+An `nn.Sequential` is cut into stages at its children, any other model where its graph allows
+(`auto_stages.py`). An ONNX model
 runs through ONNX Runtime: its "eager" version is the file itself on one thread, and the kernel bag
 adds thread counts.
 """
@@ -159,8 +160,6 @@ def load_source(model: str, input_size: tuple[int, ...] = (),
         module = torch.jit.load(model, map_location="cpu")
     else:
         module = torch.export.load(model).module()
-    if not isinstance(module, nn.Sequential):
-        log.info("%s: a %s, not an nn.Sequential: it runs as one stage", model, type(module).__name__)
     return module, size
 
 

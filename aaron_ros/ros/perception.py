@@ -29,6 +29,7 @@ from aaron_ros.coordinator.service import CoordinatorService
 from aaron_ros.coordinator.timing import FramePart, PartTime, coordinator_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
+from aaron_ros.ros import vision
 from aaron_ros.ros.annotate import annotate, names_of, read_labels, resize_mask
 from aaron_ros.ros.image_conversions import (
     ImageError,
@@ -79,6 +80,7 @@ class _Result:
     msg: InferenceResult
     mask: Image | None = None
     annotated: Image | None = None
+    vision: object | None = None  # its vision_msgs message, where vision_msgs is installed
 
 
 class RateLimiter:
@@ -141,6 +143,9 @@ class PerceptionComponent(Node):
         self._annotated_pub = (self.create_publisher(Image, f"{p.result_topic}/annotated", 10)
                                if p.annotated_hz > 0 else None)
         self._annotate_limiter = RateLimiter(p.annotated_hz) if p.annotated_hz > 0 else None
+        vision_type = vision.message_type(self.graph.output_kind)
+        self.vision_topic = f"{p.result_topic}/{vision.SUFFIX[self.graph.output_kind]}" if vision_type else ""
+        self._vision_pub = self.create_publisher(vision_type, self.vision_topic, 10) if vision_type else None
         self._results = threading.Thread(target=self._publish_loop, name=f"results-{name}", daemon=True)
         self._results.start()
         self.compressed = p.image_transport is Transport.COMPRESSED
@@ -239,6 +244,7 @@ class PerceptionComponent(Node):
         output = output.cpu()
         result = self.graph.postprocess(output) if self.graph.postprocess else output
         mask = None
+        boxes = np.zeros((0, 4), np.float32)
         if self.graph.output_kind == "classes":
             out.class_ids = result.class_ids.tolist()
             out.scores = result.scores.tolist()
@@ -257,7 +263,9 @@ class PerceptionComponent(Node):
         if inp.image is not None:
             drawn = annotate(inp.image, out.class_ids, out.scores, out.boxes, mask, self.labels)
             annotated = array_to_image(drawn, "rgb8", header)
-        return _Result(out, None if mask is None else mask_to_image(mask, header), annotated)
+        extra = (vision.to_vision(header, self.graph.output_kind, out.class_ids, out.scores, boxes, self.labels)
+                 if self._vision_pub else None)
+        return _Result(out, None if mask is None else mask_to_image(mask, header), annotated, extra)
 
     def _reject(self, why: str) -> None:
         self.counters["rejected"] += 1
@@ -328,5 +336,7 @@ class PerceptionComponent(Node):
             self._mask_pub.publish(result.mask)
         if result.annotated is not None:
             self._annotated_pub.publish(result.annotated)
+        if result.vision is not None:
+            self._vision_pub.publish(result.vision)
         self._pub.publish(out)
         self.counters["published"] += 1

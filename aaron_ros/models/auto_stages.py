@@ -1,0 +1,68 @@
+"""Stages for a model that is no `nn.Sequential`: its `torch.fx` graph cut wherever a single tensor
+flows from one part to the next, so running the parts in order is running the model.
+
+Every such point after a module is a cut: the parts are as fine as the graph allows, and a kernel bag fuses them
+into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. A model that
+`torch.fx` cannot trace (data-dependent control flow, TorchScript, an ONNX file) stays one stage,
+and the log says why.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch.fx.passes.split_module import split_module
+
+log = logging.getLogger(__name__)
+
+
+def _cuts(graph: fx.Graph) -> list[int]:
+    """Indices i (into graph.nodes) after which exactly one value, a tensor, is still needed, and
+    the part since the last cut holds a module (an activation or a reshape alone is no stage)."""
+    nodes = list(graph.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    last_use = {n: max((index[u] for u in n.users), default=index[n]) for n in nodes}
+    cuts, has_module = [], False
+    for i, node in enumerate(nodes[:-1]):
+        has_module |= node.op == "call_module"
+        if node.op == "placeholder" or nodes[i + 1].op == "output" or not has_module:
+            continue
+        live = [n for n in nodes[:i + 1] if last_use[n] > i]
+        if len(live) == 1 and isinstance(live[0].meta.get("tensor_meta"), TensorMetadata):
+            cuts.append(i)
+            has_module = False
+    return cuts
+
+
+def auto_stages(module: nn.Module, example: torch.Tensor, name: str) -> nn.Sequential | None:
+    """`module` as a Sequential of its graph's parts (sharing its weights), or None when it cannot
+    be cut (logged with the reason)."""
+    if isinstance(module, torch.jit.ScriptModule) or getattr(module, "onnx_bytes", None) is not None:
+        what = "TorchScript" if isinstance(module, torch.jit.ScriptModule) else "an ONNX file"
+        log.info("%s: %s has no torch.fx graph: it runs as one stage", name, what)
+        return None
+    try:
+        gm = fx.symbolic_trace(module)
+        if [n.op for n in gm.graph.nodes].count("placeholder") != 1:
+            raise ValueError("it takes more than one input")
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    except Exception as exc:  # what a trace of user code raises is open-ended
+        log.info("%s: torch.fx cannot trace it (%s: %s): it runs as one stage", name, type(exc).__name__,
+                 str(exc).splitlines()[0] if str(exc) else "")
+        return None
+    nodes = list(gm.graph.nodes)
+    cuts = _cuts(gm.graph)
+    if not cuts:
+        log.info("%s: no point in its graph where a single tensor flows: it runs as one stage", name)
+        return None
+    part, k = {}, 0
+    for i, node in enumerate(nodes):
+        part[node] = k
+        k += i in cuts
+    split = split_module(gm, module, lambda node: part[node], keep_original_order=True)
+    parts = [getattr(split, f"submod_{j}") for j in range(k + 1)]
+    log.info("%s: cut into %d parts where a single tensor flows", name, len(parts))
+    return nn.Sequential(*parts)

@@ -169,6 +169,7 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
           ros__parameters:
             model: {onnx}
             deadline_ms: 500.0
+            resize: letterbox
         """))
     assert main(["compile", "--config", str(cfg), "--backends", "eager,onnxruntime", "--kinds", "compute",
                  "--reps", "2", "--budget-s", "60", "--min-stage-ms", "0", "--no-progress"]) == 0
@@ -206,15 +207,15 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
                   for _, stamp, data in reader.messages()}
     finally:
         reader.close()
-    for name, model in (("branchy", two_path().eval()), ("exported", small_cnn())):
+    for name, model, letterbox in (("branchy", two_path().eval(), False), ("exported", small_cnn(), True)):
         results = heard[name]
         assert len(results) >= 5, name
         for r in results:
             assert r.model == ("user_models.two_path" if name == "branchy" else "small_cnn")
             assert r.class_names == [f"kind {i}" for i in r.class_ids]
             with torch.inference_mode():
-                want = top_k_classes(model(array_to_tensor(frames[Time.from_msg(r.header.stamp).nanoseconds],
-                                                           (64, 80))))
+                frame = frames[Time.from_msg(r.header.stamp).nanoseconds]
+                want = top_k_classes(model(array_to_tensor(frame, (64, 80), letterbox=letterbox)))
             assert list(r.class_ids) == want.class_ids.tolist(), name
             assert list(r.scores) == pytest.approx(want.scores.tolist(), abs=1e-5), name
 
@@ -234,3 +235,21 @@ def test_results_as_vision_msgs_where_that_package_is_installed():
     assert d.results[0].hypothesis.class_id == "2" and d.results[0].hypothesis.score == pytest.approx(0.75)
     cls = vision.to_vision(Header(), "classes", [1, 0], [0.6, 0.3], np.zeros((0, 4)), ["a", "b"])
     assert [h.class_id for h in cls.results] == ["b", "a"]
+
+
+def test_letterbox_keeps_the_aspect_and_boxes_and_masks_map_back_to_the_image():
+    from aaron_ros.ros.image_conversions import LETTERBOX_FILL, fit
+
+    arr = np.full((100, 200, 3), 200, np.uint8)  # wide: padded above and below
+    x = array_to_tensor(arr, (100, 100), mean=(0, 0, 0), std=(1, 1, 1), letterbox=True)
+    f = fit((100, 200), (100, 100), letterbox=True)
+    assert (f.pad_x, f.pad_y, f.width, f.height) == (0, 25, 100, 50)
+    assert x[0, 0, 10, 50].item() == pytest.approx(LETTERBOX_FILL / 255) and x[0, 0, 50, 50].item() == \
+        pytest.approx(200 / 255)
+    # A box over the whole image in input pixels is the whole image again.
+    assert f.to_image(np.array([[0, 25, 100, 75]], np.float32)).tolist() == [[0, 0, 200, 100]]
+    mask = np.zeros((50, 50), np.uint8)  # a mask at half the input's resolution
+    mask[12:38] = 1  # where the image lies
+    assert (f.crop(mask, (100, 100)) == 1).all() and f.crop(mask, (100, 100)).shape == (26, 50)
+    stretched = fit((100, 200), (100, 100))
+    assert stretched.to_image(np.array([[0, 0, 100, 100]], np.float32)).tolist() == [[0, 0, 200, 100]]

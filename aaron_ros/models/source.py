@@ -32,6 +32,9 @@ from .postprocess import argmax_mask, single_image, top_k_classes
 
 log = logging.getLogger(__name__)
 
+# What torchvision's classification weights expect (and so the zoo's): pixels in [0, 1], then these.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 

@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import cv2
@@ -26,11 +27,48 @@ import torch
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from aaron_ros.models.source import IMAGENET_MEAN, IMAGENET_STD
+
 # Bytes per pixel for each supported 8-bit encoding.
 CHANNELS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "mono8": 1}
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+LETTERBOX_FILL = 114  # the grey YOLO-style letterboxes pad with
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Where an image lies in the model's input: input pixel = image pixel * scale + pad, over
+    `width` x `height` input pixels (all of the input when stretched)."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: int
+    pad_y: int
+    width: int
+    height: int
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) x1, y1, x2, y2 in input pixels -> in image pixels."""
+        pad = np.array([self.pad_x, self.pad_y] * 2, np.float32)
+        return (boxes - pad) / np.array([self.scale_x, self.scale_y] * 2, np.float32)
+
+    def crop(self, plane: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
+        """The part of an (h, w, ...) array over the whole input (of `input_hw`, or a mask at
+        another resolution) that shows the image, without the padding."""
+        ky, kx = plane.shape[0] / input_hw[0], plane.shape[1] / input_hw[1]
+        return plane[round(self.pad_y * ky):round((self.pad_y + self.height) * ky),
+                     round(self.pad_x * kx):round((self.pad_x + self.width) * kx)]
+
+
+def fit(image_hw: tuple[int, int], input_hw: tuple[int, int], letterbox: bool = False) -> Fit:
+    """How an image of (height, width) `image_hw` is fitted to the model's `input_hw`: stretched
+    (each axis scaled on its own), or letterboxed (scaled by one factor to fit, centred, padded)."""
+    (h, w), (in_h, in_w) = image_hw, input_hw
+    if not letterbox:
+        return Fit(in_w / w, in_h / h, 0, 0, in_w, in_h)
+    s = min(in_w / w, in_h / h)
+    new_w, new_h = max(1, min(in_w, round(w * s))), max(1, min(in_h, round(h * s)))
+    return Fit(new_w / w, new_h / h, (in_w - new_w) // 2, (in_h - new_h) // 2, new_w, new_h)
 
 
 class ImageError(ValueError):
@@ -177,10 +215,11 @@ def array_to_tensor(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     bgr: bool = False,
+    letterbox: bool = False,
 ) -> torch.Tensor:
     """Resize a uint8 (H, W), (H, W, 1) or (H, W, 3) RGB array to a normalised
     (1, 3, input_size[0], input_size[1]) float32 tensor, its channels in BGR order when `bgr`
-    (`mean` and `std` are in the tensor's order)."""
+    (`mean` and `std` are in the tensor's order); stretched, or letterboxed (see `fit`)."""
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
         raise ImageError(f"array must be a uint8 numpy array, got {getattr(arr, 'dtype', type(arr))}")
     if arr.ndim == 2:
@@ -198,10 +237,15 @@ def array_to_tensor(
         raise ImageError(f"mean and std need 3 values with non-zero std, got {tuple(mean)} / {tuple(std)}")
 
     channels = arr.shape[2]
-    if arr.shape[:2] != (out_h, out_w):
+    f = fit(arr.shape[:2], (out_h, out_w), letterbox)
+    if arr.shape[:2] != (f.height, f.width):
         # cv2 wants (width, height), contiguous input, and drops a trailing 1-channel axis.
-        arr = cv2.resize(np.ascontiguousarray(arr), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-        arr = arr.reshape(out_h, out_w, channels)
+        arr = cv2.resize(np.ascontiguousarray(arr), (f.width, f.height), interpolation=cv2.INTER_LINEAR)
+        arr = arr.reshape(f.height, f.width, channels)
+    if (f.height, f.width) != (out_h, out_w):
+        canvas = np.full((out_h, out_w, channels), LETTERBOX_FILL, np.uint8)
+        f.crop(canvas, (out_h, out_w))[...] = arr
+        arr = canvas
     # (x / 255 - mean) / std as one multiply and one subtract per channel plane, written straight
     # into the (3, H, W) layout: 5x faster than whole-array float steps and a transposing copy.
     scale, offset = 1.0 / (255.0 * std_a), mean_a / std_a

@@ -28,7 +28,7 @@ from aaron_ros.common.paths import KERNEL_BAG_DIR
 from aaron_ros.coordinator.policies import POLICIES, SETTINGS, check_policy, check_versions
 from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec
 from aaron_ros.models.registry import ZOO, model_names
-from aaron_ros.models.source import ModelSpec, OutputKind, SourceKind, model_key
+from aaron_ros.models.source import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, OutputKind, SourceKind, model_key
 
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("events", "single")
@@ -53,7 +53,6 @@ _COMPONENT = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?$")
 # Python type of each parameter kind (the dataclasses' annotations).
 _PYTYPES = {"str": str, "float": float, "int": int, "bool": bool, "int_array": tuple, "str_array": tuple,
             "float_array": tuple}
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class ParamError(ValueError):
@@ -302,6 +301,9 @@ COMPONENT = NodeParams("", (
     Param("std", IMAGENET_STD, "per-channel divisor after the mean", kind="float_array", check=_three_nonzero),
     Param("channel_order", "rgb", "the channel order the model takes (the image's is converted)",
           choices=("rgb", "bgr")),
+    Param("resize", "stretch", "how a frame is fitted to input_size: stretch (each axis on its own) or "
+          "letterbox (aspect kept, centred, padded with grey 114); boxes and masks are mapped back to the "
+          "image either way", choices=("stretch", "letterbox")),
     Param("qos", "sensor_data", "input subscription QoS (sensor_data: best effort)", choices=QOS_PROFILES),
     Param("labels", "", "a text file of class names, one per line, line k naming class id k: results carry "
           "them in class_names; '' = ids only"),

@@ -39,6 +39,7 @@ from aaron_ros.ros.image_conversions import (
     check_image,
     compressed_format,
     decode_compressed,
+    fit,
     image_to_array,
     mask_to_image,
 )
@@ -221,13 +222,14 @@ class PerceptionComponent(Node):
 
         def make() -> tuple[torch.Tensor, np.ndarray]:
             arr = decode_compressed(msg) if self.compressed else image_to_array(msg, copy=False)
-            return array_to_tensor(arr, self.input_size, p.mean, p.std, p.channel_order == "bgr"), arr
+            return array_to_tensor(arr, self.input_size, p.mean, p.std, p.channel_order == "bgr",
+                                   p.resize == "letterbox"), arr
 
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
             (x, arr), made = make(), True
         else:
             key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size, p.mean, p.std,
-                   p.channel_order)
+                   p.channel_order, p.resize)
             (x, arr), made = SHARED.get(key, make)
         inp.size = arr.shape[:2]
         if inp.annotate:
@@ -245,18 +247,19 @@ class PerceptionComponent(Node):
         result = self.graph.postprocess(output) if self.graph.postprocess else output
         mask = None
         boxes = np.zeros((0, 4), np.float32)
+        placed = fit(inp.size, self.input_size, p.resize == "letterbox")
         if self.graph.output_kind == "classes":
             out.class_ids = result.class_ids.tolist()
             out.scores = result.scores.tolist()
         elif self.graph.output_kind == "detections":
-            sy, sx = inp.size[0] / self.input_size[0], inp.size[1] / self.input_size[1]
-            boxes = result.boxes * np.array([sx, sy, sx, sy], np.float32)
+            boxes = placed.to_image(result.boxes)
             out.class_ids = result.classes.tolist()
             out.scores = result.scores.tolist()
             out.boxes = boxes.flatten().tolist()
         else:
             out.mask_topic = self.mask_topic
-            mask = resize_mask(np.asarray(result.detach().cpu().numpy(), np.uint8), inp.size)
+            mask = np.asarray(result.detach().cpu().numpy(), np.uint8)
+            mask = resize_mask(placed.crop(mask, self.input_size), inp.size)
         if self.labels:
             out.class_names = names_of(out.class_ids, self.labels)
         annotated = None

@@ -67,11 +67,15 @@ def test_torchscript_and_torch_export_files_match_the_module(tmp_path):
             torch.testing.assert_close(graph.run_stages(X), want, rtol=1e-5, atol=1e-6)
 
 
-def test_an_onnx_file_runs_through_onnx_runtime_with_its_own_input_size(tmp_path):
+def test_an_onnx_file_is_cut_into_onnx_parts_and_runs_with_its_own_input_size(tmp_path):
     path = _onnx(tmp_path)
     graph = build_model(ModelSpec(str(path), output="classes"))
-    assert isinstance(graph.model, OnnxModule) and graph.input_shape == (3, 64, 80)
+    assert graph.input_shape == (3, 64, 80)
+    # Cut after the convolution (the one tensor flowing on), each part an ONNX model of its own.
+    assert len(graph) == 2 and all(isinstance(s.module, OnnxModule) for s in graph.stages)
+    whole = OnnxModule(path.read_bytes())
     with torch.inference_mode():
+        torch.testing.assert_close(graph.run_stages(X), whole(X), rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(graph.run_stages(X), small_cnn()(X), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match=r"takes \[64, 80\], not input_size \[32, 32\]"):
         build_model(ModelSpec(str(path), input_size=(32, 32), output="classes"))
@@ -155,7 +159,7 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
             output: classes
         aaron_container:
           ros__parameters:
-            components: [branchy, exported]
+            components: [branchy, exported, passthrough]
         bag_player:
           ros__parameters:
             restamp: false  # results keep the bag's stamps: each is matched with its own frame
@@ -170,14 +174,21 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
             model: {onnx}
             deadline_ms: 500.0
             resize: letterbox
+        passthrough:
+          ros__parameters:
+            model: user_models:small_cnn
+            input_size: [64, 80]
+            output: raw
+            deadline_ms: 500.0
         """))
     assert main(["compile", "--config", str(cfg), "--backends", "eager,onnxruntime", "--kinds", "compute",
                  "--reps", "2", "--budget-s", "60", "--min-stage-ms", "0", "--no-progress"]) == 0
-    assert {p.name for p in (tmp_path / "bags").iterdir()} == {"user_models.two_path", "small_cnn"}
+    assert {p.name for p in (tmp_path / "bags").iterdir()} == {"user_models.two_path", "small_cnn",
+                                                              "user_models.small_cnn"}
     container = Container(ContainerOptions(cfg, bag=str(bag), domain_id=ros_domain))
     from aaron_ros.ros import vision
 
-    heard = {name: [] for name in ("branchy", "exported")}
+    heard = {name: [] for name in ("branchy", "exported", "passthrough")}
     for name, got in heard.items():
         container.node.create_subscription(InferenceResult, f"/aaron/{name}/result", got.append, 50)
     vision_heard = []
@@ -207,6 +218,12 @@ def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_ba
                   for _, stamp, data in reader.messages()}
     finally:
         reader.close()
+    for r in heard["passthrough"]:  # the raw output as it came out of the model, with its shape
+        assert r.kind == InferenceResult.KIND_RAW and list(r.raw_shape) == [1, 5] and not r.class_ids
+        with torch.inference_mode():
+            want = small_cnn()(array_to_tensor(frames[Time.from_msg(r.header.stamp).nanoseconds], (64, 80)))
+        assert list(r.raw) == pytest.approx(want.flatten().tolist(), abs=1e-5)
+    assert len(heard["passthrough"]) >= 5
     for name, model, letterbox in (("branchy", two_path().eval(), False), ("exported", small_cnn(), True)):
         results = heard[name]
         assert len(results) >= 5, name

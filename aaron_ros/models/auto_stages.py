@@ -2,9 +2,10 @@
 flows from one part to the next, so running the parts in order is running the model.
 
 Every such point after a module is a cut: the parts are as fine as the graph allows, and a kernel bag fuses them
-into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. A model that
-`torch.fx` cannot trace (data-dependent control flow, TorchScript, an ONNX file) stays one stage,
-and the log says why.
+into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. An ONNX file is cut
+the same way with the onnx tools, after every node that holds weights, each part its own ONNX
+model. A model that `torch.fx` cannot trace (data-dependent control flow, TorchScript) stays one
+stage, and the log says why.
 """
 from __future__ import annotations
 
@@ -36,12 +37,50 @@ def _cuts(graph: fx.Graph) -> list[int]:
     return cuts
 
 
+def onnx_parts(data: bytes) -> list[bytes]:
+    """An ONNX model's bytes cut where a single tensor flows, after a node that holds weights (an
+    initializer); one part when there is no such point."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.shape_inference.infer_shapes(onnx.load_from_string(data))
+    g = model.graph
+    weights = {t.name for t in g.initializer}
+    inputs = [i.name for i in g.input if i.name not in weights]
+    outputs = [o.name for o in g.output]
+    if len(inputs) != 1 or len(outputs) != 1:
+        return [data]
+    nodes = list(g.node)
+    made = {name: i for i, n in enumerate(nodes) for name in n.output}
+    last_use = {name: len(nodes) for name in outputs}  # read after the last node
+    for i, n in enumerate(nodes):
+        for name in n.input:
+            if name in made:
+                last_use[name] = max(last_use.get(name, 0), i)
+    cuts, has_weights = [], False
+    for i, n in enumerate(nodes[:-1]):
+        has_weights |= any(name in weights for name in n.input)
+        live = [name for name, at in made.items() if at <= i and last_use.get(name, at) > i]
+        if has_weights and len(live) == 1 and inputs[0] not in {x for m in nodes[i + 1:] for x in m.input}:
+            cuts.append(live[0])
+            has_weights = False
+    extractor, bounds = Extractor(model), [inputs[0], *cuts, outputs[0]]
+    return [extractor.extract_model([a], [b]).SerializeToString() for a, b in zip(bounds, bounds[1:])]
+
+
 def auto_stages(module: nn.Module, example: torch.Tensor, name: str) -> nn.Sequential | None:
     """`module` as a Sequential of its graph's parts (sharing its weights), or None when it cannot
     be cut (logged with the reason)."""
-    if isinstance(module, torch.jit.ScriptModule) or getattr(module, "onnx_bytes", None) is not None:
-        what = "TorchScript" if isinstance(module, torch.jit.ScriptModule) else "an ONNX file"
-        log.info("%s: %s has no torch.fx graph: it runs as one stage", name, what)
+    data = getattr(module, "onnx_bytes", None)
+    if data is not None:
+        parts = onnx_parts(data)
+        if len(parts) == 1:
+            log.info("%s: no point in its ONNX graph where a single tensor flows: it runs as one stage", name)
+            return None
+        log.info("%s: ONNX graph cut into %d parts where a single tensor flows", name, len(parts))
+        return nn.Sequential(*(type(module)(part) for part in parts))
+    if isinstance(module, torch.jit.ScriptModule):
+        log.info("%s: TorchScript has no torch.fx graph: it runs as one stage", name)
         return None
     try:
         gm = fx.symbolic_trace(module)

@@ -56,6 +56,7 @@ class OutputKind(StrEnum):
     CLASSES = "classes"  # (1, C) logits -> top-5 class ids and softmax scores
     DETECTIONS = "detections"  # (1, N, 6) rows x1, y1, x2, y2, score, class in input pixels
     MASK = "mask"  # (1, C, H, W) per-pixel logits -> a class-id mask
+    RAW = "raw"  # any one tensor, passed through as it came out
 
 
 def source_kind(model: str) -> SourceKind:
@@ -176,7 +177,7 @@ def rows_to_detections(raw: torch.Tensor) -> Detections:
 
 
 POSTPROCESS = {OutputKind.CLASSES: top_k_classes, OutputKind.DETECTIONS: rows_to_detections,
-               OutputKind.MASK: argmax_mask}
+               OutputKind.MASK: argmax_mask, OutputKind.RAW: None}
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ class Stage:
 class StageGraph:
     """A model ready for stage-level scheduling.
 
-    `output_kind` says what the raw output means to a user ("classes", "detections", "mask");
+    `output_kind` says what the raw output means to a user ("classes", "detections", "mask", or
+    "raw": passed through);
     `postprocess` turns the last stage's raw tensor into that (e.g. box decoding + NMS) and is
     not a schedulable stage.
     """

@@ -281,8 +281,9 @@ COMPONENT = NodeParams("", (
     Param("weights", "", "a state-dict file for a zoo or factory model; '' = the zoo's seeded weights, or "
           "what the factory returns"),
     Param("output", "", "what the model's output is: classes ((1, C) logits), detections ((1, N, 6) rows "
-          "x1, y1, x2, y2, score, class in input pixels) or mask ((1, C, H, W) logits); '' = the zoo's own "
-          "(required for other models)", choices=("",) + tuple(OutputKind)),
+          "x1, y1, x2, y2, score, class in input pixels), mask ((1, C, H, W) logits) or raw (one tensor of any "
+          "shape, passed through in InferenceResult.raw); '' = the zoo's own (required for other models)",
+          choices=("",) + tuple(OutputKind)),
     Param("kernel_bag", "", "its kernel bag folder; '' = <kernel_bag_dir>/<model>"),
     Param("input_topic", "/camera/image_raw", "camera topic in (see image_transport)", check=topic),
     Param("output_topic", "", "InferenceResult topic out, unique per component; '' = /aaron/<name>/result",

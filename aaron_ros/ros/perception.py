@@ -48,7 +48,7 @@ from aaron_ros.ros.shared_input import Received, subscribe_images, unsubscribe_i
 from aaron_ros.runtime.executor import HostWork
 
 KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.KIND_DETECTIONS,
-         "mask": InferenceResult.KIND_MASK}
+         "mask": InferenceResult.KIND_MASK, "raw": InferenceResult.KIND_RAW}
 LOG_THROTTLE_S = 5.0
 RESULTS_JOIN_S = 2.0  # the results thread's last publishing, at shutdown
 RECENT_FRAMES = 100
@@ -256,6 +256,9 @@ class PerceptionComponent(Node):
             out.class_ids = result.classes.tolist()
             out.scores = result.scores.tolist()
             out.boxes = boxes.flatten().tolist()
+        elif self.graph.output_kind == "raw":
+            out.raw = result.detach().float().contiguous().numpy().ravel()
+            out.raw_shape = list(result.shape)
         else:
             out.mask_topic = self.mask_topic
             mask = np.asarray(result.detach().cpu().numpy(), np.uint8)

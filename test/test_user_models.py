@@ -270,3 +270,20 @@ def test_letterbox_keeps_the_aspect_and_boxes_and_masks_map_back_to_the_image():
     assert (f.crop(mask, (100, 100)) == 1).all() and f.crop(mask, (100, 100)).shape == (26, 50)
     stretched = fit((100, 200), (100, 100))
     assert stretched.to_image(np.array([[0, 0, 100, 100]], np.float32)).tolist() == [[0, 0, 200, 100]]
+
+
+def test_paths_joined_by_one_concatenation_become_a_branch_group():
+    """Mixed: stem | three paths, torch.cat | head. The middle stage is a branch group the
+    coordinator may run side by side; its branches, joined, give the model's own output."""
+    from user_models import mixed
+
+    graph = build_model(ModelSpec("user_models:mixed", input_size=(32, 32), output="mask"))
+    assert [s.is_branch_group for s in graph.stages] == [False, True, False]
+    assert len(graph.stages[1].branches) == 3
+    x = torch.randn(1, 3, 32, 32)
+    with torch.inference_mode():
+        want = mixed()(x)
+        assert torch.equal(graph.run_stages(x), want)
+        h = graph.stages[0](x)
+        joined = graph.stages[1].join([b(h) for b in graph.stages[1].branches])
+        assert torch.equal(graph.stages[2](joined), want)

@@ -53,3 +53,25 @@ class Gated(nn.Module):
 def gated() -> nn.Module:
     torch.manual_seed(5)
     return Gated()
+
+
+class Mixed(nn.Module):
+    """An Inception-like block: a stem, three paths over its output joined on channels, a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.a = nn.Conv2d(8, 4, 1)
+        self.b = nn.Sequential(nn.Conv2d(8, 4, 1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+        self.c = nn.MaxPool2d(3, stride=1, padding=1)
+        self.head = nn.Conv2d(16, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = torch.cat([self.a(x), self.b(x), self.c(x)], dim=1)
+        return self.head(x)
+
+
+def mixed() -> nn.Module:
+    torch.manual_seed(6)
+    return Mixed()

@@ -1,10 +1,12 @@
 """Stages for a model that is no `nn.Sequential`: its `torch.fx` graph cut wherever a single tensor
 flows from one part to the next, so running the parts in order is running the model.
 
-Every such point after a module is a cut: the parts are as fine as the graph allows, and a kernel bag fuses them
-into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. An ONNX file is cut
+Every such point after a module is a cut: the parts are as fine as the graph allows, and a kernel
+bag fuses them into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. An ONNX file is cut
 the same way with the onnx tools, after every node that holds weights, each part its own ONNX
-model. A model that `torch.fx` cannot trace (data-dependent control flow, TorchScript) stays one
+model. A part whose input fans out into paths joined by one `torch.cat` on channels becomes a
+branch group (`Branches`), which the coordinator may run side by side, as the zoo's Inception
+blocks. A model that `torch.fx` cannot trace (data-dependent control flow, TorchScript) stays one
 stage, and the log says why.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from torch.fx.passes.split_module import split_module
+
+from .stage_graph import Branches
 
 log = logging.getLogger(__name__)
 
@@ -103,5 +107,58 @@ def auto_stages(module: nn.Module, example: torch.Tensor, name: str) -> nn.Seque
         k += i in cuts
     split = split_module(gm, module, lambda node: part[node], keep_original_order=True)
     parts = [getattr(split, f"submod_{j}") for j in range(k + 1)]
-    log.info("%s: cut into %d parts where a single tensor flows", name, len(parts))
+    # A part whose input fans out into paths joined by one concatenation is a branch group.
+    starts = [next(n for n in nodes if n.op == "placeholder")] + [_live_after(nodes, i) for i in cuts]
+    for j, start in enumerate(starts):
+        branches = _branches(gm, start, [n for n in nodes if part[n] == j and n.op not in ("placeholder", "output")])
+        if branches:
+            parts[j] = Branches(*branches)
+    groups = sum(isinstance(p, Branches) for p in parts)
+    log.info("%s: cut into %d parts where a single tensor flows%s", name, len(parts),
+             f", {groups} of them parallel branches" if groups else "")
     return nn.Sequential(*parts)
+
+
+def _live_after(nodes: list[fx.Node], i: int) -> fx.Node:
+    """The one value still needed after node i (a cut)."""
+    index = {n: k for k, n in enumerate(nodes)}
+    return next(n for n in nodes[:i + 1] if any(index[u] > i for u in n.users))
+
+
+def _branches(gm: fx.GraphModule, start: fx.Node, body: list[fx.Node]) -> list[fx.GraphModule]:
+    """The paths of a part (its nodes `body`, its input `start`) that ends in torch.cat(dim=1) of
+    paths sharing nothing but the input, each as a module of its own; [] when the part is no such
+    group."""
+    if not body:
+        return []
+    join = body[-1]
+    if join.op != "call_function" or join.target is not torch.cat or len(join.args) < 1:
+        return []
+    dim = join.args[1] if len(join.args) > 1 else join.kwargs.get("dim", 0)
+    ends = join.args[0]
+    if dim != 1 or not isinstance(ends, (list, tuple)) or len(ends) < 2:
+        return []
+    inside, paths = set(body), []
+    for end in ends:
+        path, todo = set(), [end]
+        while todo:
+            n = todo.pop()
+            if n is start or n in path:
+                continue
+            if n not in inside:
+                return []
+            path.add(n)
+            todo.extend(a for a in n.all_input_nodes)
+        paths.append(path)
+    if sum(map(len, paths)) != len(set().union(*paths)) or set().union(*paths) | {join} != inside:
+        return []  # shared nodes, or work outside the paths
+    modules = []
+    for end, path in zip(ends, paths):
+        graph = fx.Graph()
+        env = {start: graph.placeholder("x")}
+        for n in body:
+            if n in path:
+                env[n] = graph.node_copy(n, env.__getitem__)
+        graph.output(env[end])
+        modules.append(fx.GraphModule(gm, graph))
+    return modules

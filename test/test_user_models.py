@@ -13,7 +13,7 @@ import pytest
 import torch
 from user_models import TwoPath, gated, small_cnn, two_path
 
-from aaron_ros.models import ModelSpec, build_model, top_k_classes
+from aaron_ros.models import ModelSpec, build_model, fuse, top_k_classes
 from aaron_ros.models.source import OnnxModule, rows_to_detections
 from aaron_ros.ros.config import load_config
 from aaron_ros.ros.image_conversions import array_to_tensor
@@ -77,6 +77,11 @@ def test_an_onnx_file_is_cut_into_onnx_parts_and_runs_with_its_own_input_size(tm
     with torch.inference_mode():
         torch.testing.assert_close(graph.run_stages(X), whole(X), rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(graph.run_stages(X), small_cnn()(X), rtol=1e-4, atol=1e-5)
+        # Parts a kernel bag fuses into one stage merge into one ONNX model, so that ONNX Runtime
+        # versions of the fused stage exist.
+        fused = fuse(graph, [[0, 1]])
+        assert len(fused) == 1 and isinstance(fused.stages[0].module, OnnxModule)
+        assert torch.equal(fused.run_stages(X), whole(X))
     with pytest.raises(ValueError, match=r"takes \[64, 80\], not input_size \[32, 32\]"):
         build_model(ModelSpec(str(path), input_size=(32, 32), output="classes"))
 

@@ -109,6 +109,20 @@ class OnnxModule(nn.Module):
                                                  providers=["CPUExecutionProvider"])
         return self._session
 
+    @classmethod
+    def chain(cls, parts: list[OnnxModule]) -> OnnxModule:
+        """Parts run one after another, merged into one ONNX model (each part's names prefixed,
+        so that parts cut from one model do not clash at their shared boundary)."""
+        import onnx
+        from onnx import compose
+
+        merged = onnx.load_from_string(parts[0].onnx_bytes)
+        for k, part in enumerate(parts[1:], 1):
+            nxt = onnx.load_from_string(part.onnx_bytes)
+            merged = compose.merge_models(merged, nxt, io_map=[(merged.graph.output[0].name, nxt.graph.input[0].name)],
+                                          prefix2=f"part{k}/")
+        return cls(merged.SerializeToString())
+
     def __getstate__(self):  # copies (deepcopy, pickling) open their own session
         return {**self.__dict__, "_session": None}
 

@@ -130,12 +130,21 @@ def fuse(graph: StageGraph, groups: Sequence[Sequence[int]]) -> StageGraph:
             continue
         if any(s.is_branch_group for s in parts):
             raise ValueError(f"{graph.name}: a branch group is fused only alone, got group {list(group)}")
-        # In eval mode as the model is: an exporter restoring a new container's training mode
-        # would switch its batch norms to training, which changes their statistics.
-        module = nn.Sequential(*(s.module for s in parts)).eval()
+        module = _chained([s.module for s in parts])
         stages.append(Stage(k, f"{k:02d}_{names[0]}-{names[-1]}", module))
     return StageGraph(graph.name, graph.input_shape, stages, graph.model, graph.output_kind,
                       graph.postprocess, dict(graph.extra))
+
+
+def _chained(modules: list[nn.Module]) -> nn.Module:
+    """Modules run one after another, as one module: by their own kind's `chain` where it has one
+    (ONNX parts merge into one ONNX model, which ONNX Runtime versions need), else a Sequential."""
+    chain = getattr(type(modules[0]), "chain", None)
+    if chain is not None and all(type(m) is type(modules[0]) for m in modules):
+        return chain(modules)
+    # In eval mode as the model is: an exporter restoring a new container's training mode
+    # would switch its batch norms to training, which changes their statistics.
+    return nn.Sequential(*modules).eval()
 
 
 def wrap(model: nn.Module, name: str, input_shape: tuple[int, int, int], **kwargs) -> StageGraph:

@@ -216,7 +216,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aaron_ros.ros.run import run
 
     return run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,
-               table=not args.no_table, camera=args.camera)
+               table=not args.no_table, camera=args.camera, ros_args=args.ros_args)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -267,8 +267,10 @@ def _cmd_play(args: argparse.Namespace) -> int:
               Parameter("qos", value=args.qos)]
     if args.remap:  # an empty list would be typed as bytes, not strings
         params.append(Parameter("remap", value=args.remap))
+    from aaron_ros.ros.container import rcl_args
+
     context = rclpy.Context()
-    rclpy.init(args=[], context=context)
+    rclpy.init(args=rcl_args(args.ros_args), context=context)
     player, played = None, False
     try:
         player = BagPlayer(context=context, parameter_overrides=params)
@@ -422,11 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("config", help="a ROS 2 parameter file, or a name in config/ (e.g. f1tenth.yaml)")
     u.add_argument("--bag", help="replay this rosbag (folder, .mcap or .db3) into the container")
     u.add_argument("--camera", help="or publish a camera (index, e.g. 0) or a video file into it")
-    u.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C, "
-                   "or the end of --bag)")
+    u.add_argument("--duration", type=_seconds_or_empty, help="stop after this many seconds (default: until "
+                   "Ctrl-C, or the end of --bag)")
     u.add_argument("--policy", help="override the file's coordinator policy")
     u.add_argument("--no-table", action="store_true", help="no live table (logs only)")
     u.set_defaults(func=_cmd_run)
+    u.epilog = ("ROS arguments after --ros-args reach every node of the container, as for any ROS 2 "
+                "executable: remaps (-r /camera/image_raw:=/front/image, -r detector:camera/image_raw:=...), "
+                "a namespace (-r __ns:=/car1), parameters (-p policy:=priority, --params-file FILE) and "
+                "--log-level; a node-name remap (-r __node:=...), which ros2 launch adds, is left out: "
+                "the container's nodes keep their own names")
 
     for name, help_ in (("kernel-bag", "inspect kernel bags (compiled model versions)"),
                         ("bag", "deprecated: kernel-bag")):
@@ -439,18 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def without_ros_args(argv: list[str]) -> list[str]:
-    """Drop `--ros-args ... [--]`, which `ros2 launch` appends (e.g. the node-name remap): the
-    container reads its parameters from the file it is given, not from the command line."""
-    if "--ros-args" not in argv:
-        return argv
-    i = argv.index("--ros-args")
-    rest = argv[i + 1:]
-    return argv[:i] + (rest[rest.index("--") + 1:] if "--" in rest else [])
+def _seconds_or_empty(text: str) -> float | None:
+    """A number of seconds, or "" for none (what a launch file passes for an argument not given)."""
+    return float(text) if text.strip() else None
+
+
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(our arguments, the ROS arguments): `--ros-args ... [--]` blocks, wherever they are, as
+    rclpy reads them (without the `--ros-args` and `--` markers)."""
+    own, ros, inside = [], [], False
+    for a in argv:
+        if a == "--ros-args":
+            inside = True
+        elif a == "--" and inside:
+            inside = False
+        else:
+            (ros if inside else own).append(a)
+    return own, ros
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(without_ros_args(sys.argv[1:] if argv is None else argv))
+    own, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    args.ros_args = ros_args
     # torch.export's own deprecation chatter would bury our progress and results.
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -459,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="[%(levelname)s] [%(name)s]: %(message)s")
+    if ros_args and args.command not in ("run", "play"):
+        logging.getLogger("aaron_ros").warning("aaron-ros %s starts no ROS node: --ros-args %s ignored",
+                                               args.command, " ".join(ros_args))
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, BagError) as exc:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from aaron_ros.cli import _cmd_run, build_parser, without_ros_args
+from aaron_ros.cli import _cmd_run, build_parser, split_ros_args
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "aaron.launch.py"
-ARGUMENTS = {"config", "bag", "policy"}
+ARGUMENTS = {"config", "bag", "camera", "policy", "namespace", "duration", "log_level"}
 
 
 def _name(func: ast.expr) -> str:
@@ -59,16 +59,21 @@ def test_starts_one_container_process_running_the_run_subcommand(tree):
         "package": "aaron_ros", "executable": "aaron-ros", "name": "aaron_container", "output": "screen"}
     # What the process gets: the arguments with each launch argument substituted, then the
     # `--ros-args` that launch_ros appends. The real command line must read them as meant.
-    given = {"config": "my.yaml", "bag": "rec/cam", "policy": "priority"}
+    given = {"config": "my.yaml", "bag": "rec/cam", "camera": "0", "policy": "priority", "duration": "12.5"}
     argv = [re.sub(r"\$\((\w+)\)", lambda m: given[m[1]], _token(e)) for e in kw["arguments"].elts]
-    parsed = build_parser().parse_args(without_ros_args([*argv, "--ros-args", "-r", "__node:=aaron_container"]))
-    assert parsed.func is _cmd_run
-    assert (parsed.config, parsed.bag, parsed.policy, parsed.no_table) == ("my.yaml", "rec/cam", "priority", True)
-    # Left empty (the defaults), bag and policy reach `run` as "" which it takes as not given.
+    own, ros = split_ros_args([*argv, "--ros-args", "-r", "__node:=aaron_container", "-r", "__ns:=/car1"])
+    parsed = build_parser().parse_args(own)
+    assert parsed.func is _cmd_run and ros == ["-r", "__node:=aaron_container", "-r", "__ns:=/car1"]
+    assert (parsed.config, parsed.bag, parsed.camera, parsed.policy, parsed.duration, parsed.no_table) == (
+        "my.yaml", "rec/cam", "0", "priority", 12.5, True)
+    # namespace and log_level travel as ROS arguments (launch_ros puts them after --ros-args).
+    assert _token(kw["namespace"]) == "$(namespace)"
+    assert [_token(e) for e in kw["ros_arguments"].elts] == ["--log-level", "$(log_level)"]
+    # Left empty (the defaults), bag, camera, policy and duration reach `run` as not given.
     empty = [re.sub(r"\$\((\w+)\)", lambda m: {"config": "my.yaml"}.get(m[1], ""), _token(e))
              for e in kw["arguments"].elts]
     parsed = build_parser().parse_args(empty)
-    assert (parsed.bag, parsed.policy, parsed.camera) == ("", "", None)
+    assert (parsed.bag, parsed.policy, parsed.camera, parsed.duration) == ("", "", "", None)
 
 
 def test_declares_exactly_config_bag_policy_and_the_default_config_exists(tree):
@@ -77,7 +82,9 @@ def test_declares_exactly_config_bag_policy_and_the_default_config_exists(tree):
         kw = {k.arg: k.value for k in call.keywords}
         declared[call.args[0].value] = _resolve(tree, kw["default_value"])
     assert set(declared) == ARGUMENTS
-    assert declared["bag"].value == "" and declared["policy"].value == ""  # empty: "not given" for `run`
+    for name in ("bag", "camera", "policy", "namespace", "duration"):  # empty: "not given"
+        assert declared[name].value == "", name
+    assert declared["log_level"].value == "info"
     join = declared["config"]  # os.path.join(get_package_share_directory("aaron_ros"), "config", ...)
     assert _name(join.func) == "join"
     share, *parts = join.args
@@ -123,7 +130,7 @@ def test_generate_launch_description_where_launch_is_installed(tmp_path, monkeyp
     context = launch.LaunchContext()
     arguments = {e.name: perform_substitutions(context, e.default_value)
                  for e in description.entities if isinstance(e, DeclareLaunchArgument)}
-    assert set(arguments) == ARGUMENTS and arguments["bag"] == arguments["policy"] == ""
+    assert set(arguments) == ARGUMENTS and arguments["bag"] == arguments["policy"] == arguments["namespace"] == ""
     assert Path(arguments["config"]).resolve() == (ROOT / "config" / "f1tenth.yaml").resolve()
     nodes = [e for e in description.entities if isinstance(e, launch_ros.actions.Node)]
     assert len(nodes) == 1  # its package, executable and arguments: checked on the source above

@@ -66,7 +66,7 @@ def test_shipped_config_matches_its_workload(name, tmp_path, monkeypatch):
     assert cfg.shared["input_topic"] == cfg.nodes["camera"]["topic"]
     assert cfg.params_for("bag_player")["qos"] == "sensor_data"  # `/**` reaches the other nodes too
     for c in cfg.components:
-        assert c.input_topic == "/camera/image_raw" and c.result_topic == f"/aaron/{c.name}/result"
+        assert c.input_topic == "camera/image_raw" and c.result_topic == f"aaron/{c.name}/result"  # in the namespace
         assert cfg.kernel_bag(c) == Path("kernel_bags") / c.model
 
 
@@ -74,7 +74,7 @@ def test_shipped_config_matches_its_workload(name, tmp_path, monkeypatch):
 
 def test_component_defaults_and_derived_values():
     c = ComponentParams(name="det", model="tiny_yolo")
-    assert c.result_topic == "/aaron/det/result"
+    assert c.result_topic == "aaron/det/result"  # relative: in the node's namespace
     assert c.kernel_bag_path("kernel_bags") == Path("kernel_bags/tiny_yolo")
     assert dataclasses.replace(c, kernel_bag="/opt/b").kernel_bag_path("kb") == Path("/opt/b")
     assert ComponentParams(name="det", model="tiny_yolo", input_size=[320, 320]).input_size == (320, 320)
@@ -264,7 +264,7 @@ def test_params_from_node_reads_the_shipped_file_like_load_config(ros_context_ar
             node = Node(c.name, context=ctx)
             nodes.append(node)
             assert params_from_node(node, ComponentParams) == c
-            assert node.get_parameter("input_topic").value == "/camera/image_raw"  # from /**
+            assert node.get_parameter("input_topic").value == "camera/image_raw"  # from /**
     finally:
         for node in nodes:
             node.destroy_node()

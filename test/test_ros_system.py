@@ -495,3 +495,86 @@ def test_run_says_a_missing_bag_before_any_model_loads(tmp_path, capsys):
     cfg = _with(_config(tmp_path, components="[classify]"), "mobilenet_v3_small", f"labels: {tmp_path / 'none.txt'}")
     assert main(["run", str(cfg), "--bag", str(tmp_path / "nowhere")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_ros_args_two_namespaced_containers_side_by_side_with_a_remap_and_a_parameter(tmp_path, ros_domain,
+                                                                                      ros_context):
+    """`--ros-args` reach every node, as for any ROS 2 executable (and as `ros2 launch` passes
+    them, with its node-name remap, which is left out). Two containers on one domain, in /car1 and
+    /car2, hear only their own camera and answer on their own topics and services; a remap moves
+    car2's camera; `-p` sets the coordinator's policy over the file's."""
+    cfg = _config(tmp_path, components="[classify]")
+    cfg.write_text(cfg.read_text().replace("input_topic: /cam/image", "input_topic: cam/image"))
+    car1 = Container(ContainerOptions(cfg, domain_id=ros_domain, ros_args=[
+        "-r", "__node:=aaron_container", "-r", "__ns:=/car1", "-p", "policy:=priority"]))
+    car2 = Container(ContainerOptions(cfg, domain_id=ros_domain, ros_args=[
+        "-r", "__ns:=/car2", "-r", "cam/image:=front/image"]))
+    src = rclpy.create_node("camera_source", context=ros_context)
+    pubs = {name: src.create_publisher(Image, name, 10)
+            for name in ("/car1/cam/image", "/car2/cam/image", "/car2/front/image")}
+    heard = {car: [] for car in ("car1", "car2")}
+    for car, got in heard.items():
+        src.create_subscription(InferenceResult, f"/{car}/aaron/classify/result", got.append, 10)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+    executor.add_node(src)
+
+    def spin_until(cond, timeout=30.0) -> bool:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            for ex in (car1.executor, car2.executor, executor):
+                ex.spin_once(timeout_sec=0.02)
+        return cond()
+
+    image = array_to_image(np.asarray(next(iter(sample_frames(160, 120, fps=10.0, seconds=0.1)))[1]), "rgb8")
+    try:
+        assert car1.coordinator.get_fully_qualified_name() == "/car1/aaron_coordinator"
+        assert car1.node.get_name() == "aaron_container" and car2.node.get_namespace() == "/car2"
+        assert car1.coordinator.service.policy_name == "priority" and car2.coordinator.service.policy_name == "aaron"
+        assert spin_until(lambda: all(p.get_subscription_count() >= 1 for n, p in pubs.items()
+                                      if n != "/car2/cam/image"))
+        assert pubs["/car2/cam/image"].get_subscription_count() == 0  # remapped away
+        for i in range(3):
+            image.header.stamp = Time(seconds=10 + i).to_msg()
+            for p in pubs.values():
+                p.publish(image)
+            spin_until(lambda: False, 0.3)
+        assert spin_until(lambda: len(heard["car1"]) >= 3 and len(heard["car2"]) >= 3)
+        services = {name for name, _ in src.get_service_names_and_types()}
+        assert {"/car1/aaron/set_policy", "/car2/aaron/set_policy"} <= services
+    finally:
+        car1.shutdown()
+        car2.shutdown()
+        executor.shutdown()
+    # Each heard its own camera once per image, and nothing from the other car's topics.
+    assert car1.components["classify"].counters["received"] == 3
+    assert car2.components["classify"].counters["received"] == 3
+    assert len(heard["car1"]) == len(heard["car2"]) == 3
+
+
+def test_the_command_line_the_launch_file_builds_runs_the_container_in_its_namespace(tmp_path, ros_domain,
+                                                                                     ros_context):
+    """What `ros2 launch aaron_ros aaron.launch.py namespace:=/car1 duration:=8` starts: its
+    arguments (empty ones for bag, camera and policy), then launch_ros's --ros-args. The status
+    comes on /car1/aaron/status."""
+    from aaron_ros.msg import CoordinatorStatus
+
+    cfg = _config(tmp_path, components="[classify]")
+    node = rclpy.create_node("listener", context=ros_context)
+    heard = []
+    node.create_subscription(CoordinatorStatus, "/car1/aaron/status", heard.append, 10)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aaron_ros.cli", "run", str(cfg), "--bag", "", "--camera", "", "--policy", "",
+         "--duration", "8", "--no-table", "--ros-args", "-r", "__node:=aaron_container", "-r", "__ns:=/car1",
+         "--log-level", "info"],
+        env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    try:
+        end = time.monotonic() + 40
+        while not heard and time.monotonic() < end and proc.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        out, _ = proc.communicate(timeout=60)
+        executor.shutdown()
+    assert heard and heard[0].policy == "aaron", out
+    assert proc.returncode == 0 and "__node:=aaron_container left out" in out, out

@@ -69,8 +69,10 @@ class BagPlayer(Node):
                              f"{self.bag}; its image topics: {', '.join(self.topics)}")
         types = bag_topics(self.bag)
         try:
+            # A recorded name is published in the player's namespace (relative), as the container's
+            # components read it; a remap's target is taken as written.
             self._pubs = {t: self.create_publisher(CompressedImage if types[t] == COMPRESSED_TYPE else Image,
-                                                   self.remaps.get(t, t), QOS[qos]) for t in self.topics}
+                                                   self.remaps.get(t, t.lstrip("/")), QOS[qos]) for t in self.topics}
         except InvalidTopicNameException as exc:
             raise ValueError(f"{name}: remap to a bad topic name: {exc}") from None
 
@@ -78,7 +80,7 @@ class BagPlayer(Node):
         self.seconds = 0.0  # the last run's, from its start to its end
         self.error: Exception | None = None
         self.get_logger().info(
-            f"bag {self.bag}: {', '.join(f'{t} -> {self.remaps.get(t, t)}' for t in self.topics)}"
+            f"bag {self.bag}: {', '.join(f'{t} -> {self._pubs[t].topic_name}' for t in self.topics)}"
             f" at rate {self.rate}{', looped' if self.loop else ''}")
 
     def wait_for_subscribers(self, count: int = 1, timeout: float = 5.0) -> bool:

@@ -119,6 +119,17 @@ def _read_yaml(path: Path) -> Any:
         raise ValueError(f"{path}: YAML error: {exc}") from None
 
 
+def in_any_namespace(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """The parameter file with each plain node name `NAME` as `/**/NAME`, written to `out_dir`: in
+    a file, a node is named by its fully qualified name, so plain names would miss the nodes once
+    a namespace (`-r __ns:=/car1`) moves them. Without a namespace it means the same."""
+    data = _read_yaml(Path(path))
+    out = Path(out_dir) / Path(path).name
+    qualified = {k if str(k).startswith("/") else f"/**/{k}": v for k, v in data.items()}
+    out.write_text(yaml.safe_dump(qualified, sort_keys=False))
+    return out
+
+
 def _unknown(where: str, keys, known) -> None:
     for key in keys:
         if key in known:
@@ -225,11 +236,12 @@ def load_config(path: str | os.PathLike) -> ContainerConfig:
                 src = n if "component" in own else SHARED
                 raise ValueError(f"{file}: {src}.{PARAMS}.component: unknown component {c.component!r}; "
                                  f"known: {known_components} (or package.module:Class)")
-        if c.result_topic in topics:
+        where = c.result_topic.lstrip("/")  # relative and absolute names meet without a namespace
+        if where in topics:
             src = SHARED if "output_topic" in shared and "output_topic" not in own else n
             raise ValueError(f"{file}: {src}.{PARAMS}.output_topic: {c.result_topic} is already the output "
-                             f"of {topics[c.result_topic]}; each component needs its own")
-        topics[c.result_topic] = n
+                             f"of {topics[where]}; each component needs its own")
+        topics[where] = n
         components.append(c)
 
     return ContainerConfig(path=path, coordinator=coordinator, components=components,

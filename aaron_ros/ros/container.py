@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+import yaml
 from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -23,11 +25,41 @@ from rclpy.signals import SignalHandlerOptions
 
 from aaron_ros.common.paths import kernel_bag_root
 from aaron_ros.ros.components import find_component
-from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
+from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, in_any_namespace, load_config
 from aaron_ros.ros.coordinator_node import CoordinatorNode
 from aaron_ros.ros.params import CONTAINER, declare_params
 
 log = logging.getLogger(__name__)
+
+_NODE_RENAME = ("__node:=", "__name:=")
+
+
+def command_line_params(ros_args: list[str]) -> list[Parameter]:
+    """The `-p NAME:=VALUE` (`--param`) of ROS arguments, each value read as YAML, as rcl reads it."""
+    out = []
+    for flag, value in zip(ros_args, ros_args[1:]):
+        if flag in ("-p", "--param") and ":=" in value:
+            name, text = value.split(":=", 1)
+            out.append(Parameter(name, value=yaml.safe_load(text)))
+    return out
+
+
+def rcl_args(ros_args: list[str], params_file: str | None = None) -> list[str]:
+    """rclpy's init arguments: `params_file`, then the user's ROS arguments (so that theirs win),
+    without a global node-name remap (`-r __node:=NAME`, which ros2 launch adds for a named Node):
+    it would give every node of the process one name."""
+    out, skip = [], False
+    for i, a in enumerate(ros_args):
+        if skip:
+            skip = False
+            continue
+        if a in ("-r", "--remap") and i + 1 < len(ros_args) and ros_args[i + 1].startswith(_NODE_RENAME):
+            log.info("ROS argument %s %s left out: the container's nodes keep their own names", a, ros_args[i + 1])
+            skip = True
+            continue
+        out.append(a)
+    own = ["--params-file", params_file] if params_file else []
+    return ["--ros-args", *own, *out] if own or out else []
 
 
 def make_executor(kind: str, context: rclpy.Context, logger) -> Executor:
@@ -56,6 +88,7 @@ class ContainerOptions:
     policy: str | None = None  # override the file's coordinator policy
     versions: str | None = None
     domain_id: int | None = None  # None: ROS_DOMAIN_ID or 0
+    ros_args: list[str] = field(default_factory=list)  # as after --ros-args: remaps, namespace, parameters
     extra_overrides: dict[str, list[Parameter]] = field(default_factory=dict)  # node name -> params
 
 
@@ -64,8 +97,10 @@ class Container:
         self.options = options
         self.config: ContainerConfig = load_config(options.config)  # bad values fail here, naming the key
         self.context = rclpy.Context()
-        args = ["--ros-args", "--params-file", str(options.config)]
-        init = {"args": args, "context": self.context, "signal_handler_options": SignalHandlerOptions.NO}
+        self._files = tempfile.TemporaryDirectory(prefix="aaron_ros_")
+        params_file = str(in_any_namespace(options.config, self._files.name))
+        init = {"args": rcl_args(options.ros_args, params_file), "context": self.context,
+                "signal_handler_options": SignalHandlerOptions.NO}
         if options.domain_id is not None:
             init["domain_id"] = options.domain_id
         rclpy.init(**init)
@@ -82,8 +117,10 @@ class Container:
             raise
 
     def _overrides(self, node: str, **values) -> list[Parameter]:
+        """A node's parameters beyond the file: `-p` from the ROS arguments (rcl would let the
+        file's node sections win over them), then this container's own options; the later win."""
         extra = [Parameter(k, value=v) for k, v in values.items() if v not in (None, "")]
-        return extra + self.options.extra_overrides.get(node, [])
+        return command_line_params(self.options.ros_args) + extra + self.options.extra_overrides.get(node, [])
 
     def _build(self) -> None:
         self.node = Node(CONTAINER_NODE, context=self.context)
@@ -171,3 +208,4 @@ class Container:
                 n.destroy_node()
             self.executor.shutdown(timeout_sec=1.0)
         self.context.try_shutdown()
+        self._files.cleanup()

@@ -27,10 +27,11 @@ from aaron_ros.msg import CoordinatorStatus, FrameOutcome, StageGrant, TaskStatu
 from aaron_ros.ros.params import COORDINATOR, CoordinatorParams, params_from_node, set_live
 from aaron_ros.srv import SetPolicy
 
-STATUS_TOPIC = "/aaron/status"
-GRANTS_TOPIC = "/aaron/grants"
-OUTCOMES_TOPIC = "/aaron/outcomes"
-SET_POLICY_SERVICE = "/aaron/set_policy"
+# Relative: a namespace (`-r __ns:=/car1`) moves them, as it does the components' topics.
+STATUS_TOPIC = "aaron/status"
+GRANTS_TOPIC = "aaron/grants"
+OUTCOMES_TOPIC = "aaron/outcomes"
+SET_POLICY_SERVICE = "aaron/set_policy"
 
 
 # A component's counts a status carries (`PerceptionComponent.counts`).

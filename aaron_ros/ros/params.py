@@ -285,8 +285,9 @@ COMPONENT = NodeParams("", (
           "shape, passed through in InferenceResult.raw); '' = the zoo's own (required for other models)",
           choices=("",) + tuple(OutputKind)),
     Param("kernel_bag", "", "its kernel bag folder; '' = <kernel_bag_dir>/<model>"),
-    Param("input_topic", "/camera/image_raw", "camera topic in (see image_transport)", check=topic),
-    Param("output_topic", "", "InferenceResult topic out, unique per component; '' = /aaron/<name>/result",
+    Param("input_topic", "camera/image_raw", "camera topic in (see image_transport)", check=topic),
+    Param("output_topic", "", "InferenceResult topic out, unique per component; '' = aaron/<name>/result "
+          "(in the namespace)",
           check=_topic_or_empty),
     Param("deadline_ms", 100.0, "relative deadline of a frame (ms)", low=0.0, above=True, live=True),
     Param("criticality", Criticality.NORMAL.value, "critical tasks are served first", choices=Criticality),
@@ -329,7 +330,7 @@ BAG_PLAYER = NodeParams("bag_player", (
 
 CAMERA = NodeParams("camera", (
     Param("device", "0", "camera index (\"0\") or a video file / stream URL", any_type=True),
-    Param("topic", "/camera/image_raw", "where frames are published", check=topic),
+    Param("topic", "camera/image_raw", "where frames are published (relative: in the namespace)", check=topic),
     Param("rate_hz", 30.0, "frames per second; 0 = as fast as the source", low=0.0),
     Param("width", 0, "frame width; 0 (with height 0) = the source's", low=0),
     Param("height", 0, "frame height; 0 (with width 0) = the source's", low=0),
@@ -394,8 +395,9 @@ class ComponentParams:
 
     @property
     def result_topic(self) -> str:
-        """The topic results are published on: output_topic, or /aaron/<name>/result."""
-        return self.output_topic or f"/aaron/{self.name}/result"
+        """The topic results are published on: output_topic, or aaron/<name>/result (in the node's
+        namespace)."""
+        return self.output_topic or f"aaron/{self.name}/result"
 
     @property
     def image_topic(self) -> str:

@@ -137,8 +137,10 @@ class PerceptionComponent(Node):
         self._lock = threading.Lock()
         self._wake, self._closing = threading.Event(), False
         self._pub = self.create_publisher(InferenceResult, p.result_topic, 10)
-        self.mask_topic = f"{p.result_topic}/mask" if self.graph.output_kind == "mask" else ""
-        self._mask_pub = self.create_publisher(Image, self.mask_topic, 10) if self.mask_topic else None
+        self._mask_pub = (self.create_publisher(Image, f"{p.result_topic}/mask", 10)
+                          if self.graph.output_kind == "mask" else None)
+        # Resolved (namespace, remaps): where a subscriber finds the masks the results point to.
+        self.mask_topic = self._mask_pub.topic_name if self._mask_pub else ""
         self.recent: deque[dict[FramePart, PartTime]] = deque(maxlen=RECENT_FRAMES)  # for a live table
         self.labels = read_labels(p.labels) if p.labels else []
         self._annotated_pub = (self.create_publisher(Image, f"{p.result_topic}/annotated", 10)

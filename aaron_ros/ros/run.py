@@ -40,7 +40,7 @@ SHUTDOWN_S = 10.0
 
 
 def run(config: str | Path, bag: str | None = None, duration_s: float | None = None, policy: str | None = None,
-        table: bool = True, camera: str | None = None) -> int:
+        table: bool = True, camera: str | None = None, ros_args: list[str] | None = None) -> int:
     stop_asked: list[int] = []
     container: Container | None = None
 
@@ -55,7 +55,7 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         container = Container(ContainerOptions(Path(config), bag=bag or None, camera=camera or None,
-                                               policy=policy or None))
+                                               policy=policy or None, ros_args=list(ros_args or [])))
         if stop_asked:
             container.request_stop()
         shown = [0]  # lines of the last table drawn, to redraw it in place

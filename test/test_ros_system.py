@@ -555,7 +555,8 @@ def test_the_command_line_the_launch_file_builds_runs_the_container_in_its_names
                                                                                      ros_context):
     """What `ros2 launch aaron_ros aaron.launch.py namespace:=/car1 duration:=8` starts: its
     arguments (empty ones for bag, camera and policy), then launch_ros's --ros-args. The status
-    comes on /car1/aaron/status."""
+    comes on /car1/aaron/status, and `ros2 param set /car1/aaron_coordinator policy priority` from
+    this other process switches the policy."""
     from aaron_ros.msg import CoordinatorStatus
 
     cfg = _config(tmp_path, components="[classify]")
@@ -569,12 +570,23 @@ def test_the_command_line_the_launch_file_builds_runs_the_container_in_its_names
         env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
-    try:
-        end = time.monotonic() + 40
-        while not heard and time.monotonic() < end and proc.poll() is None:
+
+    def spin_until(cond, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end and proc.poll() is None:
             executor.spin_once(timeout_sec=0.1)
+        return cond()
+
+    try:
+        assert spin_until(lambda: heard, 40)
+        # A live parameter set from this other process, over DDS: the policy follows.
+        client = AsyncParameterClient(node, "/car1/aaron_coordinator")
+        assert client.wait_for_services(timeout_sec=10)
+        future = client.set_parameters([Parameter("policy", value="priority")])
+        assert spin_until(future.done, 10) and future.result().results[0].successful
+        assert spin_until(lambda: heard[-1].policy == "priority", 10)
     finally:
         out, _ = proc.communicate(timeout=60)
         executor.shutdown()
-    assert heard and heard[0].policy == "aaron", out
+    assert heard[0].policy == "aaron", out
     assert proc.returncode == 0 and "__node:=aaron_container left out" in out, out

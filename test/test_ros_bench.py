@@ -36,7 +36,8 @@ def _config(tmp: Path) -> Path:
     """Two small models on the bag's topic; an empty kernel_bag_dir, so eager versions."""
     (tmp / "no_bags").mkdir()
     params = {
-        "/**": {"input_topic": "/cam/image", "kernel_bag_dir": str(tmp / "no_bags")},
+        # Relative, as the shipped files: in the root namespace, where the bag's /cam/image is.
+        "/**": {"input_topic": "cam/image", "kernel_bag_dir": str(tmp / "no_bags")},
         "aaron_container": {"components": TASKS},
         "aaron_coordinator": {"policy": "naive"},
         "classify": {"model": "mobilenet_v3_small", "deadline_ms": 300.0, "criticality": "critical"},
@@ -175,7 +176,7 @@ def test_single_component_config_keeps_the_rest_of_the_file(bench, tmp_path):
     path = single_component_config(bench.cfg, "segment", tmp_path)
     cfg = load_config(path)
     assert [c.name for c in cfg.components] == ["segment"]
-    assert cfg.component("segment").max_rate_hz == 5.0 and cfg.component("segment").input_topic == "/cam/image"
+    assert cfg.component("segment").max_rate_hz == 5.0 and cfg.component("segment").input_topic == "cam/image"
     assert "classify" in cfg.nodes  # kept as another node's section: harmless
 
 

@@ -94,6 +94,7 @@ from aaron_ros.ros.coordinator_node import (
     STATUS_TOPIC,
     TRACE_QOS,
 )
+from aaron_ros.ros.params import in_root
 from aaron_ros.ros.record import IMAGE_TYPES, image_topics, open_reader
 from aaron_ros.runtime.lanes import resolve_kind
 from aaron_ros.srv import SetPolicy
@@ -456,9 +457,10 @@ class BenchSystem:
         except BaseException:
             self.close()
             raise
-        outputs = set(self.camera.topics)
-        # Per task, the frames it could receive: a component on a topic the bag does not hold gets none.
-        self._fed = {c.name: c.image_topic in outputs for c in self.config.components}
+        outputs = {in_root(t) for t in self.camera.topics}
+        # Per task, the frames it could receive: a component on a topic the bag does not hold gets
+        # none. The container runs in the root namespace, where a relative name is the absolute one.
+        self._fed = {c.name: in_root(c.image_topic) in outputs for c in self.config.components}
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():

@@ -40,6 +40,7 @@ from aaron_ros.ros.params import (
     CoordinatorParams,
     NodeParams,
     ParamError,
+    in_root,
 )
 
 SHARED = "/**"
@@ -236,7 +237,7 @@ def load_config(path: str | os.PathLike) -> ContainerConfig:
                 src = n if "component" in own else SHARED
                 raise ValueError(f"{file}: {src}.{PARAMS}.component: unknown component {c.component!r}; "
                                  f"known: {known_components} (or package.module:Class)")
-        where = c.result_topic.lstrip("/")  # relative and absolute names meet without a namespace
+        where = in_root(c.result_topic)  # relative and absolute names meet without a namespace
         if where in topics:
             src = SHARED if "output_topic" in shared and "output_topic" not in own else n
             raise ValueError(f"{file}: {src}.{PARAMS}.output_topic: {c.result_topic} is already the output "

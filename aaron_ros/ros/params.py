@@ -190,6 +190,11 @@ def topic(value: str) -> None:
         raise ValueError(f"must be a ROS topic name (e.g. /camera/image_raw), got {value!r}")
 
 
+def in_root(name: str) -> str:
+    """A topic name as it resolves in the root namespace: `x` and `/x` are the same there."""
+    return "/" + name.lstrip("/")
+
+
 def _topic_or_empty(value: str) -> None:
     if value:
         topic(value)

@@ -155,8 +155,8 @@ class PerceptionComponent(Node):
         self._sub = subscribe_images(self, p.image_topic, p.qos, self._on_image,
                                      CompressedImage if self.compressed else Image)
         self.get_logger().info(
-            f"{p.image_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
-            f"at most {p.max_rate_hz:g} Hz) -> {p.result_topic}")
+            f"{self._sub.topic_name} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
+            f"at most {p.max_rate_hz:g} Hz) -> {self._pub.topic_name}")
         self.add_on_set_parameters_callback(lambda params: set_live(self, COMPONENT, params, self._apply))
 
     def _apply(self, new: ComponentParams, changed: dict) -> None:

@@ -590,3 +590,27 @@ def test_the_command_line_the_launch_file_builds_runs_the_container_in_its_names
         executor.shutdown()
     assert heard[0].policy == "aaron", out
     assert proc.returncode == 0 and "__node:=aaron_container left out" in out, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_models_load_stops_the_run_with_the_shells_code(tmp_path, ros_domain, sig):
+    """Ctrl-C (130) or SIGTERM (143) while the components load: the run stops there, without a
+    traceback, instead of loading on and exiting 0."""
+    cfg = _config(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(cfg), "--no-table"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)})
+    lines = []
+    for line in proc.stdout:  # the first component is loaded: the second one's model is loading
+        lines.append(line)
+        if "[classify]" in line:
+            break
+    proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the run did not stop after the signal")
+    out = "".join(lines) + out
+    assert proc.returncode == 128 + sig, out
+    assert "container up" not in out and "Traceback" not in out, out

@@ -176,9 +176,10 @@ class PerceptionComponent(Node):
 
     def destroy_node(self) -> None:
         unsubscribe_images(self)
-        self._closing = True  # what has finished is still published
-        self._wake.set()
-        self._results.join(timeout=RESULTS_JOIN_S)
+        if hasattr(self, "_results"):  # else it was stopped while it loaded: no thread to end
+            self._closing = True  # what has finished is still published
+            self._wake.set()
+            self._results.join(timeout=RESULTS_JOIN_S)
         super().destroy_node()
 
     # -- executor thread: frames in ------------------------------------------------------------

@@ -48,6 +48,8 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
         stop_asked.append(signum)
         if container is not None:
             container.request_stop()
+        else:  # still loading: stop now, as a shell expects (130 for Ctrl-C, 143 for SIGTERM)
+            raise SystemExit(128 + signum)
 
     if bag:
         image_topics(bag)  # a missing bag, or one without images, is said now, before any model loads

@@ -313,7 +313,7 @@ def test_run_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("the container did not stop within 15 s of SIGTERM")
-    assert proc.returncode == 0
+    assert proc.returncode == 128 + signal.SIGTERM  # in flight frames drained, then the shell's code
     assert time.monotonic() - sent < 15
 
 

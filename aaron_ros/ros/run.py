@@ -48,7 +48,7 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
         stop_asked.append(signum)
         if container is not None:
             container.request_stop()
-        else:  # still loading: stop now, as a shell expects (130 for Ctrl-C, 143 for SIGTERM)
+        else:  # still loading: stop now, with the shell's code (130 for Ctrl-C, 143 for SIGTERM)
             raise SystemExit(128 + signum)
 
     if bag:
@@ -83,4 +83,4 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
         for s, h in previous.items():
             signal.signal(s, h)
     print(status_table(container), flush=True)  # the summary, also after a run without the live table
-    return 0
+    return 128 + stop_asked[0] if stop_asked else 0  # stopped by a signal: the shell's code for it

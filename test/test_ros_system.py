@@ -487,7 +487,7 @@ def test_without_a_real_standard_error_the_container_runs_the_single_threaded_ex
         container.shutdown()
 
 
-def test_run_says_a_missing_bag_before_any_model_loads(tmp_path, capsys):
+def test_run_says_a_missing_bag_or_video_before_any_model_loads(tmp_path, capsys):
     """The bag is checked first: here the one component would fail to load (its labels file is
     missing), and that would end the run first if the bag were checked later."""
     from aaron_ros.cli import main
@@ -495,6 +495,8 @@ def test_run_says_a_missing_bag_before_any_model_loads(tmp_path, capsys):
     cfg = _with(_config(tmp_path, components="[classify]"), "mobilenet_v3_small", f"labels: {tmp_path / 'none.txt'}")
     assert main(["run", str(cfg), "--bag", str(tmp_path / "nowhere")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().err
+    assert main(["run", str(cfg), "--camera", str(tmp_path / "drive.mp4")]) == 2  # a video file, not there
+    assert "drive.mp4: no such file" in capsys.readouterr().err
 
 
 def test_ros_args_two_namespaced_containers_side_by_side_with_a_remap_and_a_parameter(tmp_path, ros_domain,

@@ -53,6 +53,8 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
 
     if bag:
         image_topics(bag)  # a missing bag, or one without images, is said now, before any model loads
+    if camera and not camera.isdigit() and "://" not in camera and not Path(camera).exists():
+        raise ValueError(f"--camera {camera}: no such file (give a camera index, a video file or a stream URL)")
     # Handlers first: a signal while the models load must still end the run cleanly.
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

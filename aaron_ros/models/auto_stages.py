@@ -2,8 +2,8 @@
 flows from one part to the next, so running the parts in order is running the model.
 
 Every such point after a module is a cut: the parts are as fine as the graph allows, and a kernel
-bag fuses them into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. An ONNX file is cut
-the same way with the onnx tools, after every node that holds weights, each part its own ONNX
+bag fuses them into stages of balanced cost (`compile --min-stage-ms`), as it does the zoo's. An
+ONNX file is cut the same way with the onnx tools, after every node that holds weights, each part its own ONNX
 model. A part whose input fans out into paths joined by one `torch.cat` on channels becomes a
 branch group (`Branches`), which the coordinator may run side by side, as the zoo's Inception
 blocks. A model that `torch.fx` cannot trace (data-dependent control flow, TorchScript) stays one
@@ -23,9 +23,10 @@ from .stage_graph import Branches
 log = logging.getLogger(__name__)
 
 
-def _cuts(graph: fx.Graph) -> list[int]:
-    """Indices i (into graph.nodes) after which exactly one value, a tensor, is still needed, and
-    the part since the last cut holds a module (an activation or a reshape alone is no stage)."""
+def _cuts(graph: fx.Graph) -> list[tuple[int, fx.Node]]:
+    """(i, the value) for each index i (into graph.nodes) after which exactly one value, a tensor,
+    is still needed, and the part since the last cut holds a module (an activation or a reshape
+    alone is no stage)."""
     nodes = list(graph.nodes)
     index = {n: i for i, n in enumerate(nodes)}
     last_use = {n: max((index[u] for u in n.users), default=index[n]) for n in nodes}
@@ -36,7 +37,7 @@ def _cuts(graph: fx.Graph) -> list[int]:
             continue
         live = [n for n in nodes[:i + 1] if last_use[n] > i]
         if len(live) == 1 and isinstance(live[0].meta.get("tensor_meta"), TensorMetadata):
-            cuts.append(i)
+            cuts.append((i, live[0]))
             has_module = False
     return cuts
 
@@ -101,14 +102,15 @@ def auto_stages(module: nn.Module, example: torch.Tensor, name: str) -> nn.Seque
     if not cuts:
         log.info("%s: no point in its graph where a single tensor flows: it runs as one stage", name)
         return None
+    after = {i for i, _ in cuts}
     part, k = {}, 0
     for i, node in enumerate(nodes):
         part[node] = k
-        k += i in cuts
+        k += i in after
     split = split_module(gm, module, lambda node: part[node], keep_original_order=True)
     parts = [getattr(split, f"submod_{j}") for j in range(k + 1)]
     # A part whose input fans out into paths joined by one concatenation is a branch group.
-    starts = [next(n for n in nodes if n.op == "placeholder")] + [_live_after(nodes, i) for i in cuts]
+    starts = [next(n for n in nodes if n.op == "placeholder")] + [value for _, value in cuts]
     for j, start in enumerate(starts):
         branches = _branches(gm, start, [n for n in nodes if part[n] == j and n.op not in ("placeholder", "output")])
         if branches:
@@ -117,12 +119,6 @@ def auto_stages(module: nn.Module, example: torch.Tensor, name: str) -> nn.Seque
     log.info("%s: cut into %d parts where a single tensor flows%s", name, len(parts),
              f", {groups} of them parallel branches" if groups else "")
     return nn.Sequential(*parts)
-
-
-def _live_after(nodes: list[fx.Node], i: int) -> fx.Node:
-    """The one value still needed after node i (a cut)."""
-    index = {n: k for k, n in enumerate(nodes)}
-    return next(n for n in nodes[:i + 1] if any(index[u] > i for u in n.users))
 
 
 def _branches(gm: fx.GraphModule, start: fx.Node, body: list[fx.Node]) -> list[fx.GraphModule]:

@@ -73,14 +73,8 @@ def build_model(
 def _build_spec(spec: ModelSpec, seed: int) -> StageGraph:
     spec.check()
     if spec.kind is SourceKind.ZOO:
-        graph = build_model(spec.model, seed, spec.weights or None)
-        own = list(graph.input_shape[1:])
-        if spec.input_size and list(spec.input_size) != own:
-            raise ValueError(f"{spec.model} takes input_size {own}, not {list(spec.input_size)}")
-        if spec.output and spec.output != graph.output_kind:
-            raise ValueError(f"{spec.model}'s output is {graph.output_kind}, not {spec.output}")
-        return graph
-    module, (h, w) = load_source(spec.model, spec.input_size, spec.weights or None)
+        return build_model(spec.model, seed, spec.weights or None)
+    module, (h, w) = load_source(spec.model, spec.input_size)
     if spec.weights:  # else the factory's own weights
         load_weights(module, spec.weights, spec.key)
     if not isinstance(module, nn.Sequential):

@@ -142,13 +142,11 @@ def onnx_input_size(data: bytes, path: str) -> tuple[int, int]:
     return shape[2], shape[3]
 
 
-def load_source(model: str, input_size: tuple[int, ...] = (),
-                weights: str | None = None) -> tuple[nn.Module, tuple[int, int]]:
-    """The module a declaration names, on the CPU, and its (H, W) input size. ValueError names what
-    is wrong (a missing file, a factory that is not there, a missing input size)."""
+def load_source(model: str, input_size: tuple[int, ...] = ()) -> tuple[nn.Module, tuple[int, int]]:
+    """The module a checked declaration (`ModelSpec.check`) names, on the CPU, and its (H, W) input
+    size. ValueError names what is wrong (a missing file, a factory that is not there or returns
+    no module, an ONNX input size other than `input_size`)."""
     kind = source_kind(model)
-    if weights and kind not in (SourceKind.ZOO, SourceKind.FACTORY):
-        raise ValueError(f"{model}: a {kind} file holds its own weights; leave weights empty")
     if kind in (SourceKind.TORCHSCRIPT, SourceKind.EXPORT, SourceKind.ONNX) and not Path(model).is_file():
         raise ValueError(f"model file {model} does not exist")
     size = tuple(input_size)
@@ -158,8 +156,6 @@ def load_source(model: str, input_size: tuple[int, ...] = (),
         if size and size != own:
             raise ValueError(f"{model} takes {list(own)}, not input_size {list(size)}")
         return OnnxModule(data), own
-    if len(size) != 2:
-        raise ValueError(f"{model}: input_size [height, width] is required for a {kind} model")
     if kind is SourceKind.FACTORY:
         module_name, func = model.split(":")
         if os.getcwd() not in sys.path:  # as `python -m` would: a package beside the parameter file
@@ -194,6 +190,14 @@ POSTPROCESS = {OutputKind.CLASSES: top_k_classes, OutputKind.DETECTIONS: rows_to
                OutputKind.MASK: argmax_mask, OutputKind.RAW: None}
 
 
+class DeclarationError(ValueError):
+    """A model declaration that cannot be served: `key` is the parameter, `problem` what is wrong."""
+
+    def __init__(self, key: str, problem: str):
+        self.key, self.problem = key, problem
+        super().__init__(f"{key}: {problem}")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model as a parameter file declares it: `model` (see the module's doc), its weights (a
@@ -213,12 +217,32 @@ class ModelSpec:
         return model_key(self.model)
 
     def check(self) -> None:
-        """ValueError for a declaration that cannot be served, without building it."""
-        kind = self.kind
+        """DeclarationError naming the key, for a declaration that cannot be served, without
+        building it (what needs the model itself, a file's input size, is checked when built)."""
+        kind = self.kind_or_error()
         if kind is SourceKind.ZOO:
+            from .registry import ZOO
+
+            entry = ZOO[self.model]
+            own = list(entry.input_shape[1:])
+            if self.input_size and list(self.input_size) != own:
+                raise DeclarationError("input_size", (
+                    f"{self.model} takes {own} and its kernel bags are built for that size (frames are "
+                    f"resized to it): leave input_size as [] or set {own}, got {list(self.input_size)}"))
+            if self.output and self.output != entry.output_kind:
+                raise DeclarationError("output", f"{self.model}'s output is {entry.output_kind}: leave it '', "
+                                                 f"got {self.output!r}")
             return
         if self.output not in tuple(OutputKind):
-            raise ValueError(f"{self.model}: output must be one of {[str(k) for k in OutputKind]} for a model "
-                             f"outside the zoo, got {self.output!r}")
+            what = "is required" if not self.output else f"must not be {self.output!r}"
+            raise DeclarationError("output", f"{what} for {self.model}: one of {[str(k) for k in OutputKind]}")
         if kind is not SourceKind.ONNX and len(self.input_size) != 2:
-            raise ValueError(f"{self.model}: input_size [height, width] is required for a {kind} model")
+            raise DeclarationError("input_size", f"[height, width] is required for {self.model} (a {kind} model)")
+        if kind is not SourceKind.FACTORY and self.weights:
+            raise DeclarationError("weights", f"{self.model} holds its own weights: leave weights ''")
+
+    def kind_or_error(self) -> SourceKind:
+        try:
+            return self.kind
+        except ValueError as exc:
+            raise DeclarationError("model", str(exc)) from None

@@ -27,8 +27,8 @@ from typing import Any
 from aaron_ros.common.paths import KERNEL_BAG_DIR
 from aaron_ros.coordinator.policies import POLICIES, SETTINGS, check_policy, check_versions
 from aaron_ros.coordinator.types import Criticality, Overload, TaskSpec
-from aaron_ros.models.registry import ZOO, model_names
-from aaron_ros.models.source import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, OutputKind, SourceKind, model_key
+from aaron_ros.models.registry import model_names
+from aaron_ros.models.source import IMAGENET_MEAN, IMAGENET_STD, DeclarationError, ModelSpec, OutputKind, model_key
 
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("events", "single")
@@ -232,27 +232,10 @@ def _component_cross(v: dict[str, Any]) -> None:
     if v["model"] == "":
         raise ParamError("model", f"is required: a zoo model ({', '.join(model_names())}), a factory "
                                   "package.module:function, or a .pt, .pt2 or .onnx file")
-    spec = ModelSpec(v["model"], v["weights"], v["input_size"], v["output"])
     try:
-        kind = spec.kind
-    except ValueError as exc:
-        raise ParamError("model", str(exc)) from None
-    if kind is SourceKind.ZOO:
-        own = list(ZOO[v["model"]].input_shape[1:])
-        if v["input_size"] and list(v["input_size"]) != own:
-            raise ParamError("input_size", (
-                f"{v['model']} takes {own} and its kernel bags are built for that size (frames are "
-                f"resized to it): leave input_size as [] or set {own}, got {list(v['input_size'])}"))
-        if v["output"] and v["output"] != ZOO[v["model"]].output_kind:
-            raise ParamError("output", f"{v['model']}'s output is {ZOO[v['model']].output_kind}: leave it '', "
-                                       f"got {v['output']!r}")
-        return
-    if not v["output"]:
-        raise ParamError("output", f"is required for {v['model']}: one of {[str(k) for k in OutputKind]}")
-    if kind is not SourceKind.ONNX and not v["input_size"]:
-        raise ParamError("input_size", f"[height, width] is required for {v['model']} (a {kind} model)")
-    if kind not in (SourceKind.ZOO, SourceKind.FACTORY) and v["weights"]:
-        raise ParamError("weights", f"{v['model']} holds its own weights: leave weights ''")
+        ModelSpec(v["model"], v["weights"], v["input_size"], v["output"]).check()
+    except DeclarationError as exc:
+        raise ParamError(exc.key, exc.problem) from None
 
 
 def _camera_cross(v: dict[str, Any]) -> None:

@@ -351,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--retry-skipped", action="store_true",
                    help="try again the versions an earlier run left out for lack of time")
     c.add_argument("--min-stage-ms", type=float,
-                   help="fuse consecutive model stages until each costs at least this many ms, eager and "
-                        "alone (default 4; 0: never); a new bag only, an earlier one keeps its stages")
+                   help="fuse consecutive model stages until each costs at least this many ms alone, on its "
+                        "quickest build (ONNX Runtime where offered, else eager) (default 4; 0: never); "
+                        "a new bag only, an earlier one keeps its stages")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=_cmd_compile)
 

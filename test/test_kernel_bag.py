@@ -14,7 +14,8 @@ from aaron_ros.cli import main
 from aaron_ros.kernels.backends import BACKENDS
 from aaron_ros.kernels.background import PROBE_KINDS
 from aaron_ros.kernels.bag import BagError, load_bag, load_bag_or_eager, read_manifest, sha256_file, write_manifest
-from aaron_ros.kernels.compile import CompileOptions, compile_bag
+from aaron_ros.kernels.compile import CompileOptions, compile_bag, stage_costs, stage_inputs
+from aaron_ros.kernels.profile import LaneSet
 from aaron_ros.kernels.show import show
 from aaron_ros.kernels.version import Artifact
 from aaron_ros.models import Stage, build_model, fuse
@@ -182,6 +183,21 @@ class _Scaled(torch.nn.Module):
 
     def forward(self, x):
         return self.inner(x) * 1.01
+
+
+def test_stages_are_fused_by_their_time_on_the_quickest_build():
+    # Fusion weighs each stage by what will run it: here every stage is said to take a second
+    # eager, so each cost under that was timed on its ONNX Runtime build.
+    graph, cpu = build_model(MODEL), torch.device("cpu")
+    inputs, said = stage_inputs(graph, cpu), {s.index: 1.0 for s in graph.stages}
+    lanes = LaneSet(cpu, count=2)
+    try:
+        costs = stage_costs(graph, inputs, said, _opts(), cpu, lanes)
+        assert set(costs) == set(said) and all(0 < c < 1.0 for c in costs.values()), costs
+        # No quick backend offered: the eager times stand.
+        assert stage_costs(graph, inputs, said, _opts(backends=("eager",)), cpu, lanes) == said
+    finally:
+        lanes.close()
 
 
 def test_tiny_budget_still_yields_a_complete_manifest(tmp_path):

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,10 +65,12 @@ BUILD_COST_S = {"eager": 0.0, "onnxruntime": 1.0, "inductor": 30.0, "tensorrt": 
 BUILD_SHARE = 0.5
 PRESSURE_REPS = 7
 PRESSURE_S = 0.05 * PRESSURE_REPS * 2  # rough: probe runs for compute and memory
-# A stage a grant is worth, measured eager: the ONNX Runtime versions that run instead are 3-10x
-# faster on CPUs, so 4 ms eager gives stages of about 1-4 ms, 20x or more a grant's decision
-# (30-60 µs) and well above the hand-offs to and from a lane thread.
+# A stage a grant is worth, timed on the quickest build (what mostly runs): in the ROS container a
+# grant costs about 0.2 ms of CPU (decision, hand-offs to and from a lane thread) and 0.3-0.5 ms of
+# wall time, so a 4 ms stage keeps both near 5%. Timed eager instead, stages came out 0.35-3.5 ms.
 MIN_STAGE_MS = 4.0
+# Backends built once per stage to time it before fusing: cheap enough (about 0.3 s a stage).
+QUICK_BUILD_S = 1.0
 
 
 # AOTInductor's CPU runner holds the interpreter lock through its whole call (probes beside it
@@ -89,8 +92,8 @@ class CompileOptions:
     warmup: int = 2
     seed: int = 0
     weights: str | None = None  # a state-dict file instead of the seeded weights (one model)
-    # Consecutive stages are fused until each costs at least this (eager, alone): a stage is
-    # worth a grant only well above the grant's own cost (decision and hand-offs). 0: never.
+    # Consecutive stages are fused until each costs at least this (alone, on its quickest build:
+    # see stage_costs): a stage is worth a grant only well above the grant's own cost. 0: never.
     min_stage_ms: float = MIN_STAGE_MS
     progress: bool = True
     retry_skipped: bool = False  # try again what an earlier run left out for lack of time
@@ -243,12 +246,13 @@ def compile_bag(model: str | ModelSpec | StageGraph, out_dir: str | Path,
     calibration = dict(old.calibration) if old else {}
     try:
         # The stage partition: an earlier bag's (so its versions stay reusable), or fused from
-        # the model's stages by their eager cost.
+        # the model's stages by what they cost on the build that will mostly run them.
         partition = old.partition if old else []
         inputs = stage_inputs(graph, device)
         eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
         if old is None and opts.min_stage_ms > 0:
-            groups = group_stages([eager_cost[s.index] * 1e3 for s in graph.stages],
+            run_cost = stage_costs(graph, inputs, eager_cost, opts, device, lanes)
+            groups = group_stages([run_cost[s.index] * 1e3 for s in graph.stages],
                                   [s.is_branch_group for s in graph.stages], opts.min_stage_ms)
             partition = groups if len(groups) < len(graph.stages) else []
         if partition:
@@ -304,8 +308,36 @@ def compile_many(models: list[tuple[str | ModelSpec, Path]], opts: CompileOption
     return reports
 
 
-def _time_once(stage: Stage, x: torch.Tensor, lanes: LaneSet) -> float:
-    once = stage_timer(stage, ResourceShape(), x, lanes)
+def stage_costs(graph: StageGraph, inputs: list[torch.Tensor], eager_cost: dict[int, float],
+                opts: CompileOptions, device: torch.device, lanes: LaneSet) -> dict[int, float]:
+    """Each stage's time alone (s) on what will mostly run it: the faster of eager and one quick
+    build (the first backend offered that builds in about a second, ONNX Runtime by default) at
+    the widest thread budget. ONNX Runtime is 3-10x faster than eager on CPUs, and not evenly
+    over a model's stages, so eager times would fuse too little, and in the wrong places."""
+    costs = dict(eager_cost)
+    quick = next((name for name in opts.backends if 0 < BUILD_COST_S.get(name, 10.0) <= QUICK_BUILD_S
+                  and get_backend(name).unavailable(device) is None), None)
+    if quick is None:
+        return costs
+    backend = get_backend(quick)
+    shape = ResourceShape(threads=max(opts.thread_counts())) if device.type == "cpu" else ResourceShape()
+    with tempfile.TemporaryDirectory() as tmp:
+        for stage in tqdm(graph.stages, desc=f"{graph.name}: time stages on {quick}", unit="stage",
+                          disable=not opts.progress):
+            if backend.supports(stage, shape, device) is not None:
+                continue
+            x = inputs[stage.index]
+            try:
+                runner = backend.load(stage, backend.build(stage, x, shape, Path(tmp), f"s{stage.index}"), shape,
+                                      device)
+                costs[stage.index] = min(costs[stage.index], _time_once(runner, x, lanes, shape))
+            except Exception as exc:  # the bag's own build of it will say so; eager time stands
+                log.debug("%s: stage %s not timed on %s: %s", graph.name, stage.name, quick, exc)
+    return costs
+
+
+def _time_once(stage: Stage, x: torch.Tensor, lanes: LaneSet, shape: ResourceShape | None = None) -> float:
+    once = stage_timer(stage, shape or ResourceShape(), x, lanes)
     once()
     return once()
 

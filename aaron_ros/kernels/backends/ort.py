@@ -25,6 +25,8 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "legacy exporter": chosen on purpose
+            # A slice it leaves unfolded runs as an op; the version's check holds it to eager anyway.
+            warnings.filterwarnings("ignore", message="Constant folding")
             torch.onnx.export(module, (x,), path, dynamo=False, **names)
     except Exception as exc:
         log.warning("TorchScript ONNX export of %s failed (%s); trying the dynamo exporter", path.name, exc)

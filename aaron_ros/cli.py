@@ -158,6 +158,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if bool(args.workload) == bool(args.bag or args.config):
         raise ValueError("give either --workload, or --bag and --config (the ROS 2 system), not both")
+    if args.kernel_bags and not Path(args.kernel_bags).is_dir():  # named, so meant: not a silent eager run
+        raise FileNotFoundError(f"--kernel-bags {args.kernel_bags}: no such folder (build one with "
+                                "`aaron-ros compile --model all --out FOLDER`)")
     if not args.workload:
         return _bench_ros(args)
     from aaron_ros.common.paths import kernel_bag_root

@@ -80,6 +80,7 @@ def test_a_failing_model_is_counted_and_the_other_task_keeps_running(tiny):
 
 def test_bench_command_writes_the_report(tiny, tmp_path, capsys):
     out = tmp_path / "out"
+    (tmp_path / "no_bags").mkdir()  # a folder without this workload's bags: eager versions
     assert main(["bench", "--workload", str(tiny.path), "--policies", "sequential,aaron", "--duration", "1",
                  "--repeats", "1", "--isolation", "0.5", "--bags", str(tmp_path / "no_bags"),
                  "--out", str(out), "--no-progress"]) == 0

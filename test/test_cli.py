@@ -49,6 +49,14 @@ def test_unknown_model_is_a_clear_error(capsys):
     assert "alexnet" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("target", [["--workload", "f1tenth"], ["--bag", "nowhere_bag", "--config", "f1tenth"]])
+def test_a_kernel_bag_folder_that_is_not_there_is_said_before_any_bench_runs(tmp_path, capsys, target):
+    # Named, so meant: a missing folder is not a silent run on eager versions.
+    assert main(["bench", *target, "--kernel-bags", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "--kernel-bags" in (err := capsys.readouterr().err) and "no such folder" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_zoo_runs_models_together_and_reports(tmp_path):
     cfg = ZooConfig(models=["mobilenet_v3_small", "seg_net"], lanes="cpu", duration_s=1.5,
                     isolation_frames=2, warmup=0)

@@ -27,7 +27,7 @@ from aaron_ros.msg import CoordinatorStatus, InferenceResult, StageGrant  # noqa
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_compressed, array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
-from aaron_ros.ros.run import status_table  # noqa: E402
+from aaron_ros.ros.run import status_table, summary_table  # noqa: E402
 from aaron_ros.srv import SetPolicy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +124,13 @@ def test_bag_through_the_container_reaches_a_subscriber_in_another_process(tmp_p
     count, model, kind = out.split()
     assert int(count) >= 5 and model == "mobilenet_v3_small" and int(kind) == InferenceResult.KIND_CLASSES, err
     assert container.player.published == 20
+    # The run's summary accounts for every frame the bag published, per task.
+    summary = summary_table(container)
+    for task in ("classify", "segment"):
+        row = next(line.split() for line in summary.splitlines() if line.split()[:1] == [task])
+        received, on_time, late, dropped, failed, rejected, limited, lost = (int(v) for v in row[8:16])
+        assert received + lost == 20 and on_time + late + dropped + failed + rejected + limited == received, summary
+        assert on_time + late >= 5, summary
     assert statuses and {t.task for t in statuses[-1].tasks} == {"classify", "segment"}
     assert statuses[-1].policy == "aaron"
     del watcher

@@ -2,15 +2,17 @@
 equal to the eager model, a policy switch mid-run, a failing model, a bounded stop."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 
 import pytest
 import torch
 
+from aaron_ros.coordinator.monitor import Monitor
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.timing import FramePart, coordinator_parts
-from aaron_ros.coordinator.types import TaskSpec
+from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 from aaron_ros.models import build_model
 from aaron_ros.runtime.executor import HostWork
 
@@ -193,3 +195,20 @@ def test_cuda_lanes_without_a_device_say_so():
 
     with pytest.raises(ValueError, match="cannot live on cuda lanes: no CUDA device is available"):
         ModelSet("cuda")
+
+
+def test_the_whole_runs_statistics_outlive_the_status_window():
+    # The final summary of `aaron-ros run` reads these: after a pause, the window is empty but
+    # the run's percentiles and misses still cover every frame (within the histogram's 0.5%).
+    spec = TaskSpec("det", "tiny_yolo", rate_hz=30.0, deadline_ms=100.0)
+    mon = Monitor([spec], window_s=5.0)
+    for i in range(1, 101):  # latencies 1..100 ms
+        mon.add(JobRecord("det", i, release=i, outcome=Outcome.DONE, finished=i + i / 1e3), now=i)
+    mon.add(JobRecord("det", 101, release=101, outcome=Outcome.DONE, finished=101.25), now=101)  # late
+    mon.add(JobRecord("det", 102, release=102, outcome=Outcome.DROPPED), now=102)
+    snap = mon.snapshot(now=200.0)["det"]
+    assert snap["done"] == 0 and math.isnan(snap["p50_ms"])  # nothing in the last 5 s
+    run = snap["run"]
+    assert run["p50_ms"] == pytest.approx(51, rel=0.01) and run["p99_ms"] == pytest.approx(100, rel=0.01)
+    assert run["miss_rate"] == pytest.approx(2 / 102) and run["fps"] == pytest.approx(101 / 199)
+    assert snap["totals"] == {"done": 101, "late": 1, "dropped": 1, "failed": 0}

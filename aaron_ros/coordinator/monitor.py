@@ -1,12 +1,14 @@
-"""Per-task service statistics while a system runs: totals since start and the metrics of a
-recent window (what a status topic reports), from the records of how each frame ended."""
+"""Per-task service statistics while a system runs: the metrics of a recent window (what a status
+topic reports), and totals and latency percentiles since the start (a run's summary), from the
+records of how each frame ended."""
 from __future__ import annotations
 
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from aaron_ros.coordinator.metrics import task_metrics
+from aaron_ros.common.stats import LatencyHistogram
+from aaron_ros.coordinator.metrics import NAN, task_metrics
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 
 
@@ -15,6 +17,7 @@ class _Task:
     spec: TaskSpec
     window: deque = field(default_factory=deque)  # (ended at, record), oldest first
     totals: dict = field(default_factory=lambda: {"done": 0, "late": 0, "dropped": 0, "failed": 0})
+    latencies: LatencyHistogram = field(default_factory=LatencyHistogram)  # of every frame done
 
 
 class Monitor:
@@ -35,7 +38,9 @@ class Monitor:
             self._since = now if self._since is None else self._since
             if rec.outcome is Outcome.DONE:
                 t.totals["done"] += 1
-                t.totals["late"] += rec.latency_s is not None and rec.latency_s * 1e3 > t.spec.deadline_ms
+                if rec.latency_s is not None:
+                    t.totals["late"] += rec.latency_s * 1e3 > t.spec.deadline_ms
+                    t.latencies.add(rec.latency_s)
             else:
                 t.totals[rec.outcome] += 1
             self._trim(t, now)
@@ -54,16 +59,24 @@ class Monitor:
             for t in self._tasks.values():
                 t.window.clear()
                 t.totals = dict.fromkeys(t.totals, 0)
+                t.latencies = LatencyHistogram()
             self._since = None
 
     def snapshot(self, now: float) -> dict[str, dict]:
-        """Per task: the window's p50/p95/p99 ms, miss rate and fps, plus totals since start
-        (done, late, dropped, failed)."""
+        """Per task: the window's p50/p95/p99 ms, miss rate and fps; the totals since the start
+        (done, late, dropped, failed); and, under "run", the p50/p99 ms, miss rate and fps since
+        the start (its first frame's end)."""
         out = {}
         with self._lock:
             span = min(self.window_s, now - self._since) if self._since is not None else self.window_s
+            run_s = max(now - self._since, 1e-3) if self._since is not None else float("nan")
             for name, t in self._tasks.items():
                 self._trim(t, now)
                 m = task_metrics([r for _, r in t.window], t.spec, max(span, 1e-3))
-                out[name] = {**m, "totals": dict(t.totals)}
+                tot = t.totals
+                ended = tot["done"] + tot["dropped"] + tot["failed"]
+                run = {"p50_ms": t.latencies.percentile_ms(50), "p99_ms": t.latencies.percentile_ms(99),
+                       "miss_rate": (tot["late"] + tot["dropped"] + tot["failed"]) / ended if ended else NAN,
+                       "fps": tot["done"] / run_s, "seconds": run_s}
+                out[name] = {**m, "totals": dict(tot), "run": run}
         return out

@@ -108,6 +108,8 @@ WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
 STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
 PLAYER_SLACK_S = 30.0
+PLAYER_EXIT_S = 10.0  # for the player to exit once it said what it published (its teardown is bounded at 5 s)
+PLAYED = re.compile(r"published (\d+) frames .* in ([0-9.]+) s")
 PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast DDS takes 0-232)
 STATUS_RATE_HZ = 10.0  # the container's status rate under the bench: counters the bench settles on
 OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
@@ -387,8 +389,17 @@ class CameraProcess:
         match) and `matched()` holds (the subscribers' side; 10 s at most each), calling
         `while_playing` meanwhile; returns (frames published, seconds from its start to its end)."""
         cmd = [*self._cmd, "--wait-subscribers", str(subscribers), "--start-on-enter"]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=self._env)
+        said: list[str] = []  # its output as it comes: the line saying what it published ends the play
+
+        def read() -> None:
+            for line in proc.stdout:
+                said.append(line)
+
+        reader = threading.Thread(target=read, name="player-output", daemon=True)
+        reader.start()
+        stopped = False
         try:
             give_up = time.monotonic() + WAIT_MATCHED_S
             while not matched() and proc.poll() is None and time.monotonic() < give_up:
@@ -397,24 +408,32 @@ class CameraProcess:
                 log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
             proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
             proc.stdin.flush()
-            give_up = time.monotonic() + self._limit_s
+            give_up, exit_by = time.monotonic() + self._limit_s, None
             while proc.poll() is None and time.monotonic() < give_up:
                 while_playing()
+                if exit_by is None and any(PLAYED.search(line) for line in said):
+                    exit_by = time.monotonic() + PLAYER_EXIT_S
+                elif exit_by is not None and time.monotonic() > exit_by:
+                    # Its frames are out: once, a player did not exit within 60 s after saying so.
+                    log.warning("bench: the bag player said what it published but had not exited %g s later; "
+                                "stopped it", PLAYER_EXIT_S)
+                    proc.kill()
+                    proc.wait()
+                    stopped = True
             if proc.poll() is None:
-                proc.kill()
-                out, err = proc.communicate()
                 raise RuntimeError(f"the bag player ({' '.join(cmd)}) has not ended after {self._limit_s:.0f} s; "
-                                   f"it said:\n{(out + err).strip()[-2000:]}")
-            out, err = proc.communicate()
+                                   f"it said:\n{''.join(said).strip()[-2000:]}")
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
-        done = re.search(r"published (\d+) frames .* in ([0-9.]+) s", out)
-        if proc.returncode or not done:
+            proc.wait()
+            reader.join(5.0)
+        text = "".join(said)
+        done = PLAYED.search(text)
+        if not done or (proc.returncode and not stopped):
             raise RuntimeError(f"the bag player ({' '.join(cmd)}) failed (exit code {proc.returncode}): "
-                               f"{err.strip()[-2000:]}")
-        if "not every topic" in err:
+                               f"{text.strip()[-2000:]}")
+        if "not every topic" in text:
             log.warning("bag player: not every component subscribed after 10 s; it played anyway")
         return int(done[1]), float(done[2])
 

@@ -55,12 +55,18 @@ class CameraNode(Node):
         except InvalidTopicNameException as exc:
             self._cap.release()
             raise ValueError(f"{name}: bad topic name: {exc}") from None
+        self.topic_name = self._pub.topic_name  # resolved; also once the node is destroyed
         self.published = 0
         self.error: str | None = None
         self._thread = threading.Thread(target=self._capture, name=f"{name}_capture", daemon=True)
         self._thread.start()
         self.get_logger().info(f"publishing {self.device} on {topic} ({self.encoding}, "
                                f"{f'{self.rate_hz:g} Hz' if self.rate_hz else 'source rate'})")
+
+    @property
+    def published_on(self) -> dict[str, int]:
+        """Frames published, per topic as subscribers resolve it."""
+        return {self.topic_name: self.published}
 
     def stop(self) -> None:
         self._stop.set()

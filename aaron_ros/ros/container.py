@@ -164,6 +164,15 @@ class Container:
                     f"[{', '.join(self.components)}], policy {self.coordinator.service.policy_name}"
                     + (f"; {len(self.failed)} failed: {', '.join(self.failed)}" if self.failed else ""))
 
+    def published_on(self) -> dict[str, int]:
+        """Frames the container's own sources (bag player, camera) published, per topic: what
+        its components should have received. Empty when frames come from outside."""
+        out: dict[str, int] = {}
+        for source in (self.player, self.camera):
+            for topic, n in (source.published_on if source is not None else {}).items():
+                out[topic] = out.get(topic, 0) + n
+        return out
+
     # -- running ------------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Safe from a signal handler or another thread."""

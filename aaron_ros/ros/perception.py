@@ -154,8 +154,9 @@ class PerceptionComponent(Node):
         self.compressed = p.image_transport is Transport.COMPRESSED
         self._sub = subscribe_images(self, p.image_topic, p.qos, self._on_image,
                                      CompressedImage if self.compressed else Image)
+        self.input_topic = self._sub.topic_name  # resolved (namespace, remaps), as sources publish it
         self.get_logger().info(
-            f"{self._sub.topic_name} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
+            f"{self.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {self._pub.topic_name}")
         self.add_on_set_parameters_callback(lambda params: set_live(self, COMPONENT, params, self._apply))
 
@@ -231,7 +232,7 @@ class PerceptionComponent(Node):
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
             (x, arr), made = make(), True
         else:
-            key = (self._sub.topic_name, stamp_ns, msg.header.frame_id, self.input_size, p.mean, p.std,
+            key = (self.input_topic, stamp_ns, msg.header.frame_id, self.input_size, p.mean, p.std,
                    p.channel_order, p.resize)
             (x, arr), made = SHARED.get(key, make)
         inp.size = arr.shape[:2]

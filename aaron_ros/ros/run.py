@@ -1,6 +1,7 @@
 """`aaron-ros run`: the container without the launch system, with a live per-task table."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -14,25 +15,59 @@ from aaron_ros.ros.perception import RECENT_FRAMES
 from aaron_ros.ros.record import image_topics
 
 
+def _counts(container: Container, task: str, received: int) -> tuple[int | str, ...]:
+    """A task's frames refused before the coordinator, and lost: published by the container's
+    own source on the component's topic but never received ("-" for a source outside)."""
+    comp = container.components.get(task)
+    counts = comp.counts() if comp is not None else {}
+    published = container.published_on().get(getattr(comp, "input_topic", None))
+    return (counts.get("rejected", 0), counts.get("rate_limited", 0),
+            "-" if published is None else max(0, published - received))
+
+
 def status_table(container: Container) -> str:
-    """Per task: latency over the status window, misses, rate and frame counts since start."""
+    """Per task: latency, misses and rate over the status window; frame counts since the start."""
     svc = container.coordinator.service
+    window = f"{svc.options.status_window_s:g} s"
     rows = []
     for t in container.coordinator.task_statuses():
-        comp = container.components.get(t.task)
-        recent = list(getattr(comp, "recent", ()))
+        recent = list(getattr(container.components.get(t.task), "recent", ()))
         phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
-                     phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.completed, t.dropped, t.failed, t.rejected,
-                     t.rate_limited))
-    for name, why in container.failed.items():
-        rows.append((name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", f"not loaded: {why[:60]}"))
-    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", f"{'/'.join(PHASES)} ms", "miss",
-            "fps", "done", "dropped", "failed", "rejected", "rate-limited")
+                     phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.received, t.completed, t.dropped, t.failed,
+                     *_counts(container, t.task, t.received)))
+    rows += _not_loaded(container, 17)
+    head = ("task", "model", "criticality", "deadline", f"p50 ms ({window})", f"p99 ms ({window})",
+            f"{'/'.join(PHASES)} ms", f"miss ({window})", f"fps ({window})", "received", "done", "dropped",
+            "failed", "rejected", "rate-limited", "lost")
     return (f"policy {svc.policy_name} (versions {svc.versions}), lanes {', '.join(svc.lanes)}; "
-            f"latency and fps over the last {svc.options.status_window_s:g} s; in/wait/model/out: a result's "
-            f"mean time coming in, waiting, in the model and going out (last {RECENT_FRAMES} results)\n"
+            f"latency, misses and fps over the last {window}, frames since the start; in/wait/model/out: a "
+            f"result's mean time coming in, waiting, in the model and going out (last {RECENT_FRAMES} results)\n"
             + text_table(head, rows, left=3))
+
+
+def summary_table(container: Container) -> str:
+    """Per task, over the whole run: latency, misses, rate, and how every frame received ended."""
+    svc = container.coordinator.service
+    snap, rows = svc.snapshot(), []
+    seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)
+    for t in container.coordinator.task_statuses():
+        run, tot = snap[t.task]["run"], snap[t.task]["totals"]
+        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{run['p50_ms']:.1f}",
+                     f"{run['p99_ms']:.1f}", f"{run['miss_rate']:.1%}", f"{run['fps']:.1f}", t.received,
+                     tot["done"] - tot["late"], tot["late"], t.dropped, t.failed,
+                     *_counts(container, t.task, t.received)))
+    rows += _not_loaded(container, 16)
+    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
+            "on time", "late", "dropped", "failed", "rejected", "rate-limited", "lost")
+    return (f"whole run ({seconds:.1f} s from the first frame's end), policy {svc.policy_name}: every frame "
+            "received is on time, late, dropped, failed, rejected or rate-limited; lost: published by the "
+            "container's own source but never received (- for a source outside)\n"
+            + text_table(head, rows, left=3))
+
+
+def _not_loaded(container: Container, columns: int) -> list[tuple]:
+    return [(name, *["-"] * (columns - 2), f"not loaded: {why[:60]}") for name, why in container.failed.items()]
 
 
 # For the container's drain (2 s) and its DDS teardown, which can hang (see finished_within).
@@ -79,10 +114,10 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
             if not finished_within(container.shutdown, SHUTDOWN_S, "container-shutdown"):
                 print(f"the container did not shut down within {SHUTDOWN_S:g} s (a DDS participant's teardown); "
                       "leaving without it", file=sys.stderr, flush=True)
-                print(status_table(container), flush=True)
+                print(summary_table(container), flush=True)
                 os._exit(0)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    print(status_table(container), flush=True)  # the summary, also after a run without the live table
+    print(summary_table(container), flush=True)  # also after a run without the live table
     return 128 + stop_asked[0] if stop_asked else 0  # stopped by a signal: the shell's code for it

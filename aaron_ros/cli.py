@@ -312,30 +312,46 @@ def _cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Help(argparse.HelpFormatter):
+    """Each option's default at the end of its help, where the help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "default" not in text):
+            text += " (default %(default)s)"
+        return text
+
+
+def _command(sub, name: str, help: str):
+    """A subcommand, described in its own --help by what the command list says of it."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", formatter_class=_Help)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aaron-ros", description=__doc__)
+    p = argparse.ArgumentParser(prog="aaron-ros", description=__doc__, formatter_class=_Help)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    m = sub.add_parser("models", help="list the model zoo; --bench times each model alone")
+    m = _command(sub, "models", "list the model zoo; --bench times each model alone")
     m.add_argument("--model", action="append", help="only this model (repeatable)")
     m.add_argument("--bench", action="store_true", help="time each model alone at 1 and all threads")
     m.add_argument("--frames", type=int, default=10, help="timed frames per model (default 10)")
     m.add_argument("--warmup", type=int, default=2, help="untimed frames first (default 2)")
     m.add_argument("--out", help="with --bench: write models_bench.json and .md here")
-    m.add_argument("--no-progress", action="store_true")
+    m.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     m.set_defaults(func=_cmd_models)
 
-    z = sub.add_parser("zoo", help="run the zoo's models at once on lanes; print latency per model")
+    z = _command(sub, "zoo", "run the zoo's models at once on lanes; print latency per model")
     z.add_argument("--config", default="zoo.yaml", help="YAML file, or a name in config/ (default zoo.yaml)")
     z.add_argument("--duration", type=float, help="seconds all models run together")
     z.add_argument("--lanes", choices=["auto", "cpu", "cuda"], help="lane kind")
     z.add_argument("--threads", type=int, help="intra-op threads per CPU lane")
     z.add_argument("--out", help="write zoo.json and zoo.md here")
-    z.add_argument("--no-progress", action="store_true")
+    z.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     z.set_defaults(func=_cmd_zoo)
 
-    c = sub.add_parser("compile", help="build and profile kernel bags")
+    c = _command(sub, "compile", "build and profile kernel bags")
     c.add_argument("--model", help="a zoo model name, a comma list of them, or 'all'")
     c.add_argument("--config", metavar="FILE", help="instead of --model: the models of a parameter file's "
                    "components, as declared there (zoo, factory, .pt, .pt2, .onnx), each into the kernel bag "
@@ -357,18 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fuse consecutive model stages until each costs at least this many ms alone, on its "
                         "quickest build (ONNX Runtime where offered, else eager) (default 4; 0: never); "
                         "a new bag only, an earlier one keeps its stages")
-    c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     c.set_defaults(func=_cmd_compile)
 
-    k = sub.add_parser("contention", help="run one background contention generator on its own")
+    k = _command(sub, "contention", "run one background contention generator on its own")
     k.add_argument("--kind", required=True, help="compute, memory or model")
     k.add_argument("--level", required=True, help="isolation, light, medium or heavy")
-    k.add_argument("--seconds", type=float, default=10.0)
+    k.add_argument("--seconds", type=float, default=10.0, help="how long it runs")
     k.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    k.add_argument("--no-progress", action="store_true")
+    k.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     k.set_defaults(func=_cmd_contention)
 
-    w = sub.add_parser("bench", help="compare scheduling policies on a workload, or on the ROS 2 system "
+    w = _command(sub, "bench", "compare scheduling policies on a workload, or on the ROS 2 system "
                        "fed by a bag, in one run")
     w.add_argument("--workload", help="a workload name (config/workloads/) or a YAML file")
     w.add_argument("--bag", help="instead: replay this rosbag into the container, once per policy and round")
@@ -383,12 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--kernel-bags", metavar="DIR", help=f"folder of kernel bags (default {KERNEL_BAG_DIR}; "
                    "with --bag, the file's kernel_bag_dir)")
     w.add_argument("--bags", dest="kernel_bags", action=_OldName, new="--kernel-bags", help="deprecated: --kernel-bags")
-    w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"])
-    w.add_argument("--out", required=True)
-    w.add_argument("--no-progress", action="store_true")
+    w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="with --workload: lane kind (auto: CUDA streams where a GPU is present)")
+    w.add_argument("--out", required=True, help="folder for report.md, report.json and the plots")
+    w.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     w.set_defaults(func=_cmd_bench)
 
-    r = sub.add_parser("record", help="record images (sample photographs, a video or a folder) to a ROS 2 bag")
+    r = _command(sub, "record", "record images (sample photographs, a video or a folder) to a ROS 2 bag")
     r.add_argument("--out", default=DEFAULT_BAG, help=f"bag folder to create (default {DEFAULT_BAG})")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--sample", action="store_true",
@@ -399,15 +416,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fps", type=float, help="frame rate (default 30; a video's own rate)")
     r.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 640x480 for the sample, else native)")
     r.add_argument("--topic", default="/camera/image_raw", help="the camera topic (default /camera/image_raw)")
-    r.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    r.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage format")
     r.add_argument("--encoding", choices=["rgb8", "bgr8", "jpeg", "png"], default="rgb8",
                    help="an Image's pixel layout, or jpeg / png: CompressedImage messages on TOPIC/compressed")
     r.add_argument("--seed", type=int, default=0, help="the sample's photo order and motions")
     r.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     r.set_defaults(func=_cmd_record)
 
-    y = sub.add_parser("play", help="replay a bag's image topics with their recorded timing")
+    y = _command(sub, "play", "replay a bag's image topics with their recorded timing")
     y.add_argument("bag", help="a bag folder, .mcap or .db3 file")
     y.add_argument("--rate", type=float, default=1.0, help="speed factor (default 1: recorded timing)")
     y.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
@@ -424,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "checks its own side of the match says go)")
     y.set_defaults(func=_cmd_play)
 
-    u = sub.add_parser("run", help="start the container (coordinator + components) from a parameter file")
+    u = _command(sub, "run", "start the container (coordinator + components) from a parameter file")
     u.add_argument("config", help="a ROS 2 parameter file, or a name in config/ (e.g. f1tenth.yaml)")
     u.add_argument("--bag", help="replay this rosbag (folder, .mcap or .db3) into the container")
     u.add_argument("--camera", help="or publish a camera (index, e.g. 0) or a video file into it")
@@ -441,11 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_ in (("kernel-bag", "inspect kernel bags (compiled model versions)"),
                         ("bag", "deprecated: kernel-bag")):
-        b = sub.add_parser(name, help=help_)
+        b = _command(sub, name, help_)
         bsub = b.add_subparsers(dest="kernel_bag_command", required=True)
-        bs = bsub.add_parser("show", help="best version per stage and contention level, and a plot")
+        bs = _command(bsub, "show", "best version per stage and contention level, and a plot")
         bs.add_argument("dir", help="a kernel bag folder, or a folder of them")
-        bs.add_argument("--no-plot", action="store_true")
+        bs.add_argument("--no-plot", action="store_true", help="no versions.png beside the manifest")
         bs.set_defaults(func=_cmd_kernel_bag_show)
     return p
 

@@ -1,8 +1,10 @@
 """The `aaron-ros` command: the installed entry point, the zoo listing and the main job."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aaron_ros.bench.zoo import ZooConfig, load_zoo_config, run_zoo
-from aaron_ros.cli import main
+from aaron_ros.cli import build_parser, main
 from aaron_ros.common.paths import find_config
 from aaron_ros.models import model_names
 
@@ -125,3 +127,52 @@ def test_kernel_bags_are_told_apart_from_rosbags_and_old_names_still_work(tmp_pa
     assert kernel_bag_root() == Path("bags")
     (tmp_path / KERNEL_BAG_DIR).mkdir()
     assert kernel_bag_root() == Path(KERNEL_BAG_DIR)
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "aaron-ros"):
+    """(name, parser) for the command and every subcommand under it."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, p in action.choices.items():
+                yield from _commands(p, f"{name} {sub}")
+
+
+def test_every_subcommand_and_flag_says_what_it_is_and_its_default():
+    for name, parser in _commands(build_parser()):
+        assert parser.description, f"{name} has no description"
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.option_strings[0]} has no help text"
+            if action.default not in (None, False):
+                # Shown in the help, by the help's own words or the formatter's "(default X)".
+                assert "default" in " ".join(parser._get_formatter()._expand_help(action).split()), \
+                    f"{name} {action.option_strings[0]}: its default {action.default!r} is not shown"
+        assert name in text or parser.prog in text
+
+
+def test_the_readme_shows_only_flags_that_exist_with_the_parsers_defaults():
+    readme = (ROOT / "README.md").read_text()
+    commands = dict(_commands(build_parser()))
+    shown = 0
+    for line in readme.splitlines():
+        m = re.search(r"aaron-ros ((?:[a-z][a-z-]*)(?: show)?)\b(.*)", line)
+        if not m or m[1].split()[0] not in {n.split()[1] for n in commands if " " in n}:
+            continue
+        parser = commands[f"aaron-ros {m[1]}"]
+        flags = {f for a in parser._actions for f in a.option_strings}
+        rest = m[2].split("#")[0].split("--ros-args")[0].split("`")[0]  # ROS arguments are rcl's
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest):
+            assert flag in flags, f"README line {line.strip()!r}: aaron-ros {m[1]} has no {flag}"
+            shown += 1
+    assert shown > 20
+    # A default the README quotes beside a flag is the one --help gives.
+    help_texts = {f: " ".join(p._get_formatter()._expand_help(a).split()) for p in commands.values()
+                  for a in p._actions if a.help for f in a.option_strings}
+    quoted = re.findall(r"`(--[a-z-]+)[^`]*` [^(]{0,40}\(default ([0-9.]+)", readme)
+    assert quoted
+    for flag, value in quoted:
+        said = re.search(r"default:? ([0-9.]+)", help_texts[flag])
+        assert said and float(said[1]) == float(value), f"README: {flag} default {value}; --help: {help_texts[flag]}"

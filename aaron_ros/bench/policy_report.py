@@ -241,8 +241,13 @@ def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float
     ax.grid(axis="y", alpha=0.3)
 
 
+def _task_label(t: Mapping) -> str:
+    """A task's name on an axis; the critical one says so."""
+    return f"{t['name']}\n(critical)" if t["criticality"] == "critical" else t["name"]
+
+
 def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence[float]]],
-                     path: Path) -> Path:
+                     path: Path, measure: str = "latency, release to done") -> Path:
     tasks = report["workload"]["tasks"]
     fig = Figure(figsize=(5 * len(tasks), 4), layout="constrained")
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
@@ -264,8 +269,9 @@ def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']})")
-        ax.set_xlabel("latency, release to done (ms)")
+        ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']})",
+                      fontweight="bold" if t["criticality"] == "critical" else "normal")
+        ax.set_xlabel(f"{measure} (ms)")
         ax.set_ylabel("fraction of released frames done")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
@@ -274,12 +280,13 @@ def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence
 
 
 def plot_miss_rate(report: dict, path: Path) -> Path:
-    names = [t["name"] for t in report["workload"]["tasks"]]
+    tasks = report["workload"]["tasks"]
+    names = [t["name"] for t in tasks]
     series = {key: [p["tasks"].get(n, {}).get("miss_rate") for n in names]
               for key, p in report["policies"].items()}
     fig = Figure(figsize=(max(5, 1.6 * len(names) * max(1, len(series)) / 2), 4), layout="constrained")
     ax = fig.subplots()
-    _grouped_bars(ax, names, series, "{:.1%}")
+    _grouped_bars(ax, [_task_label(t) for t in tasks], series, "{:.1%}")
     # Scaled to the highest bar (room left for its value), not to 1: misses of a few percent must show.
     top = max((v for vs in series.values() for v in vs if v is not None), default=0.0)
     ax.set_ylim(0, min(1.2, max(0.05, top * 1.3)))
@@ -294,18 +301,19 @@ def plot_miss_rate(report: dict, path: Path) -> Path:
 
 
 def plot_throughput(report: dict, path: Path) -> Path:
-    names = [t["name"] for t in report["workload"]["tasks"]]
+    tasks = report["workload"]["tasks"]
+    names = [t["name"] for t in tasks]
     policies = report["policies"]
     fig = Figure(figsize=(max(8, 2 * len(names) + 4), 4), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[max(1, len(names)), 1])
-    _grouped_bars(left, names, {k: [p["tasks"].get(n, {}).get("fps") for n in names]
-                                for k, p in policies.items()})
+    _grouped_bars(left, [_task_label(t) for t in tasks], {k: [p["tasks"].get(n, {}).get("fps") for n in names]
+                                                          for k, p in policies.items()}, "{:.1f}")
     requested = [t["rate_hz"] for t in report["workload"]["tasks"]]
     left.scatter(np.arange(len(names)), requested, marker="_", s=600, color="k", zorder=3,
                  label="rate requested")
     left.set_ylabel("frames done per second")
     left.set_title("per task")
-    _grouped_bars(right, ["all tasks"], {k: [p.get("throughput_fps")] for k, p in policies.items()})
+    _grouped_bars(right, ["all tasks"], {k: [p.get("throughput_fps")] for k, p in policies.items()}, "{:.1f}")
     bound = report.get("bound") or {}  # the cost model's (bench/bound.py)
     lines = [right.axhline(bound[key], color="k", linestyle=style, linewidth=1, label=label)
              for key, label, style in (("offered_fps", "offered", "-"), ("cores_bound_fps", "cores bound", "--"),
@@ -315,14 +323,17 @@ def plot_throughput(report: dict, path: Path) -> Path:
     fig.legend(handles + lines, labels + [line.get_label() for line in lines], fontsize="small",
                loc="outside right upper")
     right.set_title("total throughput")
+    for ax in (left, right):  # room above the tallest bar for its value
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
     fig.suptitle(f"Throughput: {report['workload']['name']}")
     fig.savefig(path, dpi=100)
     return path
 
 
 def write_policy_report(report: dict, latencies: Mapping[str, Mapping[str, Sequence[float]]],
-                        out_dir: str | Path) -> list[Path]:
-    """Write the report's files into `out_dir` (see the module's docstring); returns their paths."""
+                        out_dir: str | Path, cdf: tuple[Mapping, str] | None = None) -> list[Path]:
+    """Write the report's files into `out_dir` (see the module's docstring); returns their paths.
+    `cdf`: other latencies for the CDF plot, and what they measure (default: `latencies`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = _clean(report)
@@ -331,7 +342,8 @@ def write_policy_report(report: dict, latencies: Mapping[str, Mapping[str, Seque
     paths[1].write_text(render_markdown(report))
     paths[2].write_text(json.dumps(_clean({k: {t: list(v) for t, v in per.items()}
                                            for k, per in latencies.items()}), allow_nan=False) + "\n")
-    paths.append(plot_latency_cdf(report, latencies, out / "latency_cdf.png"))
+    cdf_latencies, measure = cdf or (latencies, "latency, release to done")
+    paths.append(plot_latency_cdf(report, cdf_latencies, out / "latency_cdf.png", measure))
     paths.append(plot_miss_rate(report, out / "miss_rate.png"))
     paths.append(plot_throughput(report, out / "throughput.png"))
     return paths

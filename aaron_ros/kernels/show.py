@@ -93,8 +93,20 @@ def format_bag(m: Manifest, bag_dir: Path) -> str:
     return "\n".join(lines)
 
 
+# The same backend has the same colour in every bag's plot; its resource shapes differ by line.
+BACKEND_COLOURS = {"eager": "tab:blue", "onnxruntime": "tab:orange", "inductor": "tab:green", "tensorrt": "tab:red"}
+SHAPE_KEY = ("tN: N intra-op threads (CPU); par: a branch group's branches on parallel lanes; "
+             "p-1: a high-priority CUDA stream; smN: N SMs (green context)")
+
+
+def _style(family: str, shapes: list[str]) -> dict:
+    backend, shape = family.split(":")
+    return dict(color=BACKEND_COLOURS.get(backend, "tab:purple"), marker=".",
+                linestyle=("-", "--", "-.", (0, (1, 1)))[shapes.index(shape) % 4])
+
+
 def plot_bag(m: Manifest, out_png: str | Path) -> Path:
-    """One panel per contention kind: whole-model latency per family across levels."""
+    """One panel per contention kind: whole-model latency per family across levels; one legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,21 +115,26 @@ def plot_bag(m: Manifest, out_png: str | Path) -> Path:
     kinds = kinds_of(m)
     totals = family_totals(m)
     levels = [ISOLATION, *LOADED_LEVELS]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), squeeze=False)
+    shapes = sorted({fam.split(":")[1] for fam in totals if ":" in fam}, key=lambda k: (len(k), k))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.6), squeeze=False, sharey=True)
     for ax, kind in zip(axes[0], kinds):
         conds = [ISOLATION] + [f"{kind}/{lvl}" for lvl in LOADED_LEVELS]
         for fam, t in totals.items():
             ys = [t[c] for c in conds]
             if fam == "best per level":
-                ax.plot(levels, ys, ":", color="grey", linewidth=3, marker="o", label=fam, zorder=3)
+                ax.plot(levels, ys, ":", color="grey", linewidth=3, marker="o", label="best version per stage",
+                        zorder=3)
             else:
-                ax.plot(levels, ys, marker=".", label=fam)
+                ax.plot(levels, ys, label=f"every stage {fam}", **_style(fam, shapes))
         ax.set_title(f"{m.model}: {kind} contention")
         ax.set_xlabel("background level")
-        ax.set_ylabel("latency, sum of stage medians (ms)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    axes[0][0].set_ylabel("whole model, sum of stage medians (ms)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.045), ncol=min(len(labels), 4),
+               fontsize=8, frameon=False)
+    fig.text(0.5, 0.012, SHAPE_KEY, ha="center", fontsize=7.5, color="dimgrey")
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=110)
     plt.close(fig)

@@ -1,13 +1,15 @@
 """Start the aaron_ros container: the coordinator and every perception component in ONE process.
 
     ros2 launch aaron_ros aaron.launch.py [config:=FILE] [bag:=BAG] [camera:=DEVICE] [policy:=POLICY]
-        [namespace:=NS] [duration:=SECONDS] [log_level:=LEVEL]
+        [namespace:=NS] [duration:=SECONDS] [log_level:=LEVEL] [autostart:=false]
 
 The same as `ros2 run aaron_ros aaron-ros run FILE [--bag BAG] [--camera DEVICE] [--policy POLICY]
-[--duration SECONDS] --ros-args -r __ns:=NS --log-level LEVEL`, which is also the way to start it
-where `launch` is not installed. Empty arguments mean "not given". A namespace moves every relative
-topic and service of the container (camera/image_raw, aaron/<component>/result, aaron/status, ...),
-so that two containers (two cameras, two robots) run side by side.
+[--duration SECONDS] --ros-args -r __ns:=NS --log-level LEVEL -p autostart:=BOOL`, which is also the
+way to start it where `launch` is not installed. Empty arguments mean "not given". A namespace moves
+every relative topic and service of the container (camera/image_raw, aaron/<component>/result,
+aaron/status, ...), so that two containers (two cameras, two robots) run side by side. With
+autostart:=false the container waits, unconfigured, for a lifecycle manager (nav2_lifecycle_manager
+with node_names: [aaron_container], or `ros2 lifecycle set /aaron_container configure`).
 """
 import os
 
@@ -35,6 +37,8 @@ def generate_launch_description():
                               description="stop after this many seconds; empty: run until stopped"),
         DeclareLaunchArgument("log_level", default_value="info",
                               description="debug, info, warn, error or fatal"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="configure and activate at start; false: a lifecycle manager does"),
         Node(package="aaron_ros", executable="aaron-ros", name="aaron_container",
              namespace=LaunchConfiguration("namespace"),
              arguments=["run", LaunchConfiguration("config"),
@@ -43,6 +47,7 @@ def generate_launch_description():
                         "--policy", LaunchConfiguration("policy"),
                         "--duration", LaunchConfiguration("duration"),
                         "--no-table"],
-             ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+             ros_arguments=["--log-level", LaunchConfiguration("log_level"),
+                            "-p", ["autostart:=", LaunchConfiguration("autostart")]],
              output="screen"),
     ])

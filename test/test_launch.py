@@ -14,7 +14,7 @@ from aaron_ros.cli import _cmd_run, build_parser, split_ros_args
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "aaron.launch.py"
-ARGUMENTS = {"config", "bag", "camera", "policy", "namespace", "duration", "log_level"}
+ARGUMENTS = {"config", "bag", "camera", "policy", "namespace", "duration", "log_level", "autostart"}
 
 
 def _name(func: ast.expr) -> str:
@@ -31,6 +31,8 @@ def _token(node: ast.expr) -> str:
         return node.value
     if isinstance(node, ast.Call) and _name(node.func) == "LaunchConfiguration":
         return f"$({node.args[0].value})"
+    if isinstance(node, ast.List):  # substitutions launch joins into one argument
+        return "".join(_token(e) for e in node.elts)
     raise AssertionError(f"unexpected launch argument {ast.dump(node)}")
 
 
@@ -66,9 +68,10 @@ def test_starts_one_container_process_running_the_run_subcommand(tree):
     assert parsed.func is _cmd_run and ros == ["-r", "__node:=aaron_container", "-r", "__ns:=/car1"]
     assert (parsed.config, parsed.bag, parsed.camera, parsed.policy, parsed.duration, parsed.no_table) == (
         "my.yaml", "rec/cam", "0", "priority", 12.5, True)
-    # namespace and log_level travel as ROS arguments (launch_ros puts them after --ros-args).
+    # namespace, log_level and autostart travel as ROS arguments (launch_ros puts them after --ros-args).
     assert _token(kw["namespace"]) == "$(namespace)"
-    assert [_token(e) for e in kw["ros_arguments"].elts] == ["--log-level", "$(log_level)"]
+    assert [_token(e) for e in kw["ros_arguments"].elts] == ["--log-level", "$(log_level)", "-p",
+                                                             "autostart:=$(autostart)"]
     # Left empty (the defaults), bag, camera, policy and duration reach `run` as not given.
     empty = [re.sub(r"\$\((\w+)\)", lambda m: {"config": "my.yaml"}.get(m[1], ""), _token(e))
              for e in kw["arguments"].elts]
@@ -84,7 +87,7 @@ def test_declares_exactly_config_bag_policy_and_the_default_config_exists(tree):
     assert set(declared) == ARGUMENTS
     for name in ("bag", "camera", "policy", "namespace", "duration"):  # empty: "not given"
         assert declared[name].value == "", name
-    assert declared["log_level"].value == "info"
+    assert declared["log_level"].value == "info" and declared["autostart"].value == "true"
     join = declared["config"]  # os.path.join(get_package_share_directory("aaron_ros"), "config", ...)
     assert _name(join.func) == "join"
     share, *parts = join.args

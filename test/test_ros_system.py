@@ -623,3 +623,76 @@ def test_a_signal_while_the_models_load_stops_the_run_with_the_shells_code(tmp_p
     out = "".join(lines) + out
     assert proc.returncode == 128 + sig, out
     assert "container up" not in out and "Traceback" not in out, out
+
+
+def test_a_lifecycle_manager_in_another_process_brings_the_container_up_and_down(tmp_path, ros_domain):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(_config(tmp_path)), "--no-table",
+                             "--ros-args", "-p", "autostart:=false"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)})
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain)
+    node = rclpy.create_node("lifecycle_manager", context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    change = node.create_client(ChangeState, "/aaron_container/change_state")
+    get = node.create_client(GetState, "/aaron_container/get_state")
+    camera = node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
+    results: list = []
+    node.create_subscription(InferenceResult, "/aaron/classify/result", results.append, 10)
+    frame = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
+
+    def serve(seconds: float, until=lambda: False) -> None:
+        """Publish camera frames at 10 Hz while spinning, for `seconds` or until `until()`."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            frame.header.stamp = node.get_clock().now().to_msg()
+            camera.publish(frame)
+            executor.spin_once(timeout_sec=0.1)
+
+    def call(client, request):
+        assert client.wait_for_service(timeout_sec=60), "the container offers no lifecycle service"
+        future = client.call_async(request)
+        executor.spin_until_future_complete(future, timeout_sec=120)
+        return future.result()
+
+    def state() -> str:
+        return call(get, GetState.Request()).current_state.label
+
+    def transition(label: str) -> bool:
+        return call(change, ChangeState.Request(transition=Transition(label=label))).success
+
+    try:
+        assert state() == "unconfigured"
+        serve(1.5)
+        assert not results  # no model is loaded, nothing hears the camera
+        assert transition("configure") and state() == "inactive"
+        serve(1.5)
+        assert not results  # loaded, but not taking frames
+        assert transition("activate") and state() == "active"
+        serve(30, until=lambda: len(results) >= 3)
+        assert len(results) >= 3
+        assert transition("deactivate") and state() == "inactive"
+        serve(1.0)  # what was in flight ends
+        heard = len(results)
+        serve(2.0)
+        assert len(results) == heard  # no frame taken since
+        assert transition("cleanup") and state() == "unconfigured"
+        assert transition("configure") and transition("activate")  # models loaded again
+        serve(30, until=lambda: len(results) >= heard + 3)
+        assert len(results) >= heard + 3
+        assert transition("shutdown")
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["classify"])
+        received, on_time, late, dropped, failed, rejected, limited = (int(v) for v in row[8:15])
+        assert on_time + late + dropped + failed + rejected + limited == received > 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()

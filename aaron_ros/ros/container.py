@@ -1,6 +1,12 @@
 """The container: one process, one executor, the coordinator node and every component the
 parameter file lists (and, when asked, a bag player feeding them).
 
+The container node is a lifecycle node (`rclpy.lifecycle`), so a lifecycle manager can bring the
+whole container up and down as one: configure loads the models and kernel bags (the coordinator
+and the components), activate subscribes the components and starts the sources, deactivate stops
+taking frames (those in flight finish and are published, or are counted), cleanup frees the
+models. With `autostart` (the default) it configures and activates itself at start.
+
 Components are found by name (`aaron_ros.ros.components`); a component class is constructed as
 `cls(name, service=<CoordinatorService>, kernel_bag_dir=<str>, context=<rclpy Context>)` and
 reads its own parameters, which come from the file through `--params-file`. A component that
@@ -19,6 +25,7 @@ from pathlib import Path
 import rclpy
 import yaml
 from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -109,6 +116,10 @@ class Container:
         self.components: dict[str, Node] = {}
         self.player = None
         self.camera = None
+        self.coordinator: CoordinatorNode | None = None
+        self.why_not: str | None = None  # why the last configure failed
+        self._player_started = False
+        self._published_before: dict[str, int] = {}  # by sources since stopped (deactivated)
         self._stop = threading.Event()
         try:
             self._build()
@@ -123,10 +134,28 @@ class Container:
         return command_line_params(self.options.ros_args) + extra + self.options.extra_overrides.get(node, [])
 
     def _build(self) -> None:
-        self.node = Node(CONTAINER_NODE, context=self.context)
+        self.node = ContainerNode(self)
         declare_params(self.node, CONTAINER)
+        self.executor = make_executor(self.node.get_parameter("executor").value, self.context, self.node.get_logger())
+        self.executor.add_node(self.node)
+        if not self.node.get_parameter("autostart").value:
+            self.node.get_logger().info("unconfigured: waiting for a lifecycle manager to configure and activate "
+                                        f"{self.node.get_fully_qualified_name()}")
+            return
+        for step in (self.node.trigger_configure, self.node.trigger_activate):
+            if step() != TransitionCallbackReturn.SUCCESS:
+                raise RuntimeError(self.why_not or f"{step.__name__} failed")
+
+    @property
+    def state(self) -> str:
+        """The container node's lifecycle state: unconfigured, inactive, active, finalized, ..."""
+        return self.node._state_machine.current_state[1]  # rclpy keeps it there; it has no getter
+
+    # -- lifecycle transitions (on the executor's thread, or at start) ----------------------
+    def configure(self) -> None:
+        """The coordinator and every component: models and kernel bags loaded, not yet taking frames."""
+        self.failed, self.components, self.why_not = {}, {}, None
         logger = self.node.get_logger()
-        self.executor = make_executor(self.node.get_parameter("executor").value, self.context, logger)
         self.coordinator = CoordinatorNode(context=self.context, parameter_overrides=self._overrides(
             COORDINATOR_NODE, policy=self.options.policy, versions=self.options.versions))
         kernel_bag_dir = str(kernel_bag_root(self.coordinator.params.kernel_bag_dir))  # warns once for bags/
@@ -146,28 +175,73 @@ class Container:
         if not self.components:
             raise RuntimeError(f"{self.config.path}: no component could be loaded: {self.failed}")
         self.coordinator.start()
-        for n in (self.node, self.coordinator, *self.components.values()):
+        for n in (self.coordinator, *self.components.values()):
             self.executor.add_node(n)
+        logger.info(f"configured: {len(self.components)} component(s) [{', '.join(self.components)}], "
+                    f"policy {self.coordinator.service.policy_name}"
+                    + (f"; {len(self.failed)} failed: {', '.join(self.failed)}" if self.failed else ""))
+
+    def activate(self) -> None:
+        """The components take frames; the container's own sources start."""
+        for comp in self.components.values():
+            if hasattr(comp, "activate"):  # a component without it takes frames from its start
+                comp.activate()
         if self.options.bag:
             from aaron_ros.ros.bag_player import BagPlayer
 
             self.player = BagPlayer(context=self.context,
                                     parameter_overrides=self._overrides("bag_player", bag=self.options.bag))
             self.executor.add_node(self.player)
+            self._player_started = False  # by spin(), once the components hear it
         if self.options.camera:
             from aaron_ros.ros.camera import CameraNode
 
             self.camera = CameraNode(context=self.context,
                                      parameter_overrides=self._overrides("camera", device=self.options.camera))
             self.executor.add_node(self.camera)
-        logger.info(f"container up: {len(self.components)} component(s) "
-                    f"[{', '.join(self.components)}], policy {self.coordinator.service.policy_name}"
-                    + (f"; {len(self.failed)} failed: {', '.join(self.failed)}" if self.failed else ""))
+        self.node.get_logger().info(f"container up: {len(self.components)} component(s) "
+                                    f"[{', '.join(self.components)}] taking frames")
+
+    def deactivate(self) -> None:
+        """No more frames are taken: the sources stop; frames in flight finish and are published,
+        or end dropped, and are counted either way."""
+        self._stop_sources()
+        for comp in self.components.values():
+            if hasattr(comp, "deactivate"):
+                comp.deactivate()
+        self.node.get_logger().info("deactivated: no frames taken; those in flight finish")
+
+    def cleanup(self, drain_timeout_s: float = 2.0, forget: bool = True) -> None:
+        """The coordinator and the components go, and their models with them (`forget=False`:
+        still readable for a run's summary, as at shutdown)."""
+        coordinator = self.coordinator
+        if coordinator is not None:
+            coordinator.service.stop(drain_timeout_s)
+        for n in [*self.components.values(), *([coordinator] if coordinator is not None else [])]:
+            if self.executor is not None:
+                self.executor.remove_node(n)
+            n.destroy_node()
+        if forget:
+            self.components, self.coordinator = {}, None
+
+    def _stop_sources(self, forget: bool = True) -> None:
+        """The bag player and camera stop (`forget=False`: still readable, as at shutdown)."""
+        for name in ("player", "camera"):
+            source = getattr(self, name)
+            if source is not None:
+                source.stop()
+                if self.executor is not None:
+                    self.executor.remove_node(source)
+                source.destroy_node()
+                if forget:
+                    for topic, n in source.published_on.items():  # still counted once it is gone
+                        self._published_before[topic] = self._published_before.get(topic, 0) + n
+                    setattr(self, name, None)
 
     def published_on(self) -> dict[str, int]:
         """Frames the container's own sources (bag player, camera) published, per topic: what
         its components should have received. Empty when frames come from outside."""
-        out: dict[str, int] = {}
+        out = dict(self._published_before)
         for source in (self.player, self.camera):
             for topic, n in (source.published_on if source is not None else {}).items():
                 out[topic] = out.get(topic, 0) + n
@@ -180,17 +254,19 @@ class Container:
 
     def spin(self, duration_s: float | None = None, on_tick=None, tick_s: float = 1.0) -> None:
         """Serve until request_stop(), `duration_s`, or the bag player finished (when one runs)."""
-        if self.player is not None:
-            # Frames published before the components' subscriptions match would be lost.
-            self.player.wait_for_subscribers(1, timeout=5.0)
-            self.player.start()
         start = time.monotonic()
         next_tick = start + tick_s
         while not self._stop.is_set() and self.context.ok():
             now = time.monotonic()
             if duration_s is not None and now - start >= duration_s:
                 break
-            if self.player is not None and self.player.wait(0):
+            player = self.player
+            if player is not None and not self._player_started:
+                # Frames published before the components' subscriptions match would be lost.
+                player.wait_for_subscribers(1, timeout=5.0)
+                player.start()
+                self._player_started = True
+            elif player is not None and player.wait(0):
                 time.sleep(0.5)  # let the last results come out
                 self.executor.spin_once(timeout_sec=0.1)
                 break
@@ -205,12 +281,8 @@ class Container:
 
     def shutdown(self, drain_timeout_s: float = 2.0) -> None:
         """In-flight frames finish (within the drain time) or are counted as dropped."""
-        for source in (self.player, self.camera):
-            if source is not None:
-                source.stop()
-        coordinator = getattr(self, "coordinator", None)
-        if coordinator is not None:
-            coordinator.service.stop(drain_timeout_s)
+        self._stop_sources(forget=False)
+        self.cleanup(drain_timeout_s, forget=False)
         if self.executor is not None:
             for n in list(self.executor.get_nodes()):
                 self.executor.remove_node(n)
@@ -218,3 +290,39 @@ class Container:
             self.executor.shutdown(timeout_sec=1.0)
         self.context.try_shutdown()
         self._files.cleanup()
+
+
+class ContainerNode(LifecycleNode):
+    """The container's own node (`aaron_container`): its lifecycle moves the whole container."""
+
+    def __init__(self, container: Container):
+        super().__init__(CONTAINER_NODE, context=container.context)
+        self._container = container
+
+    def _run(self, step, state_after_failure: str) -> TransitionCallbackReturn:
+        try:
+            step()
+        except Exception as exc:  # refused, with why: the manager sees the failure, the node stays up
+            self._container.why_not = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"{step.__name__} failed, back to {state_after_failure}: "
+                                    f"{self._container.why_not}")
+            if step == self._container.configure:
+                self._container.cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run(self._container.configure, "unconfigured")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run(self._container.activate, "inactive")
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run(self._container.deactivate, "active")
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run(self._container.cleanup, "inactive")
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._container.request_stop()  # the process ends as on Ctrl-C: in-flight frames finish first
+        return TransitionCallbackReturn.SUCCESS

@@ -332,6 +332,8 @@ CONTAINER = NodeParams("aaron_container", (
     Param("executor", "events", "what runs the nodes' callbacks: events (rclpy's experimental EventsExecutor, "
           "where this rclpy has it: half the executor's CPU per frame) or single (SingleThreadedExecutor)",
           choices=EXECUTORS),
+    Param("autostart", True, "configure and activate at start; false: wait, unconfigured, for a lifecycle "
+          "manager (or `ros2 lifecycle set /aaron_container configure`, then `activate`)"),
 ))
 
 # Nodes the container may start besides the components, by their usual names.

@@ -152,9 +152,8 @@ class PerceptionComponent(Node):
         self._results = threading.Thread(target=self._publish_loop, name=f"results-{name}", daemon=True)
         self._results.start()
         self.compressed = p.image_transport is Transport.COMPRESSED
-        self._sub = subscribe_images(self, p.image_topic, p.qos, self._on_image,
-                                     CompressedImage if self.compressed else Image)
-        self.input_topic = self._sub.topic_name  # resolved (namespace, remaps), as sources publish it
+        self._sub = None  # the shared subscription, while active
+        self.input_topic = self.resolve_topic_name(p.image_topic)  # with namespace and remaps, as sources publish
         self.get_logger().info(
             f"{self.input_topic} -> {p.model} ({p.criticality}, deadline {p.deadline_ms:g} ms, "
             f"at most {p.max_rate_hz:g} Hz) -> {self._pub.topic_name}")
@@ -167,10 +166,20 @@ class PerceptionComponent(Node):
         if "max_rate_hz" in changed:
             self._limiter = RateLimiter(new.max_rate_hz)
 
+    def activate(self) -> None:
+        """Take frames: hear the input topic (the container calls it once the coordinator serves)."""
+        self._sub = subscribe_images(self, self.params.image_topic, self.params.qos, self._on_image,
+                                     CompressedImage if self.compressed else Image)
+
+    def deactivate(self) -> None:
+        """Take no more frames; those handed over still end, are published and counted."""
+        unsubscribe_images(self)
+        self._sub = None
+
     def counts(self) -> dict[str, int]:
         """Its frame counters since the start, and the publishers its input is matched with."""
         try:
-            publishers = self._sub.get_publisher_count()
+            publishers = self._sub.get_publisher_count() if self._sub is not None else 0
         except Exception:  # rclpy's InvalidHandle: the node is destroyed (shut down), it hears none
             publishers = 0
         return {**self.counters, "input_publishers": publishers}

@@ -25,8 +25,15 @@ def _counts(container: Container, task: str, received: int) -> tuple[int | str, 
             "-" if published is None else max(0, published - received))
 
 
+def _unconfigured(container: Container) -> str:
+    return (f"{container.node.get_fully_qualified_name()} is {container.state}: no models loaded (a lifecycle "
+            "manager configures and activates it)")
+
+
 def status_table(container: Container) -> str:
     """Per task: latency, misses and rate over the status window; frame counts since the start."""
+    if container.coordinator is None:
+        return _unconfigured(container)
     svc = container.coordinator.service
     window = f"{svc.options.status_window_s:g} s"
     rows = []
@@ -48,6 +55,8 @@ def status_table(container: Container) -> str:
 
 def summary_table(container: Container) -> str:
     """Per task, over the whole run: latency, misses, rate, and how every frame received ended."""
+    if container.coordinator is None:
+        return _unconfigured(container)
     svc = container.coordinator.service
     snap, rows = svc.snapshot(), []
     seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)

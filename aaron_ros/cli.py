@@ -280,6 +280,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(player)  # serves its parameters while it plays
         if args.wait_subscribers:
+            log.info("waiting up to %g s for %d subscriber(s) on every topic", WAIT_SUBSCRIBERS_S,
+                     args.wait_subscribers)
             if player.wait_for_subscribers(args.wait_subscribers, WAIT_SUBSCRIBERS_S):
                 if not args.start_on_enter:  # a subscriber may match the player a moment after the player matched it
                     time.sleep(MATCH_SETTLE_S)
@@ -433,9 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publish a topic under another name (repeatable)")
     y.add_argument("--qos", default="sensor_data",
                    help="publisher QoS: sensor_data (best effort, the default) or reliable")
-    y.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
-                   help=f"first wait (up to {WAIT_SUBSCRIBERS_S:g} s) until every topic has N subscribers: "
-                        "frames published before a subscriber is matched are lost to it")
+    y.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
+                   help=f"first wait (up to {WAIT_SUBSCRIBERS_S:g} s, then play anyway) until every topic has N "
+                        "subscribers: frames published before a subscriber is matched are lost to it (default 1; "
+                        "0: do not wait)")
     y.add_argument("--start-on-enter", action="store_true",
                    help="then wait for a line on standard input before the first frame (a harness that "
                         "checks its own side of the match says go)")

@@ -696,3 +696,37 @@ def test_a_lifecycle_manager_in_another_process_brings_the_container_up_and_down
         executor.shutdown()
         node.destroy_node()
         context.try_shutdown()
+
+
+def test_a_stage_that_never_returns_does_not_hold_the_shutdown(tmp_path, small_bag, ros_domain):
+    # `stuck` is a fault injector (test/user_models.py): its model never returns on a camera frame.
+    cfg = _config(tmp_path, components="[classify, stuck]", extra="""\
+        stuck:
+          ros__parameters:
+            model: user_models:stuck
+            input_size: [16, 16]
+            output: raw
+            std: [0.001, 0.001, 0.001]
+            deadline_ms: 500.0
+        """)
+    proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(cfg), "--bag", str(small_bag),
+                             "--no-table"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT / "test", env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)})
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "taking frames" in line:
+            break
+    time.sleep(3.0)  # the stuck component's first frame is in its stage by now
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the container did not stop within 20 s of SIGTERM: " + "".join(lines))
+    out = "".join(lines) + out
+    assert proc.returncode == 128 + signal.SIGTERM, out  # its own shutdown, not the "left without it" exit
+    assert "left behind" in out, out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["stuck"])
+    received, on_time, late, dropped = (int(v) for v in row[8:12])
+    assert received >= 1 and dropped >= 1 and on_time == 0, out  # the stuck frame is counted, dropped

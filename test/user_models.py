@@ -1,6 +1,8 @@
 """Small models as a user brings them (a factory module on the Python path), for the tests."""
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -75,3 +77,18 @@ class Mixed(nn.Module):
 def mixed() -> nn.Module:
     torch.manual_seed(6)
     return Mixed()
+
+
+class Stuck(nn.Module):
+    """A fault injector, not a model: its forward never returns on a camera frame (normalised with a
+    tiny std, so its values are in the hundreds), as a hung driver or kernel would; the random
+    frame a model is warmed up with passes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().max() > 100:
+            time.sleep(3600)
+        return x.mean(dim=(2, 3))
+
+
+def stuck() -> nn.Module:
+    return Stuck()

@@ -32,6 +32,8 @@ from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
 
 log = logging.getLogger(__name__)
 
+LANE_CLOSE_S = 1.0  # after the drain, for the lanes' threads to end
+
 # Called on the coordinating thread when a frame ends: (record, final output or None).
 OnFinished = Callable[[JobRecord, Any], None]
 
@@ -252,7 +254,8 @@ class CoordinatorService:
         if self.driver is not None:
             self.driver.stop(drain_timeout_s)
         if self._pool is not None:
-            self._pool.close()
+            # The drain is over: a stage still running now is stuck, and is left behind.
+            self._pool.close(LANE_CLOSE_S)
             self._pool = None
 
     # -- the coordinating thread ------------------------------------------------------------

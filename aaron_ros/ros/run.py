@@ -90,6 +90,9 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
 
     def on_signal(signum, frame) -> None:
         stop_asked.append(signum)
+        if len(stop_asked) > 1:  # asked again while stopping: leave now, without the drain
+            print(f"signal {signum} again: leaving without waiting for the drain", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
         if container is not None:
             container.request_stop()
         else:  # still loading: stop now, with the shell's code (130 for Ctrl-C, 143 for SIGTERM)

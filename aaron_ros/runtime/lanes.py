@@ -7,17 +7,21 @@ device-wide synchronise, so lanes do not stall one another.
 """
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from aaron_ros.common.cpu import name_os_thread
+
+log = logging.getLogger(__name__)
 
 LANE_KINDS = ("cpu", "cuda")
 
@@ -72,9 +76,12 @@ class Lane:
             made = self._make_stream(spec)
             # A green-context lane keeps its context alive beside the stream it runs on.
             self.green_context, self.stream = made if isinstance(made, tuple) else (None, made)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lane-{spec.name}",
-                                        initializer=self._init_thread)
+        # One daemon thread per lane, not a thread pool: a stage that never returns must not hold
+        # the process at its exit (a pool's threads are joined then), and a hand-off is one queue put.
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"lane-{spec.name}_0", daemon=True)
+        self._thread.start()
 
     @staticmethod
     def _make_stream(spec: LaneSpec):
@@ -114,10 +121,29 @@ class Lane:
         if self.kind == "cuda":
             torch.cuda.set_device(self.spec.device)
 
+    def _serve(self) -> None:
+        try:
+            self._init_thread()
+            broken = None
+        except Exception as exc:  # every piece of work fails, naming why
+            broken = RuntimeError(f"lane '{self.name}' could not start: {type(exc).__name__}: {exc}")
+        while (item := self._work.get()) is not None:
+            fut, fn, args = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                if broken is not None:
+                    raise broken
+                fut.set_result(self._run(fn, args))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[LaneRun]:
         if self._closed:
             raise RuntimeError(f"lane '{self.name}' is closed")
-        return self._pool.submit(self._run, fn, args)
+        fut: Future = Future()
+        self._work.put((fut, fn, args))
+        return fut
 
     def run(self, fn: Callable[..., Any], *args: Any) -> LaneRun:
         return self.submit(fn, *args).result()
@@ -149,9 +175,18 @@ class Lane:
         t1 = time.perf_counter()
         return LaneRun(out, start.elapsed_time(end) / 1e3, self.name, t0, t1, time.thread_time() - c0)
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> bool:
+        """Take no more work; what was submitted still runs, waited for at most `timeout` s (None:
+        for ever). False when work is still running then: its thread is left behind (a daemon, it
+        does not hold the process at exit)."""
         self._closed = True
-        self._pool.shutdown(wait=True)
+        self._work.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("lane %s: a stage still runs after %s s; left behind", self.name, timeout)
+            return False
+        return True
 
     def __repr__(self) -> str:
         extra = f"threads={self.spec.threads}" if self.kind == "cpu" else f"priority={self.spec.priority}"
@@ -189,9 +224,12 @@ class LanePool:
     def __len__(self) -> int:
         return len(self.lanes)
 
-    def close(self) -> None:
-        for lane in self.lanes.values():
-            lane.close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Close every lane, waiting `timeout` s at most in all (None: for ever); False when a
+        lane's work was still running then."""
+        end = None if timeout is None else time.monotonic() + timeout
+        return all([lane.close(None if end is None else max(0.0, end - time.monotonic()))
+                    for lane in self.lanes.values()])
 
     def __enter__(self) -> LanePool:
         return self

@@ -214,10 +214,22 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _warn_transport() -> None:
+    """Camera images cross processes whole only on Fast DDS's LARGE_DATA transports (measured:
+    PLATFORM_NOTES); unset, a best-effort camera into another process loses about a third here."""
+    if (os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp"
+            and "FASTDDS_BUILTIN_TRANSPORTS" not in os.environ):
+        log.warning("FASTDDS_BUILTIN_TRANSPORTS is not set: camera images between processes on Fast DDS's "
+                    "default transports are often lost with best-effort QoS; set FASTDDS_BUILTIN_TRANSPORTS="
+                    "LARGE_DATA in every process on the camera topic (README, Running the system)")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from aaron_ros.common.paths import find_config
     from aaron_ros.ros.run import run
 
+    if not (args.bag or args.camera):  # frames come from another process
+        _warn_transport()
     return run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,
                table=not args.no_table, camera=args.camera, ros_args=args.ros_args)
 
@@ -272,6 +284,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         params.append(Parameter("remap", value=args.remap))
     from aaron_ros.ros.container import rcl_args
 
+    _warn_transport()
     context = rclpy.Context()
     rclpy.init(args=rcl_args(args.ros_args), context=context)
     player, played = None, False

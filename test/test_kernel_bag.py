@@ -116,8 +116,10 @@ def test_missing_manifest_is_a_clear_error_and_falls_back(tmp_path, caplog):
     (lambda d: _first_artifact(d).unlink(), "is missing"),
     (lambda d: _first_artifact(d).write_bytes(b"garbage"), "checksum"),
     (lambda d: _edit(d, lambda m: m.update(partition=[[0, 2], [1]])), "stage partition does not fit"),
+    (lambda d: _edit(d, lambda m: m["versions"][0].update(stage=99)), "is for stage 99"),
+    (lambda d: _edit(d, lambda m: m.update(device=None)), "device is None"),
 ], ids=["bad-json", "schema", "no-versions", "torch", "weights", "device", "artifact-missing",
-        "artifact-corrupted", "partition"])
+        "artifact-corrupted", "partition", "stage-out-of-range", "device-null"])
 def test_damaged_bag_is_refused_and_runtime_falls_back(bag_copy, damage, message, caplog):
     graph = build_model(MODEL)
     damage(bag_copy)

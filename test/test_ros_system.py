@@ -16,6 +16,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
@@ -245,6 +246,15 @@ def test_policy_switch_by_service_and_by_parameter_and_a_component_failing_at_lo
         assert not policy.read_only and policy.additional_constraints.startswith("one of: sequential")
         assert container.components["classify"].describe_parameter("deadline_ms").floating_point_range
         assert "broken" in container.failed and "no_such_module" in container.failed["broken"]
+        # ... and a robot's monitor sees it: an ERROR in /diagnostics naming why.
+        diags = []
+        container.node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+        assert _spin_until(container, lambda: any(d.name == "aaron_ros: broken" for a in diags for d in a.status), 15)
+        broken = next(d for a in diags for d in a.status if d.name == "aaron_ros: broken")
+        assert broken.level == DiagnosticStatus.ERROR and "no_such_module" in broken.message
+        # Before the bag plays, a task that has heard nothing is not reported healthy either.
+        quiet = next(d for a in diags for d in a.status if d.name == "aaron_ros: classify")
+        assert quiet.level == DiagnosticStatus.WARN and "no frame" in quiet.message, quiet.message
         client = container.node.create_client(SetPolicy, "/aaron/set_policy")
         assert client.wait_for_service(timeout_sec=10)
         results = []

@@ -154,6 +154,11 @@ def compatibility_problems(manifest: Manifest, graph: StageGraph, device: torch.
         problems.append("built for other weights (weights checksum differs)")
     if manifest.torch != torch.__version__:
         problems.append(f"built with torch {manifest.torch}, running {torch.__version__}")
+    stages = len(manifest.stages)
+    problems += [f"version {v.id} is for stage {v.stage}, the bag has stages 0-{stages - 1}"
+                 for v in manifest.versions if not 0 <= v.stage < stages]
+    if not isinstance(manifest.device, dict):
+        return [*problems, f"its device is {manifest.device!r}, not a device description (corrupted)"]
     here = device_signature(device)
     for key in ("kind", "name", "cores", "sms"):
         if manifest.device.get(key) != here[key]:
@@ -264,3 +269,7 @@ def load_bag_or_eager(bag_dir: str | Path | None, graph: StageGraph,
     except BagError as exc:
         log.warning("%s; falling back to eager versions for %s", exc, graph.name)
         return eager_bag(graph, str(exc))
+    except Exception as exc:  # damage no check foresaw: the model still serves, eager
+        why = f"kernel bag {bag_dir} cannot be read: {type(exc).__name__}: {exc}"
+        log.warning("%s; falling back to eager versions for %s", why, graph.name)
+        return eager_bag(graph, why)

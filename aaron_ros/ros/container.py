@@ -174,6 +174,7 @@ class Container:
                 self.coordinator.task_counters[c.name] = comp.counts
         if not self.components:
             raise RuntimeError(f"{self.config.path}: no component could be loaded: {self.failed}")
+        self.coordinator.not_loaded = self.failed  # in /diagnostics as ERROR
         self.coordinator.start()
         for n in (self.coordinator, *self.components.values()):
             self.executor.add_node(n)

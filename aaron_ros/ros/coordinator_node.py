@@ -63,6 +63,7 @@ class CoordinatorNode(Node):
                                                          device=p.device, lanes=p.lanes))
         # Counters kept by the components themselves (bad images, rate limit), per task.
         self.task_counters: dict[str, Callable[[], dict]] = {}
+        self.not_loaded: dict[str, str] = {}  # component -> why it failed to load (the container's)
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, TRACE_QOS) if p.publish_grants else None
@@ -121,7 +122,9 @@ class CoordinatorNode(Node):
                                 lanes=self.service.lanes, tasks=tasks)
         msg.header.stamp = stamp
         self._status_pub.publish(msg)
-        diag = DiagnosticArray(status=[self._diagnostic(t) for t in tasks])
+        diag = DiagnosticArray(status=[self._diagnostic(t) for t in tasks] + [
+            DiagnosticStatus(level=DiagnosticStatus.ERROR, name=f"aaron_ros: {name}", message=f"not loaded: {why}",
+                             hardware_id=self.get_name()) for name, why in self.not_loaded.items()])
         diag.header.stamp = stamp
         self._diag_pub.publish(diag)
 
@@ -130,6 +133,9 @@ class CoordinatorNode(Node):
         if t.miss_rate > self.params.miss_warn_threshold:
             level = DiagnosticStatus.WARN
             message = f"missing {t.miss_rate:.0%} of deadlines (threshold {self.params.miss_warn_threshold:.0%})"
+        if t.input_publishers == 0 or t.received == 0:  # a task that hears nothing is not healthy
+            level = max(level, DiagnosticStatus.WARN)
+            message = "no publisher on its input topic" if t.input_publishers == 0 else "has received no frame"
         if t.completed == 0 and t.failed > 0:
             level, message = DiagnosticStatus.ERROR, "every frame failed"
         values = {"model": t.model, "criticality": t.criticality, "deadline_ms": f"{t.deadline_ms:g}",

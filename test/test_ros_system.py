@@ -740,3 +740,14 @@ def test_a_stage_that_never_returns_does_not_hold_the_shutdown(tmp_path, small_b
     row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["stuck"])
     received, on_time, late, dropped = (int(v) for v in row[8:12])
     assert received >= 1 and dropped >= 1 and on_time == 0, out  # the stuck frame is counted, dropped
+
+
+def test_a_run_without_its_critical_component_or_with_a_bag_on_other_topics_says_so(tmp_path, small_bag, ros_domain):
+    cfg = _with(_config(tmp_path, segment_topic="/other/image"), "mobilenet_v3_small", "weights: nowhere.pt")
+    proc = subprocess.run([sys.executable, "-m", "aaron_ros.cli", "run", str(cfg), "--bag", str(small_bag),
+                           "--duration", "3", "--no-table"], capture_output=True, text=True, timeout=120,
+                          env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)})
+    out = proc.stdout + proc.stderr
+    assert "component classify (perception) failed to load" in out, out  # the critical one
+    assert "component segment reads /other/image, which the bag does not publish (/cam/image)" in out, out
+    assert proc.returncode == 1 and "critical component(s) not loaded: classify" in proc.stderr, out

@@ -194,6 +194,13 @@ class Container:
                                     parameter_overrides=self._overrides("bag_player", bag=self.options.bag))
             self.executor.add_node(self.player)
             self._player_started = False  # by spin(), once the components hear it
+            played = set(self.player.published_on)
+            for name, comp in self.components.items():
+                topic = getattr(comp, "input_topic", None)
+                if topic is not None and topic not in played:
+                    self.node.get_logger().warning(
+                        f"component {name} reads {topic}, which the bag does not publish ({', '.join(sorted(played))}):"
+                        " it gets no frame from it (a bag_player remap, or -r, moves a topic)")
         if self.options.camera:
             from aaron_ros.ros.camera import CameraNode
 

@@ -132,4 +132,10 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
         for s, h in previous.items():
             signal.signal(s, h)
     print(summary_table(container), flush=True)  # also after a run without the live table
-    return 128 + stop_asked[0] if stop_asked else 0  # stopped by a signal: the shell's code for it
+    if stop_asked:
+        return 128 + stop_asked[0]  # stopped by a signal: the shell's code for it
+    lost = [c.name for c in container.config.components if c.name in container.failed and c.criticality == "critical"]
+    if lost:  # the others served, but a robot must not take this run for a good one
+        print(f"critical component(s) not loaded: {', '.join(lost)}", file=sys.stderr, flush=True)
+        return 1
+    return 0

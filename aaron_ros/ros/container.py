@@ -39,6 +39,7 @@ from aaron_ros.ros.params import CONTAINER, declare_params
 log = logging.getLogger(__name__)
 
 _NODE_RENAME = ("__node:=", "__name:=")
+BAG_SETTLE_S = 1.0  # after the bag player's last frame, for the components to take what it sent
 
 
 def command_line_params(ros_args: list[str]) -> list[Parameter]:
@@ -275,8 +276,10 @@ class Container:
                 player.start()
                 self._player_started = True
             elif player is not None and player.wait(0):
-                time.sleep(0.5)  # let the last results come out
-                self.executor.spin_once(timeout_sec=0.1)
+                # The bag is over, but its last frames may still wait to be taken: take them all.
+                settle_until = time.monotonic() + BAG_SETTLE_S
+                while time.monotonic() < settle_until:
+                    self.executor.spin_once(timeout_sec=0.05)
                 break
             try:
                 self.executor.spin_once(timeout_sec=0.1)

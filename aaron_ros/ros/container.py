@@ -334,6 +334,13 @@ class ContainerNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         return self._run(self._container.cleanup, "inactive")
 
+    def destroy_node(self) -> None:
+        # rclpy leaves the lifecycle state machine, which holds the node's handle, to the garbage
+        # collector: the node, and with the last one the DDS participant, would go down at some later
+        # collection, after the context's shutdown. A test run hung there in Fast DDS's TCP teardown.
+        self._state_machine.destroy_when_not_in_use()
+        super().destroy_node()
+
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._container.request_stop()  # the process ends as on Ctrl-C: in-flight frames finish first
         return TransitionCallbackReturn.SUCCESS

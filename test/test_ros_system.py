@@ -752,3 +752,13 @@ def test_a_run_without_its_critical_component_or_with_a_bag_on_other_topics_says
     assert "component classify (perception) failed to load" in out, out  # the critical one
     assert "component segment reads /other/image, which the bag does not publish (/cam/image)" in out, out
     assert proc.returncode == 1 and "critical component(s) not loaded: classify" in proc.stderr, out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_cuda_device_asked_of_a_cpu_machine_is_refused_naming_the_key(tmp_path, ros_domain):
+    proc = subprocess.run([sys.executable, "-m", "aaron_ros.cli", "run", str(_config(tmp_path)), "--duration", "1",
+                           "--no-table", "--ros-args", "-p", "device:=cuda"], capture_output=True, text=True,
+                          timeout=120, env={**ENV, "ROS_DOMAIN_ID": str(ros_domain)})
+    assert proc.returncode == 2, proc.stderr
+    assert "aaron-ros run: error: aaron_coordinator: device 'cuda':" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "kernel bag" not in proc.stdout + proc.stderr  # before any model

@@ -118,7 +118,6 @@ class Container:
         self.player = None
         self.camera = None
         self.coordinator: CoordinatorNode | None = None
-        self.why_not: str | None = None  # why the last configure failed
         self._player_started = False
         self._published_before: dict[str, int] = {}  # by sources since stopped (deactivated)
         self._stop = threading.Event()
@@ -144,8 +143,8 @@ class Container:
                                         f"{self.node.get_fully_qualified_name()}")
             return
         for step in (self.node.trigger_configure, self.node.trigger_activate):
-            if step() != TransitionCallbackReturn.SUCCESS:
-                raise RuntimeError(self.why_not or f"{step.__name__} failed")
+            if step() != TransitionCallbackReturn.SUCCESS:  # the run fails as the step did: its error, named
+                raise self.node.error or RuntimeError(f"{step.__name__} failed")
 
     @property
     def state(self) -> str:
@@ -155,7 +154,7 @@ class Container:
     # -- lifecycle transitions (on the executor's thread, or at start) ----------------------
     def configure(self) -> None:
         """The coordinator and every component: models and kernel bags loaded, not yet taking frames."""
-        self.failed, self.components, self.why_not = {}, {}, None
+        self.failed, self.components = {}, {}
         logger = self.node.get_logger()
         self.coordinator = CoordinatorNode(context=self.context, parameter_overrides=self._overrides(
             COORDINATOR_NODE, policy=self.options.policy, versions=self.options.versions))
@@ -174,7 +173,8 @@ class Container:
             if hasattr(comp, "counts"):
                 self.coordinator.task_counters[c.name] = comp.counts
         if not self.components:
-            raise RuntimeError(f"{self.config.path}: no component could be loaded: {self.failed}")
+            raise ValueError(f"{self.config.path}: no component could be loaded: "
+                             + "; ".join(f"{name}: {why}" for name, why in self.failed.items()))
         self.coordinator.not_loaded = self.failed  # in /diagnostics as ERROR
         self.coordinator.start()
         for n in (self.coordinator, *self.components.values()):
@@ -309,14 +309,15 @@ class ContainerNode(LifecycleNode):
     def __init__(self, container: Container):
         super().__init__(CONTAINER_NODE, context=container.context)
         self._container = container
+        self.error: Exception | None = None  # what made the last transition fail
 
     def _run(self, step, state_after_failure: str) -> TransitionCallbackReturn:
         try:
             step()
         except Exception as exc:  # refused, with why: the manager sees the failure, the node stays up
-            self._container.why_not = f"{type(exc).__name__}: {exc}"
+            self.error = exc
             self.get_logger().error(f"{step.__name__} failed, back to {state_after_failure}: "
-                                    f"{self._container.why_not}")
+                                    f"{type(exc).__name__}: {exc}")
             if step == self._container.configure:
                 self._container.cleanup()
             return TransitionCallbackReturn.FAILURE

@@ -59,8 +59,11 @@ class CoordinatorNode(Node):
     def __init__(self, name: str = "aaron_coordinator", *, context=None, parameter_overrides=None):
         super().__init__(name, context=context, parameter_overrides=parameter_overrides or [])
         self.params = p = params_from_node(self, CoordinatorParams)
-        self.service = CoordinatorService(ServiceOptions(policy=p.policy, versions=p.versions,
-                                                         device=p.device, lanes=p.lanes))
+        try:
+            self.service = CoordinatorService(ServiceOptions(policy=p.policy, versions=p.versions,
+                                                             device=p.device, lanes=p.lanes))
+        except ValueError as exc:  # e.g. device: cuda on a machine without one
+            raise ValueError(f"{self.get_name()}: device {p.device!r}: {exc}") from None
         # Counters kept by the components themselves (bad images, rate limit), per task.
         self.task_counters: dict[str, Callable[[], dict]] = {}
         self.not_loaded: dict[str, str] = {}  # component -> why it failed to load (the container's)

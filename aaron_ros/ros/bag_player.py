@@ -77,13 +77,17 @@ class BagPlayer(Node):
             raise ValueError(f"{name}: remap to a bad topic name: {exc}") from None
 
         self._topic_names = {t: pub.topic_name for t, pub in self._pubs.items()}  # also once destroyed
-        self.published = 0
         self._published = dict.fromkeys(self.topics, 0)  # per bag topic, this run
         self.seconds = 0.0  # the last run's, from its start to its end
         self.error: Exception | None = None
         self.get_logger().info(
             f"bag {self.bag}: {', '.join(f'{t} -> {self._pubs[t].topic_name}' for t in self.topics)}"
             f" at rate {self.rate}{', looped' if self.loop else ''}")
+
+    @property
+    def published(self) -> int:
+        """Frames published this run."""
+        return sum(self._published.values())
 
     @property
     def published_on(self) -> dict[str, int]:
@@ -104,7 +108,7 @@ class BagPlayer(Node):
         """Play the bag from `start_offset_s` in a background thread; `published` restarts at 0."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"{self.get_name()}: already playing {self.bag}")
-        self.published, self.seconds, self.error = 0, 0.0, None
+        self.seconds, self.error = 0.0, None
         self._published = dict.fromkeys(self.topics, 0)
         self._stop.clear()
         self._thread = threading.Thread(target=self._play, name=f"{self.get_name()}_play", daemon=True)
@@ -160,7 +164,6 @@ class BagPlayer(Node):
                         # Stamped as it leaves, as a live camera's frame: latency is now - stamp.
                         data = restamped(data, clock.now().nanoseconds)
                     self._pubs[msg.topic].publish(data)
-                    self.published += 1
                     self._published[msg.topic] += 1
                     last, n = msg.timestamp_ns, n + 1
                 if not self.loop or first is None:

@@ -318,13 +318,14 @@ class ContainerNode(LifecycleNode):
             self.error = exc
             self.get_logger().error(f"{step.__name__} failed, back to {state_after_failure}: "
                                     f"{type(exc).__name__}: {exc}")
-            if step == self._container.configure:
-                self._container.cleanup()
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self._run(self._container.configure, "unconfigured")
+        done = self._run(self._container.configure, "unconfigured")
+        if done != TransitionCallbackReturn.SUCCESS:
+            self._container.cleanup()  # what it had loaded goes: back to unconfigured
+        return done
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         return self._run(self._container.activate, "inactive")

@@ -15,14 +15,11 @@ from aaron_ros.ros.perception import RECENT_FRAMES
 from aaron_ros.ros.record import image_topics
 
 
-def _counts(container: Container, task: str, received: int) -> tuple[int | str, ...]:
-    """A task's frames refused before the coordinator, and lost: published by the container's
-    own source on the component's topic but never received ("-" for a source outside)."""
-    comp = container.components.get(task)
-    counts = comp.counts() if comp is not None else {}
-    published = container.published_on().get(getattr(comp, "input_topic", None))
-    return (counts.get("rejected", 0), counts.get("rate_limited", 0),
-            "-" if published is None else max(0, published - received))
+def _lost(container: Container, task: str, received: int) -> int | str:
+    """Frames the container's own source published on the task's topic that it never received
+    ("-" for a source outside)."""
+    published = container.published_on().get(getattr(container.components.get(task), "input_topic", None))
+    return "-" if published is None else max(0, published - received)
 
 
 def _unconfigured(container: Container) -> str:
@@ -42,7 +39,7 @@ def status_table(container: Container) -> str:
         phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
                      phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.received, t.completed, t.dropped, t.failed,
-                     *_counts(container, t.task, t.received)))
+                     t.rejected, t.rate_limited, _lost(container, t.task, t.received)))
     rows += _not_loaded(container, 17)
     head = ("task", "model", "criticality", "deadline", f"p50 ms ({window})", f"p99 ms ({window})",
             f"{'/'.join(PHASES)} ms", f"miss ({window})", f"fps ({window})", "received", "done", "dropped",
@@ -64,8 +61,8 @@ def summary_table(container: Container) -> str:
         run, tot = snap[t.task]["run"], snap[t.task]["totals"]
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{run['p50_ms']:.1f}",
                      f"{run['p99_ms']:.1f}", f"{run['miss_rate']:.1%}", f"{run['fps']:.1f}", t.received,
-                     tot["done"] - tot["late"], tot["late"], t.dropped, t.failed,
-                     *_counts(container, t.task, t.received)))
+                     tot["done"] - tot["late"], tot["late"], t.dropped, t.failed, t.rejected, t.rate_limited,
+                     _lost(container, t.task, t.received)))
     rows += _not_loaded(container, 16)
     head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
             "on time", "late", "dropped", "failed", "rejected", "rate-limited", "lost")

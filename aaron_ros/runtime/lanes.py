@@ -181,8 +181,9 @@ class Lane:
         does not hold the process at exit)."""
         self._closed = True
         self._work.put(None)
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        if self._thread is threading.current_thread():  # closed from its own work: it ends after it
+            return True
+        self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("lane %s: a stage still runs after %s s; left behind", self.name, timeout)
             return False

@@ -17,6 +17,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
@@ -762,3 +763,107 @@ def test_a_cuda_device_asked_of_a_cpu_machine_is_refused_naming_the_key(tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "aaron-ros run: error: aaron_coordinator: device 'cuda':" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "kernel bag" not in proc.stdout + proc.stderr  # before any model
+
+
+def _status(container: Container, task: str):
+    return next(t for t in container.coordinator.task_statuses() if t.task == task)
+
+
+def _unaccounted(t) -> int:
+    return t.received - t.rejected - t.rate_limited - t.dropped - t.failed - t.published
+
+
+def test_failing_tasks_are_errors_said_once_in_full_and_every_frame_is_counted(tmp_path, ros_domain, capfd):
+    # Fault injectors (test/user_models.py, test/user_components.py): a model that raises on every
+    # camera frame, and a component whose own callback raises on every image.
+    cfg = _config(tmp_path, components="[classify, raising, broken]", extra="""\
+        raising:
+          ros__parameters:
+            model: user_models:raising
+            input_size: [16, 16]
+            output: raw
+            std: [0.001, 0.001, 0.001]
+            deadline_ms: 500.0
+        broken:
+          ros__parameters:
+            component: user_components:BrokenCallback
+            model: user_models:small_cnn
+            input_size: [16, 16]
+            output: classes
+            deadline_ms: 500.0
+        """)
+    cfg.write_text(cfg.read_text().replace("components: [classify, raising, broken]",
+                                           "components: [classify, raising, broken]\n    executor: single"))
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+    node = container.node
+    pub = node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
+    diags = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    image = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
+    try:
+        assert _spin_until(container, lambda: pub.get_subscription_count() > 0, 10)
+        for _i in range(6):
+            image.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(image)
+            _spin_until(container, lambda: False, 0.2)
+        assert _spin_until(container, lambda: container.components["classify"].counters["published"] >= 3, 30)
+        _spin_until(container, lambda: False, 1.0)  # the last frames end, and a report goes out
+        statuses = {t: _status(container, t) for t in ("classify", "raising", "broken")}
+    finally:
+        container.shutdown()
+    out = capfd.readouterr()
+    log = out.out + out.err
+    for name in ("raising", "broken"):
+        t = statuses[name]
+        assert t.received >= 3 and t.failed == t.received and t.published == 0, (t.message, t)
+        assert t.level == DiagnosticStatus.ERROR[0] and t.message.startswith("every frame failed: RuntimeError: "
+                                                                             "injected fault"), t.message
+    assert statuses["classify"].published >= 3 and statuses["classify"].level < 2, statuses["classify"]
+    assert all(_unaccounted(t) == 0 for t in statuses.values()), statuses
+    errors = {s.name: s for d in diags for s in d.status if s.level == DiagnosticStatus.ERROR}
+    assert {"aaron_ros: raising", "aaron_ros: broken"} <= errors.keys(), diags[-1:]
+    # The first failure of each kind is logged in full, naming its component and where it was raised.
+    assert log.count("injected fault: this model raises") >= 1 and log.count("in forward") == 1, log
+    assert "[broken]" in log and log.count("in _take") == 1, log
+    assert "raising: frame" in log, log
+
+
+def test_junk_does_not_spend_the_rate_limit_and_a_frozen_stamp_is_paced_by_arrival(tmp_path, ros_domain):
+    cfg = _config(tmp_path, components="[classify]")
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+    node = container.node
+    pub = node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
+    good = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
+    junk = Image(height=1, width=1, encoding="16UC1", step=1, data=bytes(1))  # step too small for 16-bit
+    classify = container.components["classify"]
+    diags = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    try:
+        assert _spin_until(container, lambda: pub.get_subscription_count() > 0, 10)
+        # Valid frames at 10 Hz, each behind three junk frames stamped later: at 30 Hz the junk
+        # would spend the limit (max_rate_hz 30) before the valid frames came.
+        for _i in range(5):
+            now = node.get_clock().now()
+            for k in range(3):
+                junk.header.stamp = (now + Duration(nanoseconds=k * 10_000_000)).to_msg()
+                pub.publish(junk)
+            good.header.stamp = (now + Duration(nanoseconds=30_000_000)).to_msg()
+            pub.publish(good)
+            _spin_until(container, lambda: False, 0.1)
+        assert _spin_until(container, lambda: classify.counters["received"] >= 20, 10)
+        assert classify.counters["rejected"] == 15 and classify.counters["rate_limited"] == 0, classify.counters
+        # A frozen stamp: every frame carries the first one's. Paced by arrival (10 Hz, under the
+        # limit), none is rate-limited; each after the first is counted and the task warns.
+        frozen = node.get_clock().now().to_msg()
+        for _i in range(5):
+            good.header.stamp = frozen
+            pub.publish(good)
+            _spin_until(container, lambda: False, 0.1)
+        assert _spin_until(container, lambda: classify.counters["received"] >= 25, 10)
+        _spin_until(container, lambda: False, 0.5)  # a report goes out
+        t = _status(container, "classify")
+        assert t.rate_limited == 0 and t.bad_stamps == 4, t
+        warned = [s.message for d in diags for s in d.status if s.level == DiagnosticStatus.WARN]
+        assert any("frozen or backward stamp" in m for m in warned), warned
+    finally:
+        container.shutdown()

@@ -92,3 +92,18 @@ class Stuck(nn.Module):
 
 def stuck() -> nn.Module:
     return Stuck()
+
+
+class Raising(nn.Module):
+    """A fault injector, not a model: its forward raises on every camera frame (normalised with a
+    tiny std, so its values are in the hundreds), as a model with a bug would; the random frame a
+    model is warmed up with passes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().max() > 100:
+            raise RuntimeError("injected fault: this model raises on camera frames")
+        return x.mean(dim=(2, 3))
+
+
+def raising() -> nn.Module:
+    return Raising()

@@ -7,6 +7,7 @@ import itertools
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,6 +27,14 @@ from aaron_ros.runtime.lanes import LanePool
 DRAIN_TIMEOUT_S = 30.0
 HOLD_RECHECK_S = 0.002  # for a policy that holds frames back without saying until when
 COORDINATING_THREAD = "aaron-coord"  # its thread's name, also the kernel's (at most 15 bytes)
+TRACE_FRAMES = 8  # of a failed stage's traceback, the innermost: where the model or its post-processing raised
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failed frame's error (JobRecord.error): `Type: message` on the first line, then where it
+    was raised, so that a front end can log the first of a kind in full and the rest by line."""
+    where = "".join(traceback.format_tb(exc.__traceback__, limit=-TRACE_FRAMES))
+    return f"{type(exc).__name__}: {exc}\n{where}".rstrip()
 
 
 # What reaches the coordinating thread through the event queue.
@@ -179,7 +188,7 @@ class LiveDriver:
         try:
             fut = submit_stage(runner, job.data, self.pool[grant.lane], branch, job.then if last else None)
         except Exception as exc:
-            self._events.put(StageEnded(grant, None, f"{type(exc).__name__}: {exc}"))
+            self._events.put(StageEnded(grant, None, describe_failure(exc)))
             return
         fut.add_done_callback(lambda f, g=grant: self._events.put(StageEnded(g, f)))
 
@@ -192,7 +201,7 @@ class LiveDriver:
                     try:
                         run = fut.result()
                     except Exception as exc:  # the model raised: this job fails, the others go on
-                        error = f"{type(exc).__name__}: {exc}"
+                        error = describe_failure(exc)
                 now = self.now()
                 timing = None if error is not None else StageTime(
                     grant.request.stage, grant.granted_at, run.started - self._t0, run.finished - self._t0, now,

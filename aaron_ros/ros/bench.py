@@ -325,7 +325,7 @@ class SystemClient(Node):
     def counts(self, after: float | None = None, alive: Callable[[], None] = lambda: None) -> dict[str, dict]:
         """Per task, the counters of a status heard after `after` (default: now)."""
         status = self.status(time.monotonic() if after is None else after, alive=alive)
-        return {t.task: {k: getattr(t, k) for k in COUNTS} for t in status.tasks}
+        return {t.task: {k: getattr(t, k) for k in (*COUNTS, "published")} for t in status.tasks}
 
     def switch(self, policy: str, versions: str, timeout: float = 10.0) -> None:
         if not self._set_policy.wait_for_service(timeout_sec=timeout):

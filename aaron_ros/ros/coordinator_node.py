@@ -11,6 +11,7 @@ Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/ben
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -34,8 +35,12 @@ OUTCOMES_TOPIC = "aaron/outcomes"
 SET_POLICY_SERVICE = "aaron/set_policy"
 
 
-# A component's counts a status carries (`PerceptionComponent.counts`).
-COUNTS = ("received", "rejected", "rate_limited", "published", "converted", "shared", "input_publishers")
+# A component's counts a status carries as they are (`PerceptionComponent.counts`).
+COUNTS = ("received", "rejected", "rate_limited", "lost", "bad_stamps", "converted", "shared", "input_publishers")
+# The task's ledger (TaskStatus), in /diagnostics too.
+LEDGER = ("received", "rejected", "rate_limited", "dropped", "failed", "published", "late", "lost")
+OK, WARN, ERROR = 0, 1, 2  # DiagnosticStatus levels, as TaskStatus.level carries them (an int, not a byte)
+STALE_PERIODS, STALE_MIN_S = 5, 1.0  # no frame for this many of its periods (at least this long): stale input
 OUTCOME_CODES = {Outcome.DONE: FrameOutcome.OUTCOME_DONE, Outcome.DROPPED: FrameOutcome.OUTCOME_DROPPED,
                  Outcome.FAILED: FrameOutcome.OUTCOME_FAILED}
 # A trace a benchmark counts frames from: every message kept until delivered.
@@ -67,6 +72,7 @@ class CoordinatorNode(Node):
         # Counters kept by the components themselves (bad images, rate limit), per task.
         self.task_counters: dict[str, Callable[[], dict]] = {}
         self.not_loaded: dict[str, str] = {}  # component -> why it failed to load (the container's)
+        self._reported: dict[tuple[str, str], int] = {}  # (task, count) at the last report: what is news
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, TRACE_QOS) if p.publish_grants else None
@@ -105,18 +111,25 @@ class CoordinatorNode(Node):
 
     # -- reporting ------------------------------------------------------------------------------
     def task_statuses(self) -> list[TaskStatus]:
+        """Every configured task: those serving, with their ledger and health, and those whose
+        component failed to load (ERROR, with why)."""
         out = []
         for name, m in self.service.snapshot().items():
             spec = self.service.specs[name]
             extra = self.task_counters.get(name, dict)()
             t = m["totals"]
-            out.append(TaskStatus(
+            published = extra.get("published", t["done"])  # done means published, where a component says so
+            status = TaskStatus(
                 task=name, model=spec.model, criticality=spec.criticality, deadline_ms=spec.deadline_ms,
                 p50_ms=_finite(m["p50_ms"]), p95_ms=_finite(m["p95_ms"]), p99_ms=_finite(m["p99_ms"]),
                 miss_rate=_finite(m["miss_rate"]), fps=m["fps"], completed=t["done"], dropped=t["dropped"],
-                failed=t["failed"], kernel_bag=versions_source(self.service.bags[spec.model]),
-                **{k: extra.get(k, 0) for k in COUNTS}))
-        return out
+                failed=t["failed"] + extra.get("failed", 0), published=published,
+                late=extra.get("late", t["late"]), kernel_bag=versions_source(self.service.bags[spec.model]),
+                **{k: extra.get(k, 0) for k in COUNTS})
+            status.level, status.message = self._health(status, extra)
+            out.append(status)
+        return out + [TaskStatus(task=name, level=ERROR, message=f"not loaded: {why}")
+                      for name, why in self.not_loaded.items()]
 
     def publish_status(self) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -125,28 +138,44 @@ class CoordinatorNode(Node):
                                 lanes=self.service.lanes, tasks=tasks)
         msg.header.stamp = stamp
         self._status_pub.publish(msg)
-        diag = DiagnosticArray(status=[self._diagnostic(t) for t in tasks] + [
-            DiagnosticStatus(level=DiagnosticStatus.ERROR, name=f"aaron_ros: {name}", message=f"not loaded: {why}",
-                             hardware_id=self.get_name()) for name, why in self.not_loaded.items()])
+        diag = DiagnosticArray(status=[self._diagnostic(t) for t in tasks])
         diag.header.stamp = stamp
         self._diag_pub.publish(diag)
+        for t in tasks:  # what the next report says is news against this one
+            self._reported[(t.task, "failed")], self._reported[(t.task, "bad_stamps")] = t.failed, t.bad_stamps
+
+    def _health(self, t: TaskStatus, extra: dict) -> tuple[int, str]:
+        """(level, message): the worst of what is wrong; failures and bad stamps since the last
+        published report."""
+        failed = t.failed - self._reported.get((t.task, "failed"), 0)
+        bad_stamps = t.bad_stamps - self._reported.get((t.task, "bad_stamps"), 0)
+        why = extra.get("last_error") or "see the log"
+        if t.failed > 0 and t.published == 0:  # nothing it ever served succeeded: an ERROR until one does
+            return ERROR, f"every frame failed: {why}"
+        if failed > 0:
+            return ERROR, f"{failed} frame(s) failed since the last report: {why}"
+        if t.input_publishers == 0:  # a task that hears nothing is not healthy
+            return WARN, "no publisher on its input topic"
+        if t.received == 0:
+            return WARN, "has received no frame"
+        spec = self.service.specs[t.task]
+        quiet_s = (time.time_ns() - extra.get("last_received_ns", 0)) / 1e9
+        if quiet_s > max(STALE_PERIODS / spec.rate_hz, STALE_MIN_S):
+            return WARN, f"stale input: no frame for {quiet_s:.1f} s"
+        if bad_stamps > 0:
+            return WARN, (f"{bad_stamps} frame(s) with a frozen or backward stamp since the last "
+                                           "report (paced by arrival)")
+        if t.miss_rate > self.params.miss_warn_threshold:
+            return WARN, (f"missing {t.miss_rate:.0%} of deadlines (threshold "
+                                           f"{self.params.miss_warn_threshold:.0%})")
+        return OK, "meeting deadlines"
 
     def _diagnostic(self, t: TaskStatus) -> DiagnosticStatus:
-        level, message = DiagnosticStatus.OK, "meeting deadlines"
-        if t.miss_rate > self.params.miss_warn_threshold:
-            level = DiagnosticStatus.WARN
-            message = f"missing {t.miss_rate:.0%} of deadlines (threshold {self.params.miss_warn_threshold:.0%})"
-        if t.input_publishers == 0 or t.received == 0:  # a task that hears nothing is not healthy
-            level = max(level, DiagnosticStatus.WARN)
-            message = "no publisher on its input topic" if t.input_publishers == 0 else "has received no frame"
-        if t.completed == 0 and t.failed > 0:
-            level, message = DiagnosticStatus.ERROR, "every frame failed"
-        values = {"model": t.model, "criticality": t.criticality, "deadline_ms": f"{t.deadline_ms:g}",
-                  "p50_ms": f"{t.p50_ms:.1f}", "p99_ms": f"{t.p99_ms:.1f}", "miss_rate": f"{t.miss_rate:.3f}",
-                  "fps": f"{t.fps:.1f}", "completed": str(t.completed), "dropped": str(t.dropped),
-                  "failed": str(t.failed), "rejected": str(t.rejected), "rate_limited": str(t.rate_limited),
-                  "policy": self.service.policy_name}
-        return DiagnosticStatus(level=level, name=f"aaron_ros: {t.task}", message=message,
+        values = {} if t.message.startswith("not loaded") else {
+            "model": t.model, "criticality": t.criticality, "deadline_ms": f"{t.deadline_ms:g}",
+            "p50_ms": f"{t.p50_ms:.1f}", "p99_ms": f"{t.p99_ms:.1f}", "miss_rate": f"{t.miss_rate:.3f}",
+            "fps": f"{t.fps:.1f}", **{k: str(getattr(t, k)) for k in LEDGER}, "policy": self.service.policy_name}
+        return DiagnosticStatus(level=bytes([t.level]), name=f"aaron_ros: {t.task}", message=t.message,
                                 hardware_id=self.get_name(),
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
 

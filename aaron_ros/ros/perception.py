@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.qos import ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -31,6 +33,7 @@ from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameTime, InferenceResult
 from aaron_ros.ros import vision
 from aaron_ros.ros.annotate import annotate, names_of, read_labels, resize_mask
+from aaron_ros.ros.failures import FailureLog
 from aaron_ros.ros.image_conversions import (
     ImageError,
     SharedConversions,
@@ -51,6 +54,7 @@ KINDS = {"classes": InferenceResult.KIND_CLASSES, "detections": InferenceResult.
          "mask": InferenceResult.KIND_MASK, "raw": InferenceResult.KIND_RAW}
 LOG_THROTTLE_S = 5.0
 RESULTS_JOIN_S = 2.0  # the results thread's last publishing, at shutdown
+RESULTS_ACK_S = 1.0  # then for reliable subscribers to acknowledge those results
 RECENT_FRAMES = 100
 PART_ORDER = {part: i for i, part in enumerate(FramePart)}
 SHARED = SharedConversions()  # the process's components share conversions (the container is one process)
@@ -127,9 +131,17 @@ class PerceptionComponent(Node):
             versions = sum(map(len, kernel_bag.versions.values()))
             self.get_logger().info(f"{p.model}: kernel bag {kernel_bag_path} with {versions} versions")
         self.input_size = tuple(self.graph.input_shape[1:])
-        # converted + shared: frames whose first stage ran (shared: the tensor came from another component)
-        self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0, "converted": 0,
-                         "shared": 0}
+        # The component's share of its task's ledger (the coordinator keeps dropped and failed in
+        # its stages): published (done) and, of those, late; failed here (its own code raised on
+        # the frame, or the result could not be sent); lost: frames its input's publishers sent
+        # that never arrived. converted + shared: frames whose first stage ran (shared: the tensor
+        # came from another component); bad_stamps: frames paced by arrival, their stamp frozen
+        # or gone back.
+        self.counters = {"received": 0, "rejected": 0, "rate_limited": 0, "published": 0, "late": 0,
+                         "failed": 0, "lost": 0, "converted": 0, "shared": 0, "bad_stamps": 0}
+        self.last_received_ns = 0  # wall clock of the latest frame heard (stale input)
+        self.failures = FailureLog(self.get_logger())
+        self._last_stamp_ns = 0
         self._limiter = RateLimiter(p.max_rate_hz)
         self._frames: dict[int, _Frame] = {}  # submitted, not yet ended
         self._next_frame = 0
@@ -177,12 +189,14 @@ class PerceptionComponent(Node):
         self._sub = None
 
     def counts(self) -> dict[str, int]:
-        """Its frame counters since the start, and the publishers its input is matched with."""
+        """Its frame counters since the start, the publishers its input is matched with, when it
+        last heard a frame, and its latest failure's first line."""
         try:
             publishers = self._sub.get_publisher_count() if self._sub is not None else 0
         except Exception:  # rclpy's InvalidHandle: the node is destroyed (shut down), it hears none
             publishers = 0
-        return {**self.counters, "input_publishers": publishers}
+        return {**self.counters, "input_publishers": publishers, "last_received_ns": self.last_received_ns,
+                "last_error": self.failures.last}
 
     def destroy_node(self) -> None:
         unsubscribe_images(self)
@@ -190,19 +204,41 @@ class PerceptionComponent(Node):
             self._closing = True  # what has finished is still published
             self._wake.set()
             self._results.join(timeout=RESULTS_JOIN_S)
+            # Results just published may not have reached a reliable subscriber yet; the publisher
+            # going now would lose them.
+            until = time.monotonic() + RESULTS_ACK_S
+            for pub in self.publishers:
+                if pub.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
+                    pub.wait_for_all_acked(Duration(seconds=max(0.0, until - time.monotonic())))
         super().destroy_node()
 
     # -- executor thread: frames in ------------------------------------------------------------
     def _on_image(self, got: Received) -> None:
         """Hears each image on its topic, deserialised once for all the process's components on
-        it (`shared_input`)."""
+        it (`shared_input`). Every frame heard ends in exactly one count of the task's ledger."""
         self.counters["received"] += 1
+        self.counters["lost"] += got.lost_before
+        self.last_received_ns = got.arrival_ns
+        try:
+            self._take(got)
+        except Exception as exc:  # this component's own fault: the frame fails, counted and said
+            self.counters["failed"] += 1
+            self.failures(f"{self.params.name}: taking an image", exc)
+
+    def _take(self, got: Received) -> None:
         if got.msg is None:
             self._reject(got.error)
             return
         msg, cpu = got.msg, time.thread_time()
-        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        # Cheap checks first, so that junk never spends the rate limit (a compressed payload is
+        # decoded inside the first grant).
+        try:
+            compressed_format(msg) if self.compressed else check_image(msg)
+        except ImageError as exc:
+            self._reject(str(exc))
+            return
         arrival_ns = got.arrival_ns
+        stamp_ns = self._stamp(Time.from_msg(msg.header.stamp).nanoseconds)
         parts = {FramePart.RECEIVE: PartTime(max(0, arrival_ns - stamp_ns) / 1e9 if stamp_ns else 0.0),
                  FramePart.DESERIALISE: PartTime((got.taken_ns - arrival_ns) / 1e9, got.deserialise_cpu_s)}
         mark = got.taken_ns
@@ -210,11 +246,6 @@ class PerceptionComponent(Node):
         # bursts, and arrival times would cut good frames from a burst.
         if not self._limiter.admit((stamp_ns or arrival_ns) / 1e9):
             self.counters["rate_limited"] += 1
-            return
-        try:  # cheap checks only: a compressed payload is decoded inside the first grant
-            compressed_format(msg) if self.compressed else check_image(msg)
-        except ImageError as exc:
-            self._reject(str(exc))
             return
         self._part(parts, FramePart.ADMISSION, mark, cpu)
         frame = self._next_frame
@@ -224,8 +255,25 @@ class PerceptionComponent(Node):
         prepared = HostWork(lambda: self._convert(msg, stamp_ns, inp))
         finish = HostWork(lambda output: self._postprocess(output, msg.header, inp))
         with self._lock:
-            self._frames[frame] = _Frame((arrival_ns - stamp_ns) / 1e6, parts, time.time_ns(), prepared, finish)
+            self._frames[frame] = _Frame((arrival_ns - stamp_ns) / 1e6 if stamp_ns else 0.0, parts,
+                                         time.time_ns(), prepared, finish)
         self.service.submit(self.params.name, frame, prepared, finish)
+
+    def _stamp(self, stamp_ns: int) -> int:
+        """The frame's stamp, or 0 (none: paced by arrival, its conversion not shared) when it is
+        frozen or went back: such a stamp would rate-limit every frame after the first, and
+        tell different images apart from none."""
+        if not stamp_ns:
+            return 0
+        last, self._last_stamp_ns = self._last_stamp_ns, stamp_ns  # after a jump back, later frames are good again
+        if stamp_ns <= last:
+            self.counters["bad_stamps"] += 1
+            self.get_logger().warning(
+                f"{self.input_topic}: a frame stamped {stamp_ns / 1e9:.6f} s, not after the one before "
+                f"({last / 1e9:.6f} s): the source's clock is frozen or went back; such frames are paced "
+                "by their arrival", throttle_duration_sec=LOG_THROTTLE_S)
+            return 0
+        return stamp_ns
 
     def _convert(self, msg: Image | CompressedImage, stamp_ns: int, inp: _Input) -> torch.Tensor:
         """On a lane, in the frame's first granted stage: the image decoded (when compressed; a
@@ -322,14 +370,14 @@ class PerceptionComponent(Node):
                 rec, result = self._finished.popleft()
                 frame = self._frames.pop(rec.frame, None)
             if rec.outcome is Outcome.FAILED:  # counted by the coordinator's monitor; the cause is said here
-                self.get_logger().error(f"frame {rec.frame} failed: {rec.error}", throttle_duration_sec=LOG_THROTTLE_S)
+                self.failures(f"{self.params.name}: frame {rec.frame}", rec.error or "")
             if rec.outcome is not Outcome.DONE or frame is None:
                 continue  # dropped or failed
             try:
                 self._publish(rec, result, frame)
-            except Exception as exc:  # a result that cannot be sent must not stop the node
-                self.get_logger().error(f"frame {rec.frame}: publishing failed: {exc}",
-                                        throttle_duration_sec=LOG_THROTTLE_S)
+            except Exception as exc:  # a result that cannot be sent must not stop the node; the frame failed
+                self.counters["failed"] += 1
+                self.failures(f"{self.params.name}: publishing frame {rec.frame}", exc)
 
     def _publish(self, rec: JobRecord, result: _Result, frame: _Frame) -> None:
         picked_ns = time.time_ns()
@@ -359,3 +407,4 @@ class PerceptionComponent(Node):
             self._vision_pub.publish(result.vision)
         self._pub.publish(out)
         self.counters["published"] += 1
+        self.counters["late"] += not out.deadline_met

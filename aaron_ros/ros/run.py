@@ -15,11 +15,22 @@ from aaron_ros.ros.perception import RECENT_FRAMES
 from aaron_ros.ros.record import image_topics
 
 
-def _lost(container: Container, task: str, received: int) -> int | str:
-    """Frames the container's own source published on the task's topic that it never received
-    ("-" for a source outside)."""
-    published = container.published_on().get(getattr(container.components.get(task), "input_topic", None))
-    return "-" if published is None else max(0, published - received)
+def _lost(container: Container, t) -> int:
+    """Frames a publisher of the task's input sent that it never received: counted exactly where the
+    container's own source published them, else from the gaps in DDS's sample numbers."""
+    published = container.published_on().get(getattr(container.components.get(t.task), "input_topic", None))
+    return t.lost if published is None else max(t.lost, published - t.received)
+
+
+def _unaccounted(t) -> int:
+    """Frames received that ended in no count of the ledger (still served, while running)."""
+    return t.received - t.rejected - t.rate_limited - t.dropped - t.failed - t.published
+
+
+def _health(tasks) -> str:
+    """A line for each task that is not OK, with why."""
+    levels = {1: "WARN", 2: "ERROR"}
+    return "".join(f"\n{levels[t.level]} {t.task}: {t.message}" for t in tasks if t.level in levels)
 
 
 def _unconfigured(container: Container) -> str:
@@ -33,21 +44,33 @@ def status_table(container: Container) -> str:
         return _unconfigured(container)
     svc = container.coordinator.service
     window = f"{svc.options.status_window_s:g} s"
-    rows = []
-    for t in container.coordinator.task_statuses():
+    rows, tasks = [], container.coordinator.task_statuses()
+    for t in tasks:
+        if t.message.startswith("not loaded"):
+            rows.append((t.task, *["-"] * 14, t.message[:60]))
+            continue
         recent = list(getattr(container.components.get(t.task), "recent", ()))
         phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
-                     phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.received, t.completed, t.dropped, t.failed,
-                     t.rejected, t.rate_limited, _lost(container, t.task, t.received)))
-    rows += _not_loaded(container, 17)
+                     phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.received, t.published, t.dropped, t.failed,
+                     t.rejected, t.rate_limited, _lost(container, t)))
     head = ("task", "model", "criticality", "deadline", f"p50 ms ({window})", f"p99 ms ({window})",
             f"{'/'.join(PHASES)} ms", f"miss ({window})", f"fps ({window})", "received", "done", "dropped",
             "failed", "rejected", "rate-limited", "lost")
     return (f"policy {svc.policy_name} (versions {svc.versions}), lanes {', '.join(svc.lanes)}; "
             f"latency, misses and fps over the last {window}, frames since the start; in/wait/model/out: a "
             f"result's mean time coming in, waiting, in the model and going out (last {RECENT_FRAMES} results)\n"
-            + text_table(head, rows, left=3))
+            + text_table(head, rows, left=3) + _health(tasks))
+
+
+def _failures(container: Container, tasks) -> str:
+    """A line for each task that failed frames over the run, with its latest failure."""
+    lines = []
+    for t in tasks:
+        if t.failed:
+            last = getattr(getattr(container.components.get(t.task), "failures", None), "last", "")
+            lines.append(f"\nERROR {t.task}: {t.failed} frame(s) failed" + (f", the latest: {last}" if last else ""))
+    return "".join(lines)
 
 
 def summary_table(container: Container) -> str:
@@ -55,25 +78,23 @@ def summary_table(container: Container) -> str:
     if container.coordinator is None:
         return _unconfigured(container)
     svc = container.coordinator.service
-    snap, rows = svc.snapshot(), []
+    snap, rows, tasks = svc.snapshot(), [], container.coordinator.task_statuses()
     seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)
-    for t in container.coordinator.task_statuses():
-        run, tot = snap[t.task]["run"], snap[t.task]["totals"]
+    for t in tasks:
+        if t.message.startswith("not loaded"):
+            rows.append((t.task, *["-"] * 15, t.message[:60]))
+            continue
+        run = snap[t.task]["run"]
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{run['p50_ms']:.1f}",
                      f"{run['p99_ms']:.1f}", f"{run['miss_rate']:.1%}", f"{run['fps']:.1f}", t.received,
-                     tot["done"] - tot["late"], tot["late"], t.dropped, t.failed, t.rejected, t.rate_limited,
-                     _lost(container, t.task, t.received)))
-    rows += _not_loaded(container, 16)
+                     t.published - t.late, t.late, t.dropped, t.failed, t.rejected, t.rate_limited,
+                     _unaccounted(t), _lost(container, t)))
     head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
-            "on time", "late", "dropped", "failed", "rejected", "rate-limited", "lost")
+            "on time", "late", "dropped", "failed", "rejected", "rate-limited", "unaccounted", "lost")
     return (f"whole run ({seconds:.1f} s from the first frame's end), policy {svc.policy_name}: every frame "
-            "received is on time, late, dropped, failed, rejected or rate-limited; lost: published by the "
-            "container's own source but never received (- for a source outside)\n"
-            + text_table(head, rows, left=3))
-
-
-def _not_loaded(container: Container, columns: int) -> list[tuple]:
-    return [(name, *["-"] * (columns - 2), f"not loaded: {why[:60]}") for name, why in container.failed.items()]
+            "received is on time or late (published), dropped, failed, rejected or rate-limited, and "
+            "unaccounted shows any that is none of them; lost: sent by a publisher of its input but never "
+            "received\n" + text_table(head, rows, left=3) + _failures(container, tasks))
 
 
 # For the container's drain (2 s) and its DDS teardown, which can hang (see finished_within).

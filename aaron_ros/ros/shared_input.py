@@ -5,6 +5,10 @@ rgb8 image and subscription on the reference machine, raw or deserialised, with 
 With a subscription per component, three components on one camera paid it three times. Here the
 first component on a (topic, QoS) makes the subscription, and every component on it hears each
 image, deserialised once, in the order they subscribed.
+
+It also counts the frames lost on the way: DDS numbers each publisher's samples, so a gap in the
+numbers a subscription takes is frames the publisher sent that never reached it (dropped by
+best-effort delivery, or by a full input queue when the executor falls behind).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
-from rclpy.subscription import Subscription
+from rclpy.subscription import MessageInfo, Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
 LOG_THROTTLE_S = 5.0
@@ -39,6 +43,7 @@ class Received:
     arrival_ns: int  # wall clock when the executor took it
     taken_ns: int  # wall clock when it was deserialised
     deserialise_cpu_s: float  # the executor thread's CPU time for that
+    lost_before: int = 0  # frames of its publisher that never arrived since the one taken before
 
 
 Listener = Callable[[Received], None]
@@ -48,19 +53,36 @@ class _Topic:
     def __init__(self, owner: Node, topic: str, qos: str, msg_type: type):
         self.owner, self.msg_type = owner, msg_type
         self.listeners: list[tuple[Node, Listener]] = []
+        self._last_seq: dict[bytes, int] = {}  # per publisher (gid): the last sample number taken
         self.subscription = owner.create_subscription(msg_type, topic, self._on_data, input_qos(qos), raw=True)
+        # With the message info (its sample number). rclpy's signature check cannot express what
+        # its EventsExecutor does (it passes (data, info) as one tuple), so the type is set here
+        # and _on_data takes both forms.
+        self.subscription._callback_type = Subscription.CallbackType.WithMessageInfo
 
     @property
     def alive(self) -> bool:
         return self.subscription in self.owner.subscriptions  # its node was not destroyed
 
-    def _on_data(self, data: bytes) -> None:
+    def _lost_before(self, info: MessageInfo | None) -> int:
+        """Samples of this one's publisher that were never taken, since the last one taken."""
+        seq = info.get("publication_sequence_number") if info else None
+        if seq is None:  # an RMW that does not number samples: nothing to count
+            return 0
+        gid = (info.get("publisher_gid") or {}).get("data", b"")
+        last = self._last_seq.get(gid)
+        self._last_seq[gid] = seq
+        return max(0, seq - last - 1) if last is not None else 0
+
+    def _on_data(self, data: bytes | tuple, info: MessageInfo | None = None) -> None:
         arrival_ns, cpu = time.time_ns(), time.thread_time()
+        if info is None and isinstance(data, tuple):  # EventsExecutor: (data, info) as one argument
+            data, info = data
         try:
             msg, error = deserialize_message(data, self.msg_type), ""
         except Exception as exc:  # bytes that are no such message at all
             msg, error = None, f"cannot deserialise: {exc}"
-        got = Received(msg, error, arrival_ns, time.time_ns(), time.thread_time() - cpu)
+        got = Received(msg, error, arrival_ns, time.time_ns(), time.thread_time() - cpu, self._lost_before(info))
         for node, listener in self.listeners:
             try:
                 listener(got)

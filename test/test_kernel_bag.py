@@ -113,13 +113,9 @@ def test_missing_manifest_is_a_clear_error_and_falls_back(tmp_path, caplog):
     (lambda d: _edit(d, lambda m: m.update(torch="1.0.0")), "torch 1.0.0"),
     (lambda d: _edit(d, lambda m: m.update(weights_sha256="0" * 64)), "other weights"),
     (lambda d: _edit(d, lambda m: m["device"].update(name="Other CPU")), "Other CPU"),
-    (lambda d: _first_artifact(d).unlink(), "is missing"),
-    (lambda d: _first_artifact(d).write_bytes(b"garbage"), "checksum"),
     (lambda d: _edit(d, lambda m: m.update(partition=[[0, 2], [1]])), "stage partition does not fit"),
-    (lambda d: _edit(d, lambda m: m["versions"][0].update(stage=99)), "is for stage 99"),
     (lambda d: _edit(d, lambda m: m.update(device=None)), "device is None"),
-], ids=["bad-json", "schema", "no-versions", "torch", "weights", "device", "artifact-missing",
-        "artifact-corrupted", "partition", "stage-out-of-range", "device-null"])
+], ids=["bad-json", "schema", "no-versions", "torch", "weights", "device", "partition", "device-null"])
 def test_damaged_bag_is_refused_and_runtime_falls_back(bag_copy, damage, message, caplog):
     graph = build_model(MODEL)
     damage(bag_copy)
@@ -235,9 +231,31 @@ def _edit(bag_dir: Path, fn) -> None:
     path.write_text(json.dumps(data))
 
 
-def _first_artifact(bag_dir: Path) -> Path:
-    m = read_manifest(bag_dir)
-    return bag_dir / next(a.path for v in m.versions for a in v.artifacts)
+def _with_artifact(bag_dir: Path):
+    return next(v for v in read_manifest(bag_dir).versions if v.artifacts)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / _with_artifact(d).artifacts[0].path).unlink(), "is missing"),
+    (lambda d: (d / _with_artifact(d).artifacts[0].path).write_bytes(b"garbage"), "checksum"),
+    (lambda d: _edit(d, lambda m: next(v for v in m["versions"] if v["artifacts"]).update(stage=99)),
+     "is for stage 99"),
+], ids=["artifact-missing", "artifact-corrupted", "stage-out-of-range"])
+def test_a_damaged_version_is_left_out_and_the_rest_of_the_bag_serves(bag_copy, damage, message, caplog):
+    graph = build_model(MODEL)
+    damaged = _with_artifact(bag_copy).id
+    whole = sum(map(len, load_bag(bag_copy, graph, verify=False).versions.values()))
+    damage(bag_copy)
+    with caplog.at_level(logging.WARNING):
+        bag = load_bag(bag_copy, graph)
+    assert f"version {damaged} left out" in caplog.text and message in caplog.text, caplog.text
+    kept = [v.id for vs in bag.versions.values() for v in vs]
+    assert damaged not in kept and len(kept) == whole - 1 and bag.fallback_reason is None
+    x = torch.randn(1, *graph.input_shape)
+    y = x
+    for s in bag.graph.stages:
+        y = bag.runner(bag.best(s.index))(y)
+    torch.testing.assert_close(y, graph.run_whole(x))
 
 
 def test_compile_and_contention_commands(tmp_path, capsys):

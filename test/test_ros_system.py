@@ -867,3 +867,28 @@ def test_junk_does_not_spend_the_rate_limit_and_a_frozen_stamp_is_paced_by_arriv
         assert any("frozen or backward stamp" in m for m in warned), warned
     finally:
         container.shutdown()
+
+
+def test_a_callback_that_raises_is_said_with_its_node_and_the_container_keeps_serving(tmp_path, ros_domain, capfd):
+    cfg = _config(tmp_path, components="[classify, ticking]", extra="""\
+        ticking:
+          ros__parameters:
+            component: user_components:RaisingTimer
+            model: user_models:small_cnn
+            input_size: [16, 16]
+            output: classes
+            deadline_ms: 500.0
+        """)
+    container = Container(ContainerOptions(cfg, domain_id=ros_domain))
+    try:
+        container.spin(duration_s=1.5)
+        assert container.context.ok()  # still serving
+    finally:
+        container.shutdown()
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert "a callback of ticking failed: RuntimeError: injected fault: this component's timer raises" in log, log
+    # In full once (with where it was raised), then one throttled line.
+    said = [line for line in log.splitlines() if "a callback of ticking failed" in line]
+    assert "failures so far" not in said[0] and "failures so far" in said[1], said
+    assert "in _tick" in log[log.index(said[0]):log.index(said[1])], log

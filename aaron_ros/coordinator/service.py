@@ -32,7 +32,7 @@ from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
 
 log = logging.getLogger(__name__)
 
-LANE_CLOSE_S = 1.0  # after the drain, for the lanes' threads to end
+LANE_CLOSE_S = 0.2  # after the drain, for idle lanes' threads to end (a stage still running now is stuck)
 
 # Called on the coordinating thread when a frame ends: (record, final output or None).
 OnFinished = Callable[[JobRecord, Any], None]

@@ -154,9 +154,6 @@ def compatibility_problems(manifest: Manifest, graph: StageGraph, device: torch.
         problems.append("built for other weights (weights checksum differs)")
     if manifest.torch != torch.__version__:
         problems.append(f"built with torch {manifest.torch}, running {torch.__version__}")
-    stages = len(manifest.stages)
-    problems += [f"version {v.id} is for stage {v.stage}, the bag has stages 0-{stages - 1}"
-                 for v in manifest.versions if not 0 <= v.stage < stages]
     if not isinstance(manifest.device, dict):
         return [*problems, f"its device is {manifest.device!r}, not a device description (corrupted)"]
     here = device_signature(device)
@@ -166,16 +163,19 @@ def compatibility_problems(manifest: Manifest, graph: StageGraph, device: torch.
     return problems
 
 
-def artifact_problems(manifest: Manifest, bag_dir: Path) -> list[str]:
-    problems = []
-    for v in manifest.versions:
-        for a in v.artifacts:
-            path = bag_dir / a.path
-            if not path.is_file():
-                problems.append(f"version {v.id}: artifact {a.path} is missing")
-            elif sha256_file(path) != a.sha256:
-                problems.append(f"version {v.id}: artifact {a.path} fails its checksum (corrupted)")
-    return problems
+def version_problem(v: Version, manifest: Manifest, bag_dir: Path) -> str | None:
+    """Why this one version of a sound bag cannot be used (None: it can): it is left out, and the
+    rest of the bag serves."""
+    stages = len(manifest.stages)
+    if not isinstance(v.stage, int) or not 0 <= v.stage < stages:
+        return f"it is for stage {v.stage!r}, the bag has stages 0-{stages - 1}"
+    for a in v.artifacts:
+        path = bag_dir / a.path
+        if not path.is_file():
+            return f"artifact {a.path} is missing"
+        if sha256_file(path) != a.sha256:
+            return f"artifact {a.path} fails its checksum (corrupted)"
+    return None
 
 
 @dataclass
@@ -231,12 +231,16 @@ def load_bag(bag_dir: str | Path, graph: StageGraph, device: torch.device | str 
     bag_dir, device = Path(bag_dir), torch.device(device)
     manifest = read_manifest(bag_dir)
     graph = partitioned(manifest, graph)
-    problems = compatibility_problems(manifest, graph, device) + artifact_problems(manifest, bag_dir)
+    problems = compatibility_problems(manifest, graph, device)
     if problems:
         raise BagError(f"kernel bag {bag_dir} cannot be used: " + "; ".join(problems))
     versions: dict[int, list[Version]] = {s.index: [] for s in graph.stages}
     runners: dict[str, Stage] = {}
     for v in manifest.versions:
+        problem = version_problem(v, manifest, bag_dir)
+        if problem:  # one damaged version costs only itself
+            log.warning("kernel bag %s: version %s left out: %s", bag_dir / MANIFEST, v.id, problem)
+            continue
         stage = graph.stages[v.stage]
         try:
             runner = get_backend(v.backend).load(stage, [bag_dir / a.path for a in v.artifacts], v.shape, device)

@@ -34,12 +34,24 @@ from aaron_ros.common.paths import kernel_bag_root
 from aaron_ros.ros.components import find_component
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, in_any_namespace, load_config
 from aaron_ros.ros.coordinator_node import CoordinatorNode
+from aaron_ros.ros.failures import FailureLog
 from aaron_ros.ros.params import CONTAINER, declare_params
 
 log = logging.getLogger(__name__)
 
 _NODE_RENAME = ("__node:=", "__name:=")
 BAG_SETTLE_S = 1.0  # after the bag player's last frame, for the components to take what it sent
+
+
+def _culprit(exc: BaseException) -> str:
+    """The node whose callback raised `exc`: the innermost frame of its traceback run by a node."""
+    name, tb = "an unknown node", exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Node):
+            name = owner.get_name()
+        tb = tb.tb_next
+    return name
 
 
 def command_line_params(ros_args: list[str]) -> list[Parameter]:
@@ -121,6 +133,7 @@ class Container:
         self._player_started = False
         self._published_before: dict[str, int] = {}  # by sources since stopped (deactivated)
         self._stop = threading.Event()
+        self._callback_failures = None  # a FailureLog, once the container's node exists
         try:
             self._build()
         except BaseException:
@@ -135,6 +148,7 @@ class Container:
 
     def _build(self) -> None:
         self.node = ContainerNode(self)
+        self._callback_failures = FailureLog(self.node.get_logger())
         declare_params(self.node, CONTAINER)
         self.executor = make_executor(self.node.get_parameter("executor").value, self.context, self.node.get_logger())
         self.executor.add_node(self.node)
@@ -283,9 +297,8 @@ class Container:
                 break
             try:
                 self.executor.spin_once(timeout_sec=0.1)
-            except Exception as exc:  # a component's callback raised: report, keep serving
-                self.node.get_logger().error(f"a callback raised: {type(exc).__name__}: {exc}",
-                                             throttle_duration_sec=5.0)
+            except Exception as exc:  # a node's callback raised: say whose, in full the first time; keep serving
+                self._callback_failures(f"a callback of {_culprit(exc)}", exc)
             if on_tick is not None and now >= next_tick:
                 next_tick = now + tick_s
                 on_tick(self)

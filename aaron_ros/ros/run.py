@@ -147,7 +147,9 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
                 print(summary_table(container), flush=True)
                 os._exit(0)
     finally:
-        for s, h in previous.items():
+        # Once a signal asked to stop, the process is ending: a second one must still leave at
+        # once, not raise into the interpreter's teardown (it died of SIGINT, code -2).
+        for s, h in previous.items() if not stop_asked else ():
             signal.signal(s, h)
     print(summary_table(container), flush=True)  # also after a run without the live table
     if stop_asked:

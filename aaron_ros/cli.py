@@ -230,8 +230,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if not (args.bag or args.camera):  # frames come from another process
         _warn_transport()
-    return run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,
-               table=not args.no_table, camera=args.camera, ros_args=args.ros_args)
+    rc = run(find_config(args.config), bag=args.bag, duration_s=args.duration, policy=args.policy,
+             table=not args.no_table, camera=args.camera, ros_args=args.ros_args)
+    if rc > 128:  # stopped by a signal, the container shut down: leave now. The interpreter's
+        # teardown (torch, the DDS libraries) would add about half a second, and a second signal
+        # in it would find Python's handlers gone and kill the process.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 def _cmd_record(args: argparse.Namespace) -> int:

@@ -115,7 +115,9 @@ def test_missing_manifest_is_a_clear_error_and_falls_back(tmp_path, caplog):
     (lambda d: _edit(d, lambda m: m["device"].update(name="Other CPU")), "Other CPU"),
     (lambda d: _edit(d, lambda m: m.update(partition=[[0, 2], [1]])), "stage partition does not fit"),
     (lambda d: _edit(d, lambda m: m.update(device=None)), "device is None"),
-], ids=["bad-json", "schema", "no-versions", "torch", "weights", "device", "partition", "device-null"])
+    (lambda d: _edit(d, lambda m: m.update(versions=[])), "holds no versions"),
+], ids=["bad-json", "schema", "no-versions", "torch", "weights", "device", "partition", "device-null",
+        "empty-versions"])
 def test_damaged_bag_is_refused_and_runtime_falls_back(bag_copy, damage, message, caplog):
     graph = build_model(MODEL)
     damage(bag_copy)

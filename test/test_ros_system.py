@@ -130,8 +130,9 @@ def test_bag_through_the_container_reaches_a_subscriber_in_another_process(tmp_p
     summary = summary_table(container)
     for task in ("classify", "segment"):
         row = next(line.split() for line in summary.splitlines() if line.split()[:1] == [task])
-        received, on_time, late, dropped, failed, rejected, limited, lost = (int(v) for v in row[8:16])
+        received, on_time, late, dropped, failed, rejected, limited, unaccounted, lost = (int(v) for v in row[8:17])
         assert received + lost == 20 and on_time + late + dropped + failed + rejected + limited == received, summary
+        assert unaccounted == 0, summary
         assert lost == 0, summary  # the bag's last frames too: the container takes them before it stops
         assert on_time + late >= 5, summary
     assert statuses and {t.task for t in statuses[-1].tasks} == {"classify", "segment"}
@@ -892,3 +893,43 @@ def test_a_callback_that_raises_is_said_with_its_node_and_the_container_keeps_se
     said = [line for line in log.splitlines() if "a callback of ticking failed" in line]
     assert "failures so far" not in said[0] and "failures so far" in said[1], said
     assert "in _tick" in log[log.index(said[0]):log.index(said[1])], log
+
+
+def test_results_finished_in_the_drain_reach_a_subscriber_and_match_the_ledger(tmp_path, small_bag, ros_domain):
+    """Stopped while frames are in flight: what the summary counts as published (on time + late)
+    is what a reliable subscriber in another process heard, per task."""
+    listener = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""\
+        import sys, time, rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from aaron_ros.msg import InferenceResult
+        rclpy.init(domain_id=int(sys.argv[1]))
+        node = rclpy.create_node("listener")
+        heard = {"classify": 0, "segment": 0}
+        last = [time.monotonic() + 60]
+        def count(task):
+            def on(msg):
+                heard[task] += 1
+                last[0] = time.monotonic()
+            return on
+        for task in heard:
+            node.create_subscription(InferenceResult, f"/aaron/{task}/result", count(task),
+                                     QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+        print("ready", flush=True)
+        while time.monotonic() < last[0] + 4:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        print(heard["classify"], heard["segment"], flush=True)
+        """), str(ros_domain)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    assert listener.stdout.readline().strip() == "ready"
+    container = Container(ContainerOptions(_config(tmp_path), bag=str(small_bag), domain_id=ros_domain))
+    try:
+        assert _spin_until(container, lambda: all(container.node.count_subscribers(f"/aaron/{t}/result") >= 1
+                                                  for t in ("classify", "segment")), 30)
+        container.spin(duration_s=1.2)  # mid-bag: frames in flight when it stops
+    finally:
+        container.shutdown()
+    out, err = listener.communicate(timeout=60)
+    summary = summary_table(container)
+    for task, n in zip(("classify", "segment"), out.split()):
+        row = next(line.split() for line in summary.splitlines() if line.split()[:1] == [task])
+        on_time, late, unaccounted = int(row[9]), int(row[10]), int(row[15])
+        assert int(n) == on_time + late > 0 and unaccounted == 0, (task, n, summary, err)

@@ -152,6 +152,8 @@ def compatibility_problems(manifest: Manifest, graph: StageGraph, device: torch.
         problems.append(f"has {len(manifest.stages)} stages, the model has {len(graph.stages)}")
     if manifest.weights_sha256 != weights_digest(graph.model):
         problems.append("built for other weights (weights checksum differs)")
+    if not manifest.versions:
+        problems.append("it holds no versions")
     if manifest.torch != torch.__version__:
         problems.append(f"built with torch {manifest.torch}, running {torch.__version__}")
     if not isinstance(manifest.device, dict):

@@ -40,6 +40,7 @@ COUNTS = ("received", "rejected", "rate_limited", "lost", "bad_stamps", "convert
 # The task's ledger (TaskStatus), in /diagnostics too.
 LEDGER = ("received", "rejected", "rate_limited", "dropped", "failed", "published", "late", "lost")
 OK, WARN, ERROR = 0, 1, 2  # DiagnosticStatus levels, as TaskStatus.level carries them (an int, not a byte)
+NOT_LOADED = "not loaded: "  # the message of a task whose component failed to load
 STALE_PERIODS, STALE_MIN_S = 5, 1.0  # no frame for this many of its periods (at least this long): stale input
 OUTCOME_CODES = {Outcome.DONE: FrameOutcome.OUTCOME_DONE, Outcome.DROPPED: FrameOutcome.OUTCOME_DROPPED,
                  Outcome.FAILED: FrameOutcome.OUTCOME_FAILED}
@@ -54,6 +55,11 @@ def versions_source(bag: KernelBag) -> str:
         return bag.fallback_reason
     versions = [v for per_stage in bag.versions.values() for v in per_stage]
     return f"kernel bag: {len(versions)} versions ({', '.join(sorted({v.backend for v in versions}))})"
+
+
+def not_loaded(t: TaskStatus) -> bool:
+    """A status for a task whose component failed to load (it has no ledger)."""
+    return t.message.startswith(NOT_LOADED)
 
 
 def _finite(x: float) -> float:
@@ -128,7 +134,7 @@ class CoordinatorNode(Node):
                 **{k: extra.get(k, 0) for k in COUNTS})
             status.level, status.message = self._health(status, extra)
             out.append(status)
-        return out + [TaskStatus(task=name, level=ERROR, message=f"not loaded: {why}")
+        return out + [TaskStatus(task=name, level=ERROR, message=f"{NOT_LOADED}{why}")
                       for name, why in self.not_loaded.items()]
 
     def publish_status(self) -> None:
@@ -164,14 +170,14 @@ class CoordinatorNode(Node):
             return WARN, f"stale input: no frame for {quiet_s:.1f} s"
         if bad_stamps > 0:
             return WARN, (f"{bad_stamps} frame(s) with a frozen or backward stamp since the last "
-                                           "report (paced by arrival)")
+                          "report (paced by arrival)")
         if t.miss_rate > self.params.miss_warn_threshold:
             return WARN, (f"missing {t.miss_rate:.0%} of deadlines (threshold "
-                                           f"{self.params.miss_warn_threshold:.0%})")
+                          f"{self.params.miss_warn_threshold:.0%})")
         return OK, "meeting deadlines"
 
     def _diagnostic(self, t: TaskStatus) -> DiagnosticStatus:
-        values = {} if t.message.startswith("not loaded") else {
+        values = {} if not_loaded(t) else {
             "model": t.model, "criticality": t.criticality, "deadline_ms": f"{t.deadline_ms:g}",
             "p50_ms": f"{t.p50_ms:.1f}", "p99_ms": f"{t.p99_ms:.1f}", "miss_rate": f"{t.miss_rate:.3f}",
             "fps": f"{t.fps:.1f}", **{k: str(getattr(t, k)) for k in LEDGER}, "policy": self.service.policy_name}

@@ -3,7 +3,7 @@ where it was raised, then one line at most every few seconds, so that the log ne
 hides the cause."""
 from __future__ import annotations
 
-import traceback
+from aaron_ros.coordinator.live import describe_failure
 
 LOG_THROTTLE_S = 5.0
 
@@ -18,10 +18,7 @@ class FailureLog:
     def __call__(self, what: str, error: BaseException | str) -> None:
         """`what` failed with `error`: an exception, or an error text whose first line says what
         it is and whose other lines say where (`coordinator.live.describe_failure`)."""
-        if isinstance(error, BaseException):
-            text = f"{type(error).__name__}: {error}\n" + "".join(traceback.format_tb(error.__traceback__))
-        else:
-            text = error
+        text = describe_failure(error) if isinstance(error, BaseException) else error
         first, _, where = text.strip().partition("\n")
         self.count += 1
         self.last = first

@@ -11,6 +11,7 @@ from aaron_ros.common.bounded import finished_within
 from aaron_ros.common.report import text_table
 from aaron_ros.coordinator.timing import PHASES, phase_ms
 from aaron_ros.ros.container import Container, ContainerOptions
+from aaron_ros.ros.coordinator_node import ERROR, WARN, not_loaded
 from aaron_ros.ros.perception import RECENT_FRAMES
 from aaron_ros.ros.record import image_topics
 
@@ -29,7 +30,7 @@ def _unaccounted(t) -> int:
 
 def _health(tasks) -> str:
     """A line for each task that is not OK, with why."""
-    levels = {1: "WARN", 2: "ERROR"}
+    levels = {WARN: "WARN", ERROR: "ERROR"}
     return "".join(f"\n{levels[t.level]} {t.task}: {t.message}" for t in tasks if t.level in levels)
 
 
@@ -46,7 +47,7 @@ def status_table(container: Container) -> str:
     window = f"{svc.options.status_window_s:g} s"
     rows, tasks = [], container.coordinator.task_statuses()
     for t in tasks:
-        if t.message.startswith("not loaded"):
+        if not_loaded(t):
             rows.append((t.task, *["-"] * 14, t.message[:60]))
             continue
         recent = list(getattr(container.components.get(t.task), "recent", ()))
@@ -81,7 +82,7 @@ def summary_table(container: Container) -> str:
     snap, rows, tasks = svc.snapshot(), [], container.coordinator.task_statuses()
     seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)
     for t in tasks:
-        if t.message.startswith("not loaded"):
+        if not_loaded(t):
             rows.append((t.task, *["-"] * 15, t.message[:60]))
             continue
         run = snap[t.task]["run"]

@@ -40,6 +40,7 @@ from aaron_ros.ros.record import (
     sample_frames,
     write_image_bag,
 )
+from aaron_ros.ros.source_qos import best_effort_bytes
 
 TOPIC = "/camera/image_raw"
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -345,13 +346,19 @@ def test_restamped_rewrites_only_the_stamp_and_the_stamp_reads_back_without_dese
 # --- the camera node ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("encoding", ["bgr8", "rgb8"])
-def test_camera_publishes_a_looped_video_file(ros_context, spin, tmp_path, encoding):
+def blue_clip(tmp_path: Path) -> Path:
+    """Six blue-ish 64x48 frames in a video file."""
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
     for _ in range(6):
-        writer.write(np.full((48, 64, 3), (200, 100, 0), np.uint8))  # BGR: blue-ish
+        writer.write(np.full((48, 64, 3), (200, 100, 0), np.uint8))  # BGR
     writer.release()
+    return video
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8"])
+def test_camera_publishes_a_looped_video_file(ros_context, spin, tmp_path, encoding):
+    video = blue_clip(tmp_path)
     sub = Collector(ros_context, spin, qos=qos_profile_sensor_data)
     cam = CameraNode(context=ros_context, parameter_overrides=[
         Parameter("device", value=str(video)), Parameter("rate_hz", value=100),
@@ -372,6 +379,45 @@ def test_camera_that_cannot_open_is_a_clear_error(ros_context, tmp_path):
             Parameter("device", value=str(tmp_path / "missing.avi"))])
     with pytest.raises(ValueError, match="width and height must both be positive or both 0"):
         CameraNode(context=ros_context, parameter_overrides=[Parameter("width", value=320)])
+
+
+# --- frames too large for best effort -----------------------------------------
+
+
+def test_best_effort_limit_is_the_measured_one_for_the_transports_in_use():
+    assert 522_300 < best_effort_bytes({}) < 540_000  # stock transports: the first arrived, the second not
+    assert 8_600_000 < best_effort_bytes({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}) < 9_030_000
+    assert best_effort_bytes({"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}) is None  # not measured: no guess
+    assert best_effort_bytes({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) is None
+
+
+def test_sources_warn_once_per_topic_about_best_effort_frames_too_large_for_another_process(
+        ros_context, tmp_path, monkeypatch, capfd):
+    # Stock transports, in this process only: its participant is made by the first node below.
+    monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
+    vga = tmp_path / "vga"
+    write_image_bag(vga, numbered_frames(3, 30.0, size=(640, 480)), progress=False)
+    assert player(ros_context, vga, qos="sensor_data").run(timeout=10) == 3
+    err = capfd.readouterr().err
+    assert err.count("MB that Fast DDS") == 1, err
+    assert f"{TOPIC}: frames of 0.92 MB, best effort, are over the 0.52 MB that Fast DDS's stock" in err
+    assert "Publish with qos reliable" in err and "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA" in err
+    assert player(ros_context, vga, qos="reliable").run(timeout=10) == 3  # reliable carries any size
+    small = tmp_path / "small"
+    write_image_bag(small, numbered_frames(3, 30.0), progress=False)
+    assert player(ros_context, small, qos="sensor_data").run(timeout=10) == 3
+    assert "MB that Fast DDS" not in capfd.readouterr().err
+
+    cam = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter("device", value=str(blue_clip(tmp_path))), Parameter("rate_hz", value=100),
+        Parameter("width", value=640), Parameter("height", value=480)])
+    deadline = time.monotonic() + 5
+    while cam.published < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cam.stop()
+    err = capfd.readouterr().err
+    assert cam.published >= 3 and err.count("MB that Fast DDS") == 1, err
+    assert "/camera/image_raw: frames of 0.92 MB" in err
 
 
 # --- the commands ------------------------------------------------------------

@@ -19,15 +19,13 @@ from rclpy.context import Context
 from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from aaron_ros.ros.image_conversions import restamped
 from aaron_ros.ros.params import BAG_PLAYER, declare_params
 from aaron_ros.ros.record import COMPRESSED_TYPE, bag_topics, image_topics, read_image_bag
+from aaron_ros.ros.source_qos import OversizeWarning, source_qos
 
-QOS = {"sensor_data": qos_profile_sensor_data,
-       "reliable": QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)}
 # Longest single sleep: stop() is noticed within this even across a long gap in the bag.
 MAX_SLEEP_S = 0.1
 # Pause between two passes of a one-frame bag, which has no frame spacing to repeat.
@@ -72,11 +70,13 @@ class BagPlayer(Node):
             # A recorded name is published in the player's namespace (relative), as the container's
             # components read it; a remap's target is taken as written.
             self._pubs = {t: self.create_publisher(CompressedImage if types[t] == COMPRESSED_TYPE else Image,
-                                                   self.remaps.get(t, t.lstrip("/")), QOS[qos]) for t in self.topics}
+                                                   self.remaps.get(t, t.lstrip("/")), source_qos(qos))
+                          for t in self.topics}
         except InvalidTopicNameException as exc:
             raise ValueError(f"{name}: remap to a bad topic name: {exc}") from None
 
         self._topic_names = {t: pub.topic_name for t, pub in self._pubs.items()}  # also once destroyed
+        self._oversize = OversizeWarning(self.get_logger(), qos)
         self._published = dict.fromkeys(self.topics, 0)  # per bag topic, this run
         self.seconds = 0.0  # the last run's, from its start to its end
         self.error: Exception | None = None
@@ -163,6 +163,7 @@ class BagPlayer(Node):
                     if self.restamp:
                         # Stamped as it leaves, as a live camera's frame: latency is now - stamp.
                         data = restamped(data, clock.now().nanoseconds)
+                    self._oversize.check(self._topic_names[msg.topic], len(data))
                     self._pubs[msg.topic].publish(data)
                     self._published[msg.topic] += 1
                     last, n = msg.timestamp_ns, n + 1

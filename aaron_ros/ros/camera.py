@@ -16,12 +16,12 @@ from rclpy.context import Context
 from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from aaron_ros.ros.image_conversions import array_to_image
 from aaron_ros.ros.params import CAMERA, declare_params
+from aaron_ros.ros.source_qos import OversizeWarning, source_qos
 
 
 class CameraNode(Node):
@@ -51,11 +51,12 @@ class CameraNode(Node):
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
 
         try:
-            self._pub = self.create_publisher(Image, topic, qos_profile_sensor_data)
+            self._pub = self.create_publisher(Image, topic, source_qos(p["qos"]))
         except InvalidTopicNameException as exc:
             self._cap.release()
             raise ValueError(f"{name}: bad topic name: {exc}") from None
         self.topic_name = self._pub.topic_name  # resolved; also once the node is destroyed
+        self._oversize = OversizeWarning(self.get_logger(), p["qos"])
         self.published = 0
         self.error: str | None = None
         self._thread = threading.Thread(target=self._capture, name=f"{name}_capture", daemon=True)
@@ -109,7 +110,9 @@ class CameraNode(Node):
                         self.error = f"{self.device}: no frame (device lost?)"
                         self.get_logger().error(self.error)
                     return
-                self._pub.publish(self._message(frame))
+                msg = self._message(frame)
+                self._oversize.check(self.topic_name, len(msg.data))
+                self._pub.publish(msg)
                 self.published += 1
                 if period:
                     # A fixed schedule, not sleep(period): decoding time does not slow the rate,

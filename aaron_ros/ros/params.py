@@ -325,6 +325,8 @@ CAMERA = NodeParams("camera", (
     Param("loop", True, "restart a video file at its end"),
     Param("frame_id", "camera", "header frame id"),
     Param("encoding", "bgr8", "image encoding", choices=ENCODINGS),
+    Param("qos", "sensor_data", "publisher QoS (sensor_data: best effort; reliable for frames too large for it)",
+          choices=QOS_PROFILES),
 ), cross=_camera_cross)
 
 CONTAINER = NodeParams("aaron_container", (

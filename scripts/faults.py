@@ -262,7 +262,7 @@ def scenario_corruption(name: str, damage: Callable[[Path], None], env: dict, wo
     r = run_container([str(CONFIG), "--bag", str(BAG), "--ros-args", "-p", f"kernel_bag_dir:={bags}"],
                       env=env, duration=4.0)
     # Said as the whole bag's eager fallback, or as one damaged version left out (the rest serves).
-    said = (re.search(r"tiny_yolo: eager versions only \((.*)\)", r.out)
+    said = (re.search(r"tiny_yolo: eager versions only, .*? \((.*)\)", r.out)
             or re.search(r"kernel bag \S*tiny_yolo\S*: (version \S+ left out: .*)", r.out))
     served = r.rows.get(CRITICAL, {}).get("on_time", 0) > 0
     why = said[1][:90] if said else "nothing said"

@@ -13,8 +13,10 @@ import torch
 from aaron_ros.cli import main
 from aaron_ros.kernels.backends import BACKENDS
 from aaron_ros.kernels.background import PROBE_KINDS
-from aaron_ros.kernels.bag import BagError, load_bag, load_bag_or_eager, read_manifest, sha256_file, write_manifest
+from aaron_ros.kernels.background.levels import ISOLATION
+from aaron_ros.kernels.bag import BagError, load_bag, read_manifest, sha256_file, write_manifest
 from aaron_ros.kernels.compile import CompileOptions, compile_bag, stage_costs, stage_inputs
+from aaron_ros.kernels.fallback import load_bag_or_eager
 from aaron_ros.kernels.profile import LaneSet
 from aaron_ros.kernels.show import show
 from aaron_ros.kernels.version import Artifact
@@ -103,7 +105,14 @@ def test_missing_manifest_is_a_clear_error_and_falls_back(tmp_path, caplog):
         bag = load_bag_or_eager(tmp_path / "nothing", graph)
     assert bag.fallback_reason and "missing" in bag.fallback_reason
     assert "falling back to eager" in caplog.text
-    assert all(vs[0].backend == "eager" for vs in bag.versions.values())
+    # Fused and timed here, at every thread budget, so the coordinator has times to choose by.
+    assert len(bag.graph.stages) < len(graph.stages)
+    threads = set(CompileOptions().thread_counts())
+    for vs in bag.versions.values():
+        assert all(v.backend == "eager" and ISOLATION in v.profiles for v in vs)
+        assert {v.shape.threads for v in vs} == threads
+    x = torch.randn(1, *graph.input_shape)
+    torch.testing.assert_close(bag.graph.run_stages(x), graph.run_whole(x))
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -128,7 +137,7 @@ def test_damaged_bag_is_refused_and_runtime_falls_back(bag_copy, damage, message
     assert bag.manifest is None and message.split()[0] in bag.fallback_reason
     x = torch.randn(1, *graph.input_shape)
     y = x
-    for s in graph.stages:
+    for s in bag.graph.stages:
         y = bag.runner(bag.best(s.index))(y)
     torch.testing.assert_close(y, graph.run_whole(x))
 

@@ -26,7 +26,8 @@ from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, POLICIES, check_pol
 from aaron_ros.coordinator.types import Grant, Job, JobRecord, Outcome, StageTime, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser, check_versions
 from aaron_ros.kernels.backends.base import device_unavailable
-from aaron_ros.kernels.bag import KernelBag, load_bag_or_eager
+from aaron_ros.kernels.bag import KernelBag
+from aaron_ros.kernels.fallback import load_bag_or_eager
 from aaron_ros.models import ModelSpec, StageGraph, build_model
 from aaron_ros.runtime.lanes import LanePool, resolve_kind, uniform_specs
 

@@ -3,7 +3,7 @@
 Loading checks everything a stale or damaged bag could get wrong: schema, checksums, that the
 bag was built for this model's weights, this torch and this device, and it re-runs every
 version's equivalence check against the eager stage, so a version that was never checked cannot
-be loaded. Where a bag cannot be used, `load_bag_or_eager` warns and serves eager versions.
+be loaded. Where a bag cannot be used, `fallback.load_bag_or_eager` warns and serves eager versions.
 """
 from __future__ import annotations
 
@@ -263,19 +263,3 @@ def load_bag(bag_dir: str | Path, graph: StageGraph, device: torch.device | str 
             versions[stage.index].insert(0, ev)
             runners[ev.id] = stage
     return KernelBag(graph, versions, runners, manifest)
-
-
-def load_bag_or_eager(bag_dir: str | Path | None, graph: StageGraph,
-                      device: torch.device | str = "cpu") -> KernelBag:
-    """The runtime's way in: a bag that cannot be used gives eager versions and a warning."""
-    if bag_dir is None:
-        return eager_bag(graph, "no kernel bag configured")
-    try:
-        return load_bag(bag_dir, graph, device)
-    except BagError as exc:
-        log.warning("%s; falling back to eager versions for %s", exc, graph.name)
-        return eager_bag(graph, str(exc))
-    except Exception as exc:  # damage no check foresaw: the model still serves, eager
-        why = f"kernel bag {bag_dir} cannot be read: {type(exc).__name__}: {exc}"
-        log.warning("%s; falling back to eager versions for %s", why, graph.name)
-        return eager_bag(graph, why)

@@ -36,6 +36,7 @@ from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConf
 from aaron_ros.ros.coordinator_node import CoordinatorNode
 from aaron_ros.ros.failures import FailureLog
 from aaron_ros.ros.params import CONTAINER, declare_params
+from aaron_ros.ros.stall import StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -279,29 +280,41 @@ class Container:
         """Serve until request_stop(), `duration_s`, or the bag player finished (when one runs)."""
         start = time.monotonic()
         next_tick = start + tick_s
-        while not self._stop.is_set() and self.context.ok():
-            now = time.monotonic()
-            if duration_s is not None and now - start >= duration_s:
-                break
-            player = self.player
-            if player is not None and not self._player_started:
-                # Frames published before the components' subscriptions match would be lost.
-                player.wait_for_subscribers(1, timeout=5.0)
-                player.start()
-                self._player_started = True
-            elif player is not None and player.wait(0):
-                # The bag is over, but its last frames may still wait to be taken: take them all.
-                settle_until = time.monotonic() + BAG_SETTLE_S
-                while time.monotonic() < settle_until:
-                    self.executor.spin_once(timeout_sec=0.05)
-                break
-            try:
-                self.executor.spin_once(timeout_sec=0.1)
-            except Exception as exc:  # a node's callback raised: say whose, in full the first time; keep serving
-                self._callback_failures(f"a callback of {_culprit(exc)}", exc)
-            if on_tick is not None and now >= next_tick:
-                next_tick = now + tick_s
-                on_tick(self)
+        watch = StallWatch(self._progress)  # says where it is if it stops serving
+        watch.start()
+        try:
+            while not self._stop.is_set() and self.context.ok():
+                watch.beat()
+                now = time.monotonic()
+                if duration_s is not None and now - start >= duration_s:
+                    break
+                player = self.player
+                if player is not None and not self._player_started:
+                    # Frames published before the components' subscriptions match would be lost.
+                    player.wait_for_subscribers(1, timeout=5.0)
+                    player.start()
+                    self._player_started = True
+                elif player is not None and player.wait(0):
+                    # The bag is over, but its last frames may still wait to be taken: take them all.
+                    settle_until = time.monotonic() + BAG_SETTLE_S
+                    while time.monotonic() < settle_until:
+                        self.executor.spin_once(timeout_sec=0.05)
+                    break
+                try:
+                    self.executor.spin_once(timeout_sec=0.1)
+                except Exception as exc:  # a node's callback raised: say whose, in full the first time; keep serving
+                    self._callback_failures(f"a callback of {_culprit(exc)}", exc)
+                if on_tick is not None and now >= next_tick:
+                    next_tick = now + tick_s
+                    on_tick(self)
+        finally:
+            watch.stop()
+
+    def _progress(self) -> tuple[int, int]:
+        """Frames received, and frames published, failed or refused, over all components."""
+        counts = [c.counters for c in list(self.components.values()) if hasattr(c, "counters")]
+        return (sum(c["received"] for c in counts),
+                sum(c["published"] + c["failed"] + c["rejected"] + c["rate_limited"] for c in counts))
 
     def shutdown(self, drain_timeout_s: float = 2.0) -> None:
         """In-flight frames finish (within the drain time) or are counted as dropped."""

@@ -126,7 +126,8 @@ class PerceptionComponent(Node):
         self.graph = service.add_task(spec, kernel_bag_path, self._on_finished, p.model_spec)
         kernel_bag = service.bags[spec.model]
         if kernel_bag.fallback_reason:
-            self.get_logger().warning(f"{p.model}: eager versions only ({kernel_bag.fallback_reason})")
+            self.get_logger().warning(f"{p.model}: eager versions only, {len(kernel_bag.graph.stages)} stage(s) "
+                                      f"timed at start ({kernel_bag.fallback_reason})")
         else:
             versions = sum(map(len, kernel_bag.versions.values()))
             self.get_logger().info(f"{p.model}: kernel bag {kernel_bag_path} with {versions} versions")

@@ -240,6 +240,16 @@ class CoordinatorService:
     def snapshot(self) -> dict[str, dict]:
         return self.monitor.snapshot(self.now()) if self.monitor else {}
 
+    def running_s(self) -> dict[str, float]:
+        """Per task with a stage running now: how long the oldest has run (s)."""
+        if self.driver is None:
+            return {}
+        started = self.driver.call(lambda c: [(g.request.job.task.name, g.granted_at) for g in c.running_grants()])
+        now, out = self.now(), {}
+        for task, at in started:
+            out[task] = max(out.get(task, 0.0), now - at)
+        return out
+
     def grant_us(self) -> list[float]:
         return self.driver.call(lambda c: list(c.grant_us)) if self.driver else []
 

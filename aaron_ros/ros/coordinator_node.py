@@ -42,6 +42,7 @@ LEDGER = ("received", "rejected", "rate_limited", "dropped", "failed", "publishe
 OK, WARN, ERROR = 0, 1, 2  # DiagnosticStatus levels, as TaskStatus.level carries them (an int, not a byte)
 NOT_LOADED = "not loaded: "  # the message of a task whose component failed to load
 STALE_PERIODS, STALE_MIN_S = 5, 1.0  # no frame for this many of its periods (at least this long): stale input
+STUCK_DEADLINES, STUCK_MIN_S = 10, 2.0  # a stage running this many deadlines (at least this long) is stuck
 OUTCOME_CODES = {Outcome.DONE: FrameOutcome.OUTCOME_DONE, Outcome.DROPPED: FrameOutcome.OUTCOME_DROPPED,
                  Outcome.FAILED: FrameOutcome.OUTCOME_FAILED}
 # A trace a benchmark counts frames from: every message kept until delivered.
@@ -119,7 +120,7 @@ class CoordinatorNode(Node):
     def task_statuses(self) -> list[TaskStatus]:
         """Every configured task: those serving, with their ledger and health, and those whose
         component failed to load (ERROR, with why)."""
-        out = []
+        out, running = [], self.service.running_s()
         for name, m in self.service.snapshot().items():
             spec = self.service.specs[name]
             extra = self.task_counters.get(name, dict)()
@@ -132,7 +133,7 @@ class CoordinatorNode(Node):
                 failed=t["failed"] + extra.get("failed", 0), published=published,
                 late=extra.get("late", t["late"]), kernel_bag=versions_source(self.service.bags[spec.model]),
                 **{k: extra.get(k, 0) for k in COUNTS})
-            status.level, status.message = self._health(status, extra)
+            status.level, status.message = self._health(status, extra, running.get(name, 0.0))
             out.append(status)
         return out + [TaskStatus(task=name, level=ERROR, message=f"{NOT_LOADED}{why}")
                       for name, why in self.not_loaded.items()]
@@ -150,9 +151,9 @@ class CoordinatorNode(Node):
         for t in tasks:  # what the next report says is news against this one
             self._reported[(t.task, "failed")], self._reported[(t.task, "bad_stamps")] = t.failed, t.bad_stamps
 
-    def _health(self, t: TaskStatus, extra: dict) -> tuple[int, str]:
+    def _health(self, t: TaskStatus, extra: dict, running_s: float = 0.0) -> tuple[int, str]:
         """(level, message): the worst of what is wrong; failures and bad stamps since the last
-        published report."""
+        published report; `running_s`: how long its oldest running stage has run."""
         failed = t.failed - self._reported.get((t.task, "failed"), 0)
         bad_stamps = t.bad_stamps - self._reported.get((t.task, "bad_stamps"), 0)
         why = extra.get("last_error") or "see the log"
@@ -160,11 +161,15 @@ class CoordinatorNode(Node):
             return ERROR, f"every frame failed: {why}"
         if failed > 0:
             return ERROR, f"{failed} frame(s) failed since the last report: {why}"
+        spec = self.service.specs[t.task]
+        if running_s > max(STUCK_DEADLINES * spec.deadline_ms / 1e3, STUCK_MIN_S):
+            # Stages are not preempted: its lane serves nothing else, and the task nothing more.
+            return ERROR, (f"a stage has run for {running_s:.1f} s (deadline {spec.deadline_ms:g} ms): stuck, "
+                           "holding a lane")
         if t.input_publishers == 0:  # a task that hears nothing is not healthy
             return WARN, "no publisher on its input topic"
         if t.received == 0:
             return WARN, "has received no frame"
-        spec = self.service.specs[t.task]
         quiet_s = (time.time_ns() - extra.get("last_received_ns", 0)) / 1e9
         if quiet_s > max(STALE_PERIODS / spec.rate_hz, STALE_MIN_S):
             return WARN, f"stale input: no frame for {quiet_s:.1f} s"

@@ -11,6 +11,7 @@ import pytest
 from aaron_ros.bench.bound import stage_costs, throughput_bound
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
+from aaron_ros.common.stats import LatencyHistogram, summarize
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser
@@ -179,6 +180,20 @@ def test_task_metrics_deadline_is_inclusive_and_empty_is_nan():
     assert m["miss_rate"] == 1.0 and m["done"] == 0 and math.isnan(m["p99_ms"])
     with pytest.raises(ValueError):
         task_metrics([], TASK, duration_s=0)
+
+
+def test_latency_percentiles_are_numpys_to_the_last_bit_and_the_histogram_within_half_a_percent():
+    rng = np.random.default_rng(0)
+    for n in (*range(1, 40), 150, 1001):
+        seconds = rng.exponential(0.02, n)
+        s = summarize(seconds)
+        assert (s.p50_ms, s.p95_ms, s.p99_ms) == tuple(np.percentile(seconds * 1e3, [50, 95, 99]))
+    hist = LatencyHistogram()
+    for sec in seconds:
+        hist.add(sec)
+    for got, q in zip(hist.percentiles_ms(50, 99), (50, 99)):
+        assert got == pytest.approx(np.percentile(seconds * 1e3, q, method="inverted_cdf"), rel=0.006)
+    assert all(math.isnan(v) for v in LatencyHistogram().percentiles_ms(50, 99))
 
 
 def test_policy_metrics_totals():

@@ -6,10 +6,13 @@ import torch
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from aaron_ros.ros import image_conversions as conversions
 from aaron_ros.ros.image_conversions import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    ONE_PASS,
     ImageError,
+    ModelInput,
     SharedConversions,
     array_to_compressed,
     array_to_image,
@@ -139,6 +142,22 @@ def test_mono8_tensor_replicated_to_three_channels():
     assert tensor.shape == (1, 3, 5, 7)
     expected = [(128 / 255 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
     np.testing.assert_allclose(tensor[0, :, 2, 3].numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not ONE_PASS, reason="this OpenCV has no blobFromImageWithParams")
+@pytest.mark.parametrize("shape", [(480, 640, 3), (47, 61, 3), (30, 40, 1), (30, 40)])
+@pytest.mark.parametrize("bgr", [False, True])
+@pytest.mark.parametrize("letterbox", [False, True])
+def test_the_one_pass_conversion_equals_numpys_steps(monkeypatch, shape, bgr, letterbox):
+    arr = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    for size in [(64, 80), (320, 320), (30, 40)]:
+        made = ModelInput(size, mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.7), bgr=bgr, letterbox=letterbox)
+        one_pass = made(arr)
+        monkeypatch.setattr(conversions, "ONE_PASS", False)
+        steps = made(arr)
+        monkeypatch.setattr(conversions, "ONE_PASS", True)
+        assert one_pass.shape == steps.shape == (1, 3, *size)
+        np.testing.assert_allclose(one_pass.numpy(), steps.numpy(), rtol=0, atol=2e-6)
 
 
 # --- bad input -------------------------------------------------------------

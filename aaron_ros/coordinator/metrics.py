@@ -24,21 +24,29 @@ def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float
     """
     if duration_s <= 0:
         raise ValueError(f"duration_s must be > 0, got {duration_s}")
-    mine = [r for r in records if r.task == task.name]
-    done = [r for r in mine if r.outcome is Outcome.DONE]
-    latencies = [r.latency_s for r in done if r.latency_s is not None]
+    latencies: list[float] = []  # of the frames done (one pass: a live status runs this often)
+    done = dropped = failed = 0
+    for r in records:
+        if r.task != task.name:
+            continue
+        if r.outcome is Outcome.DONE:
+            done += 1
+            if r.finished is not None:
+                latencies.append(r.finished - r.release)
+        elif r.outcome is Outcome.DROPPED:
+            dropped += 1
+        else:
+            failed += 1
     deadline_s = task.deadline_ms / 1e3
-    late = sum(1 for s in latencies if s > deadline_s)
-    dropped = sum(1 for r in mine if r.outcome is Outcome.DROPPED)
-    failed = sum(1 for r in mine if r.outcome is Outcome.FAILED)
-    released = len(mine)
+    late = sum(s > deadline_s for s in latencies)
+    released = done + dropped + failed
     s = summarize(latencies)
     return {
         "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "p99_ms": s.p99_ms, "mean_ms": s.mean_ms,
         "miss_rate": (late + dropped + failed) / released if released else NAN,
-        "fps": len(done) / duration_s,
-        "goodput_fps": (len(done) - late) / duration_s,  # finished within the deadline
-        "released": released, "done": len(done), "late": late,
+        "fps": done / duration_s,
+        "goodput_fps": (done - late) / duration_s,  # finished within the deadline
+        "released": released, "done": done, "late": late,
         "dropped": dropped, "failed": failed,
         "deadline_ms": task.deadline_ms, "criticality": task.criticality,
     }

@@ -72,10 +72,11 @@ class Monitor:
             run_s = max(now - self._since, 1e-3) if self._since is not None else float("nan")
             for name, t in self._tasks.items():
                 self._trim(t, now)
-                m = task_metrics([r for _, r in t.window], t.spec, max(span, 1e-3))
+                m = task_metrics((r for _, r in t.window), t.spec, max(span, 1e-3))
                 tot = t.totals
                 ended = tot["done"] + tot["dropped"] + tot["failed"]
-                run = {"p50_ms": t.latencies.percentile_ms(50), "p99_ms": t.latencies.percentile_ms(99),
+                p50, p99 = t.latencies.percentiles_ms(50, 99)
+                run = {"p50_ms": p50, "p99_ms": p99,
                        "miss_rate": (tot["late"] + tot["dropped"] + tot["failed"]) / ended if ended else NAN,
                        "fps": tot["done"] / run_s, "seconds": run_s}
                 out[name] = {**m, "totals": dict(tot), "run": run}

@@ -36,9 +36,9 @@ from aaron_ros.ros.annotate import annotate, names_of, read_labels, resize_mask
 from aaron_ros.ros.failures import FailureLog
 from aaron_ros.ros.image_conversions import (
     ImageError,
+    ModelInput,
     SharedConversions,
     array_to_image,
-    array_to_tensor,
     check_image,
     compressed_format,
     decode_compressed,
@@ -132,6 +132,7 @@ class PerceptionComponent(Node):
             versions = sum(map(len, kernel_bag.versions.values()))
             self.get_logger().info(f"{p.model}: kernel bag {kernel_bag_path} with {versions} versions")
         self.input_size = tuple(self.graph.input_shape[1:])
+        self.model_input = ModelInput(self.input_size, p.mean, p.std, p.channel_order == "bgr", p.resize == "letterbox")
         # The component's share of its task's ledger (the coordinator keeps dropped and failed in
         # its stages): published (done) and, of those, late; failed here (its own code raised on
         # the frame, or the result could not be sent); lost: frames its input's publishers sent
@@ -284,8 +285,7 @@ class PerceptionComponent(Node):
 
         def make() -> tuple[torch.Tensor, np.ndarray]:
             arr = decode_compressed(msg) if self.compressed else image_to_array(msg, copy=False)
-            return array_to_tensor(arr, self.input_size, p.mean, p.std, p.channel_order == "bgr",
-                                   p.resize == "letterbox"), arr
+            return self.model_input(arr), arr
 
         if not stamp_ns:  # no stamp tells two images apart: nothing to share
             (x, arr), made = make(), True

@@ -26,8 +26,9 @@ from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from aaron_ros.msg import CoordinatorStatus, InferenceResult, StageGrant  # noqa: E402
+from aaron_ros.msg import CoordinatorStatus, FrameOutcomes, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
+from aaron_ros.ros.coordinator_node import TRACE_QOS  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_compressed, array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 from aaron_ros.ros.run import status_table, summary_table  # noqa: E402
@@ -159,6 +160,37 @@ def test_bag_through_the_container_reaches_a_subscriber_in_another_process(tmp_p
     assert statuses and {t.task for t in statuses[-1].tasks} == {"classify", "segment"}
     assert statuses[-1].policy == "aaron"
     del watcher
+
+
+def test_every_frame_handed_over_ends_in_one_outcome_heard_in_batches(tmp_path, small_bag, ros_domain):
+    cfg = _config(tmp_path, components="[classify]")
+    cfg.write_text(cfg.read_text().replace("publish_grants: true", "publish_outcomes: true"))
+    heard: list[FrameOutcomes] = []
+    ctx = rclpy.Context()  # a listener of its own, alive after the container's context ends
+    rclpy.init(context=ctx, domain_id=ros_domain)
+    node = rclpy.create_node("outcome_listener", context=ctx)
+    node.create_subscription(FrameOutcomes, "/aaron/outcomes", heard.append, TRACE_QOS)
+    executor = rclpy.executors.SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    container = Container(ContainerOptions(cfg, bag=str(small_bag), domain_id=ros_domain))
+    try:
+        until = time.monotonic() + 30
+        while node.count_publishers("/aaron/outcomes") < 1 and time.monotonic() < until:
+            time.sleep(0.05)
+        container.spin(duration_s=1.0)  # half the bag: frames are running or queued at the stop
+    finally:
+        container.shutdown()  # they end (done or dropped), and their outcomes go out as the node goes
+    c = container.components["classify"].counters
+    submitted = c["received"] - c["rate_limited"] - c["rejected"]
+    until = time.monotonic() + 10
+    while sum(len(m.outcomes) for m in heard) < submitted and time.monotonic() < until:
+        time.sleep(0.05)
+    executor.shutdown()
+    ctx.try_shutdown()
+    frames = sorted(o.frame for m in heard for o in m.outcomes)
+    assert submitted >= 3 and frames == list(range(submitted)), (submitted, frames)
+    assert all(o.task == "classify" and len(o.stage_cpu_ms) == len(o.versions) for m in heard for o in m.outcomes)
 
 
 def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_domain):

@@ -13,8 +13,8 @@ been heard. The bench's node hears:
 - `/aaron/outcomes` (the coordinator's `publish_outcomes`): how each frame ended (done, dropped,
   failed) and its latency release to done, which is the `latency_ms` the component publishes, with
   its stages' lane CPU and its grants' decision times. These feed the same metrics and report as
-  the core bench. (One message per frame: the per-stage `/aaron/grants` trace would be 15 per
-  frame, and its cost on the container and here would be part of what is measured.)
+  the core bench. (Batched at 10 Hz: the per-stage `/aaron/grants` trace, or a message per frame,
+  would cost the container CPU that is part of what is measured.)
 - every component's result topic, as any subscriber would: per frame the end-to-end latency
   (receive time minus `header.stamp`, camera stamp to result heard), the node's `latency_ms`, and
   transport = end-to-end - latency_ms: image delivery in, the node's image conversion, result
@@ -84,7 +84,7 @@ from aaron_ros.coordinator.live import COORDINATING_THREAD
 from aaron_ros.coordinator.metrics import percentiles, worst
 from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
-from aaron_ros.msg import CoordinatorStatus, FrameOutcome, InferenceResult
+from aaron_ros.msg import CoordinatorStatus, FrameOutcome, FrameOutcomes, InferenceResult
 from aaron_ros.ros.bag_player import parse_remaps
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, load_config
 from aaron_ros.ros.coordinator_node import (
@@ -284,7 +284,7 @@ class SystemClient(Node):
         self._outcomes: list[FrameOutcome] = []
         self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m),
                                                TRACE_QOS) for task, topic in results.items()]
-        self.create_subscription(FrameOutcome, OUTCOMES_TOPIC, self._on_outcome, TRACE_QOS)
+        self.create_subscription(FrameOutcomes, OUTCOMES_TOPIC, self._on_outcomes, TRACE_QOS)
         self.create_subscription(CoordinatorStatus, STATUS_TOPIC, self._on_status, 10)
         self._set_policy = self.create_client(SetPolicy, SET_POLICY_SERVICE)
 
@@ -298,9 +298,9 @@ class SystemClient(Node):
         with self._lock:
             self._heard[task].append(timing)
 
-    def _on_outcome(self, msg: FrameOutcome) -> None:
+    def _on_outcomes(self, msg: FrameOutcomes) -> None:
         with self._lock:
-            self._outcomes.append(msg)
+            self._outcomes += msg.outcomes
 
     def _on_status(self, msg: CoordinatorStatus) -> None:
         with self._lock:

@@ -5,16 +5,19 @@ parameters (`ros2 param set`), the others read-only.
 Publishes `CoordinatorStatus` (with one `TaskStatus` per task) on /aaron/status and a
 `diagnostic_msgs/DiagnosticArray` on /diagnostics at `status_rate_hz`; with `publish_grants`,
 every finished stage as a `StageGrant` on /aaron/grants (with the pre- and post-processing
-it ran); with `publish_outcomes`, how every frame ended as a `FrameOutcome` on /aaron/outcomes.
+it ran); with `publish_outcomes`, how every frame ended, as `FrameOutcome`s batched in
+`FrameOutcomes` at OUTCOMES_HZ, on /aaron/outcomes.
 Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/bench.py`).
 """
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -24,7 +27,7 @@ from aaron_ros.coordinator.policies import DEFAULT_VERSIONS
 from aaron_ros.coordinator.service import CoordinatorService, ServiceOptions
 from aaron_ros.coordinator.types import Grant, JobRecord, Outcome, StageTime
 from aaron_ros.kernels.bag import KernelBag
-from aaron_ros.msg import CoordinatorStatus, FrameOutcome, StageGrant, TaskStatus
+from aaron_ros.msg import CoordinatorStatus, FrameOutcome, FrameOutcomes, StageGrant, TaskStatus
 from aaron_ros.ros.params import COORDINATOR, CoordinatorParams, params_from_node, set_live
 from aaron_ros.srv import SetPolicy
 
@@ -32,6 +35,8 @@ from aaron_ros.srv import SetPolicy
 STATUS_TOPIC = "aaron/status"
 GRANTS_TOPIC = "aaron/grants"
 OUTCOMES_TOPIC = "aaron/outcomes"
+OUTCOMES_HZ = 10.0  # how often the frames that ended go out, in one message
+OUTCOMES_ACK_S = 1.0  # at shutdown, for reliable subscribers to acknowledge the last ones
 SET_POLICY_SERVICE = "aaron/set_policy"
 
 
@@ -83,9 +88,11 @@ class CoordinatorNode(Node):
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, TRACE_QOS) if p.publish_grants else None
+        self._ended: deque[JobRecord] = deque()  # appended on the coordinating thread, published here
         if p.publish_outcomes:
-            self._outcome_pub = self.create_publisher(FrameOutcome, OUTCOMES_TOPIC, TRACE_QOS)
-            self.service.add_record_listener(self._publish_outcome)
+            self._outcome_pub = self.create_publisher(FrameOutcomes, OUTCOMES_TOPIC, TRACE_QOS)
+            self.service.add_record_listener(self._ended.append)
+            self.create_timer(1.0 / OUTCOMES_HZ, self.publish_outcomes)
         self._srv = self.create_service(SetPolicy, SET_POLICY_SERVICE, self._set_policy)
         self._timer = None
 
@@ -206,14 +213,26 @@ class CoordinatorNode(Node):
         offset = self.get_clock().now().nanoseconds / 1e9 - self.service.now()
         return [Time(nanoseconds=int((t + offset) * 1e9)).to_msg() for t in times]
 
-    def _publish_outcome(self, rec: JobRecord) -> None:
-        """On the coordinating thread, as every frame ends."""
+    def publish_outcomes(self) -> None:
+        """The frames that ended since the last call, in one message (none: nothing is sent)."""
+        records = []
+        while self._ended:
+            records.append(self._ended.popleft())
+        if not records:
+            return
         nan = float("nan")
-        (release,) = self._on_node_clock(rec.release)
-        self._outcome_pub.publish(FrameOutcome(
+        releases = self._on_node_clock(*(rec.release for rec in records))
+        self._outcome_pub.publish(FrameOutcomes(outcomes=[FrameOutcome(
             task=rec.task, frame=rec.frame, outcome=OUTCOME_CODES[rec.outcome], release=release,
             latency_ms=nan if rec.latency_s is None else rec.latency_s * 1e3,
             queueing_ms=nan if rec.queueing_s is None else rec.queueing_s * 1e3,
             deadline_ms=self.service.specs[rec.task].deadline_ms, versions=list(rec.versions),
             stage_cpu_ms=[t.cpu_s * 1e3 for t in rec.stage_times],
-            decision_us=[t.decision_us for t in rec.stage_times], error=rec.error or ""))
+            decision_us=[t.decision_us for t in rec.stage_times], error=rec.error or "")
+            for rec, release in zip(records, releases)]))
+
+    def destroy_node(self) -> None:
+        if self.params.publish_outcomes:  # the last frames, ended while the service stopped
+            self.publish_outcomes()
+            self._outcome_pub.wait_for_all_acked(Duration(seconds=OUTCOMES_ACK_S))
+        super().destroy_node()

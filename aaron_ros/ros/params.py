@@ -257,7 +257,8 @@ COORDINATOR = NodeParams("aaron_coordinator", (
     Param("miss_warn_threshold", 0.05, "a task missing more than this share of deadlines is a WARN on "
           "/diagnostics", low=0.0, high=1.0, live=True),
     Param("publish_grants", False, "publish every StageGrant on /aaron/grants (debugging)"),
-    Param("publish_outcomes", False, "publish how every frame ended (FrameOutcome) on /aaron/outcomes"),
+    Param("publish_outcomes", False, "publish how every frame ended (FrameOutcome, batched in FrameOutcomes at "
+          "10 Hz) on /aaron/outcomes"),
 ))
 
 COMPONENT = NodeParams("", (

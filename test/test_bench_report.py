@@ -11,7 +11,7 @@ import pytest
 from aaron_ros.bench.bound import stage_costs, throughput_bound
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
-from aaron_ros.common.stats import LatencyHistogram, summarize
+from aaron_ros.common.stats import LatencyHistogram, percentiles, summarize
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.types import JobRecord, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser
@@ -188,6 +188,8 @@ def test_latency_percentiles_are_numpys_to_the_last_bit_and_the_histogram_within
         seconds = rng.exponential(0.02, n)
         s = summarize(seconds)
         assert (s.p50_ms, s.p95_ms, s.p99_ms) == tuple(np.percentile(seconds * 1e3, [50, 95, 99]))
+    assert percentiles(seconds, (5, 50, 99.9)) == [float(v) for v in np.percentile(seconds, (5, 50, 99.9))]
+    assert all(math.isnan(v) for v in (*percentiles([], (50,)), *percentiles([1.0, np.nan], (50, 99))))
     hist = LatencyHistogram()
     for sec in seconds:
         hist.add(sec)

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from aaron_ros.bench.policy_report import build_report
 from aaron_ros.bench.workload import Workload
-from aaron_ros.coordinator.metrics import percentiles, policy_metrics
+from aaron_ros.common.stats import percentiles
+from aaron_ros.coordinator.metrics import policy_metrics
 from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, check_policy
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 from aaron_ros.coordinator.versions import check_versions

@@ -24,14 +24,21 @@ def summarize(seconds: Sequence[float]) -> LatencySummary:
     if len(seconds) == 0:
         nan = float("nan")
         return LatencySummary(0, nan, nan, nan, nan)
-    ms = np.sort(np.asarray(seconds, dtype=np.float64)) * 1e3
-    p50, p95, p99 = (_linear(ms, q) for q in (50, 95, 99))
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    p50, p95, p99 = percentiles(ms, (50, 95, 99))
     return LatencySummary(len(ms), p50, p95, p99, float(ms.mean()))
 
 
+def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """np.percentile(values, qs), its default (linear) method to the last bit, at a fifth of its
+    cost (a live status computes a few each time); NaN where there are none or one is NaN."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    if len(ordered) == 0 or np.isnan(ordered[-1]):  # a sort puts NaN last
+        return [float("nan")] * len(qs)
+    return [_linear(ordered, q) for q in qs]
+
+
 def _linear(ordered: np.ndarray, q: float) -> float:
-    """np.percentile(ordered, q) of sorted values, its default (linear) method to the last bit, at
-    a fifth of its cost: a live status computes a few each time."""
     at = q / 100 * (len(ordered) - 1)
     i = int(at)
     a, b, t = float(ordered[i]), float(ordered[min(i + 1, len(ordered) - 1)]), at - i

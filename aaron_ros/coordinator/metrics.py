@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from aaron_ros.common.stats import summarize
+from aaron_ros.common.stats import percentiles, summarize
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 
 NAN = float("nan")
@@ -31,8 +31,8 @@ def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float
             continue
         if r.outcome is Outcome.DONE:
             done += 1
-            if r.finished is not None:
-                latencies.append(r.finished - r.release)
+            if r.latency_s is not None:
+                latencies.append(r.latency_s)
         elif r.outcome is Outcome.DROPPED:
             dropped += 1
         else:
@@ -50,12 +50,6 @@ def task_metrics(records: Iterable[JobRecord], task: TaskSpec, duration_s: float
         "dropped": dropped, "failed": failed,
         "deadline_ms": task.deadline_ms, "criticality": task.criticality,
     }
-
-
-def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
-    if len(values) == 0:
-        return [NAN] * len(qs)
-    return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
 
 
 def worst(values: Iterable[float]) -> float:

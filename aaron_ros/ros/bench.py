@@ -79,9 +79,10 @@ from aaron_ros.bench.policy_report import write_policy_report
 from aaron_ros.bench.workload import Workload
 from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.common.report import fmt, md_table, pct
+from aaron_ros.common.stats import percentiles
 from aaron_ros.coordinator.coordinator import TOO_LATE
 from aaron_ros.coordinator.live import COORDINATING_THREAD
-from aaron_ros.coordinator.metrics import percentiles, worst
+from aaron_ros.coordinator.metrics import worst
 from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome, FrameOutcomes, InferenceResult

@@ -132,6 +132,38 @@ def test_pre_and_post_processing_run_inside_the_first_and_last_grants_and_a_fail
         assert times[last].finished - times[last].started >= times[last].post_s
 
 
+def test_the_thread_an_event_happens_on_makes_the_decisions_that_follow():
+    """A frame handed over is granted on the thread that hands it over, and a stage that ends on
+    its lane, which starts the next stage itself: no frame waits for another thread to wake."""
+    svc = CoordinatorService(ServiceOptions(policy="aaron", lanes=2))
+    got, cb = _collect()
+    graph = svc.add_task(TaskSpec("det", "tiny_yolo", 30, 500, "normal", "drop_oldest", 8), None, cb)
+    svc.start()
+    launched = []  # (stage, the thread that granted it)
+    launch = svc.driver._launch
+
+    def spy(grant):
+        launched.append((grant.request.stage, threading.current_thread().name))
+        launch(grant)
+    svc.driver._launch = spy
+    x = graph.example_input()
+
+    def camera():
+        for f in range(3):
+            svc.submit("det", f, x)
+            _wait(lambda f=f: len(got) == f + 1)
+    try:
+        thread = threading.Thread(target=camera, name="camera")
+        thread.start()
+        thread.join()
+    finally:
+        svc.stop()
+    assert [r.outcome for r, _ in got] == ["done"] * 3
+    assert len(graph) > 1 and [stage for stage, _ in launched] == list(range(len(graph))) * 3
+    assert {name for stage, name in launched if stage == 0} == {"camera"}
+    assert all(name.startswith("lane-") for stage, name in launched if stage > 0)
+
+
 def test_stop_counts_unserved_frames_as_dropped_and_does_not_hang():
     svc = CoordinatorService(ServiceOptions(policy="sequential", lanes=1))
     got, cb = _collect()

@@ -21,7 +21,7 @@ class _Task:
 
 
 class Monitor:
-    """Thread-safe: records arrive on the coordinating thread, snapshots are read elsewhere."""
+    """Thread-safe: records arrive from whichever thread ended a frame, snapshots are read elsewhere."""
 
     def __init__(self, tasks: list[TaskSpec], window_s: float = 5.0):
         if window_s <= 0:

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 LANE_CLOSE_S = 0.2  # after the drain, for idle lanes' threads to end (a stage still running now is stuck)
 
-# Called on the coordinating thread when a frame ends: (record, final output or None).
+# Called when a frame ends, under the coordinator's lock, on the thread that ended it (a lane's,
+# or the one that handed over a frame its queue dropped): (record, final output or None). Keep it short.
 OnFinished = Callable[[JobRecord, Any], None]
 
 
@@ -113,7 +114,7 @@ class CoordinatorService:
                              f"{resolve_kind(options.device)}")
         self._on_finished: dict[str, OnFinished | None] = {}
         self._record_listeners: list[Callable[[JobRecord], None]] = []
-        # Tracing: (grant, seen ended at, its times or None when it failed), on the coordinating thread.
+        # Tracing: (grant, seen ended at, its times or None when it failed), under the coordinator's lock.
         self.on_stage: Callable[[Grant, float, StageTime | None], None] | None = None
         self.driver: LiveDriver | None = None
         self.monitor: Monitor | None = None
@@ -147,8 +148,8 @@ class CoordinatorService:
         return graph
 
     def add_record_listener(self, listener: Callable[[JobRecord], None]) -> None:
-        """Also hear how every frame of every task ended (a bench, a logger), on the coordinating
-        thread, after the task's own callback; a listener that raises is logged and skipped."""
+        """Also hear how every frame of every task ended (a bench, a logger), as the task's own
+        callback does, after it; a listener that raises is logged and skipped."""
         self._record_listeners.append(listener)
 
     @property
@@ -178,7 +179,7 @@ class CoordinatorService:
     def start(self) -> None:
         """Serve on the driver's own thread until stop(); frames come through submit()."""
         driver = self._build(keep_records=False)
-        # Read before the thread starts: afterwards only the coordinating thread touches `coord`.
+        # Read before the clock thread starts: afterwards `coord` is touched under the driver's lock only.
         log.info("coordinating %d task(s) with policy %s (versions %s) on %d %s lane(s)", len(self.specs),
                  self.policy_name, self.versions, len(driver.coord.lanes), resolve_kind(self.options.device))
         driver.start()
@@ -269,7 +270,7 @@ class CoordinatorService:
             self._pool.close(LANE_CLOSE_S)
             self._pool = None
 
-    # -- the coordinating thread ------------------------------------------------------------
+    # -- under the coordinator's lock ------------------------------------------------------------
     def _record(self, rec: JobRecord, job: Job) -> None:
         self.monitor.add(rec, self.now())
         try:

@@ -24,7 +24,7 @@ class FramePart(StrEnum):
     CONVERSION = "conversion"  # image to the model's input tensor, in the first granted stage
     STAGES = "stages"  # the model's stages on their lanes
     POST = "post-processing"  # decoding the output, building the messages, in the last granted stage
-    FROM_LANE = "from lane"  # hand-off: stage done to seen by the coordinating thread
+    FROM_LANE = "from lane"  # hand-off: stage done to seen by the coordinator
     TO_PUBLISHER = "to publisher"  # hand-off: frame ended to picked up for publishing
     PUBLISH = "publish + delivery"  # the result stamped and published, to heard by a subscriber
 

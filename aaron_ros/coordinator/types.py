@@ -79,7 +79,7 @@ class TaskSpec:
 @dataclass(frozen=True)
 class StageTime:
     """One stage of a frame, on the coordinator's clock (s): granted, run on its lane, and seen
-    ended by the coordinating thread; cpu_s is the lane thread's CPU time on it. pre_s and post_s:
+    ended by the coordinator; cpu_s is the lane thread's CPU time on it. pre_s and post_s:
     the part of its lane run that prepared the frame's input and finished its output."""
 
     stage: int

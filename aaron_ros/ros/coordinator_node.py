@@ -88,7 +88,7 @@ class CoordinatorNode(Node):
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, TRACE_QOS) if p.publish_grants else None
-        self._ended: deque[JobRecord] = deque()  # appended on the coordinating thread, published here
+        self._ended: deque[JobRecord] = deque()  # appended as frames end (any thread), published here
         if p.publish_outcomes:
             self._outcome_pub = self.create_publisher(FrameOutcomes, OUTCOMES_TOPIC, TRACE_QOS)
             self.service.add_record_listener(self._ended.append)
@@ -198,7 +198,7 @@ class CoordinatorNode(Node):
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
     def _publish_grant(self, grant: Grant, finished: float, timing: StageTime | None) -> None:
-        """On the coordinating thread; service-clock times are mapped onto the node's clock."""
+        """Under the coordinator's lock; service-clock times are mapped onto the node's clock."""
         job = grant.request.job
         granted, finished = self._on_node_clock(grant.granted_at, finished)
         graph = self.service.graphs[job.task.model]

@@ -1,13 +1,14 @@
 """The perception component: one model serving one image topic, through the coordinator.
 
 The executor thread only moves messages: it checks an image and hands it to the coordinator as a
-job. The image is turned into a tensor when the frame's first stage is granted, on that stage's
-lane (a frame dropped while waiting costs no conversion), once per image for all the components
-of the process reading its topic at the same input size; the output is decoded into the result
-messages right after the last stage, on its lane. Both are granted work the coordinator times.
-Finished frames come back from the coordinating thread to the component's own results thread,
-which stamps and publishes them: the coordinator never waits for a publisher, and the executor
-needs no guard condition (which rclpy's EventsExecutor cannot wait on).
+job (and, under the coordinator's lock, starts what the coordinator grants then). The image is
+turned into a tensor when the frame's first stage is granted, on that stage's lane (a frame
+dropped while waiting costs no conversion), once per image for all the components of the process
+reading its topic at the same input size; the output is decoded into the result messages right
+after the last stage, on its lane. Both are granted work the coordinator times. Finished frames go
+from the lane that ended them to the component's own results thread, which stamps and publishes
+them: no lane waits for a publisher, and the executor needs no guard condition (which rclpy's
+EventsExecutor cannot wait on).
 """
 from __future__ import annotations
 
@@ -347,7 +348,7 @@ class PerceptionComponent(Node):
         parts[part] = PartTime((now_ns - since_ns) / 1e9, cpu - cpu_since)
         return now_ns, cpu
 
-    # -- coordinating thread: a frame ended ---------------------------------------------------
+    # -- the coordinator (under its lock, on any thread): a frame ended -------------------------
     def _on_finished(self, rec: JobRecord, output) -> None:
         with self._lock:
             self._finished.append((rec, output))

@@ -153,7 +153,7 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
             ft = p["tasks"][t]["frame_time"]
             assert set(ft) == {str(part) for part in FramePart}
         cpu = p["cpu_ms_per_frame"]
-        assert {"executor", "coordinator", "lanes"} <= set(cpu) and cpu["executor"] > 0
+        assert {"executor", "clock", "lanes"} <= set(cpu) and cpu["executor"] > 0
         assert 0 < p["cpu_outside_stages_ms_per_frame"]
         assert 0 < p["cpu_stages_ms_per_frame"] <= cpu["lanes"], (key, p["cpu_stages_ms_per_frame"], cpu)
         assert p["goodput_fps"] <= p["throughput_fps"]

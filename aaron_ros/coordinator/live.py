@@ -32,7 +32,7 @@ from aaron_ros.runtime.lanes import LanePool
 
 DRAIN_TIMEOUT_S = 30.0
 HOLD_RECHECK_S = 0.002  # for a policy that holds frames back without saying until when
-COORDINATING_THREAD = "aaron-coord"  # the clock thread's name, also the kernel's (at most 15 bytes)
+CLOCK_THREAD = "aaron-clock"  # the clock thread's name, also the kernel's (at most 15 bytes)
 TRACE_FRAMES = 8  # of a failed stage's traceback, the innermost: where the model or its post-processing raised
 
 
@@ -100,10 +100,10 @@ class LiveDriver:
 
     def start(self) -> None:
         def serve() -> None:
-            name_os_thread(COORDINATING_THREAD)
+            name_os_thread(CLOCK_THREAD)
             self.run()
 
-        self._thread = threading.Thread(target=serve, name=COORDINATING_THREAD, daemon=True)
+        self._thread = threading.Thread(target=serve, name=CLOCK_THREAD, daemon=True)
         self._thread.start()
 
     def stop(self, drain_timeout_s: float = 2.0) -> None:

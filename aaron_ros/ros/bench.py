@@ -81,7 +81,7 @@ from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.common.report import fmt, md_table, pct
 from aaron_ros.common.stats import percentiles
 from aaron_ros.coordinator.coordinator import TOO_LATE
-from aaron_ros.coordinator.live import COORDINATING_THREAD
+from aaron_ros.coordinator.live import CLOCK_THREAD
 from aaron_ros.coordinator.metrics import worst
 from aaron_ros.coordinator.timing import FramePart, PartTime, mean_parts
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
@@ -178,8 +178,8 @@ def thread_role(name: str) -> str:
         return "other"  # the models' intra-op threads, named after the lane that started them
     if name == MAIN_THREAD:
         return "executor"  # spins the container's executor
-    if name == COORDINATING_THREAD:
-        return "coordinator"
+    if name == CLOCK_THREAD:
+        return "clock"  # the coordinator's timers; its decisions run on the thread an event happens on
     if name.startswith("lane-"):
         return "lanes"
     if name.startswith("results-"):
@@ -694,7 +694,7 @@ class RosTarget(BenchTarget):
 
 
 # The container's threads.
-SYSTEM_ROLES = ("executor", "results", "coordinator", "lanes", "dds", "other")
+SYSTEM_ROLES = ("executor", "results", "clock", "lanes", "dds", "other")
 
 
 def cpu_per_frame(results: Sequence[RunResult]) -> dict:
@@ -804,9 +804,11 @@ def render_frame_time_markdown(report: dict) -> str:
         per_frame, "",
         "CPU milliseconds per frame a component received, by thread of the container's process (the bag "
         "player, standing in for a camera driver, runs in a process of its own and is not counted; the "
-        "bench monitor stands in for a subscriber; \"other\" holds the models' intra-op threads). Outside "
-        "model stages: executor, results (the components' publishing threads), coordinator, lanes and DDS "
-        "threads minus the stages' own CPU.", "", cpu, ""])
+        "bench monitor stands in for a subscriber; \"other\" holds the models' intra-op threads). The "
+        "coordinator decides on the thread an event happens on: the executor for a frame handed over, a "
+        "lane for a stage that ended; \"clock\" is its timer thread. Outside model stages: executor, "
+        "results (the components' publishing threads), clock, lanes and DDS threads minus the stages' own "
+        "CPU.", "", cpu, ""])
 
 
 def plot_frame_time(report: dict, path: Path) -> Path:

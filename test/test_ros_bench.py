@@ -155,6 +155,9 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
         cpu = p["cpu_ms_per_frame"]
         assert {"executor", "clock", "lanes"} <= set(cpu) and cpu["executor"] > 0
         assert 0 < p["cpu_outside_stages_ms_per_frame"]
+        # Of it: the frames' host work and the coordinator's, as the container reports it, each on its threads.
+        assert 0 < p["cpu_host_ms_per_frame"] < cpu["lanes"]
+        assert 0 < p["cpu_coordinator_ms_per_frame"] < cpu["executor"] + cpu["lanes"]
         assert 0 < p["cpu_stages_ms_per_frame"] <= cpu["lanes"], (key, p["cpu_stages_ms_per_frame"], cpu)
         assert p["goodput_fps"] <= p["throughput_fps"]
 

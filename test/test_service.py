@@ -162,6 +162,7 @@ def test_the_thread_an_event_happens_on_makes_the_decisions_that_follow():
     assert len(graph) > 1 and [stage for stage, _ in launched] == list(range(len(graph))) * 3
     assert {name for stage, name in launched if stage == 0} == {"camera"}
     assert all(name.startswith("lane-") for stage, name in launched if stage > 0)
+    assert svc.cpu_s() > 0  # counted on those threads
 
 
 def test_stop_counts_unserved_frames_as_dropped_and_does_not_hang():

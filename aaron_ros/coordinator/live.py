@@ -77,6 +77,7 @@ class LiveDriver:
         self._sleep_until = -math.inf  # when the sleeping clock thread looks again (-inf: it is awake)
         self._inbox: deque[Event] = deque()
         self._handling: int | None = None  # the thread handling events now
+        self.cpu_s = 0.0  # thread CPU spent handling events and deciding, on every thread together
         self._stop = threading.Event()
         self._draining = False
         self._drain_s = DRAIN_TIMEOUT_S
@@ -128,7 +129,7 @@ class LiveDriver:
         with self._lock:
             if self._handling == me:
                 return first() if first else None
-            self._handling = me
+            self._handling, cpu = me, time.thread_time()
             try:
                 value = first() if first else None
                 while True:
@@ -139,6 +140,7 @@ class LiveDriver:
                         return value
             finally:
                 self._handling = None
+                self.cpu_s += time.thread_time() - cpu
 
     def _decide(self) -> None:
         coord = self.coord

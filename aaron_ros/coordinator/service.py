@@ -251,6 +251,11 @@ class CoordinatorService:
             out[task] = max(out.get(task, 0.0), now - at)
         return out
 
+    def cpu_s(self) -> float:
+        """CPU seconds the coordinator's decisions and bookkeeping have taken so far, on whichever
+        threads made them (the executor's for frames handed over, the lanes' for stages ended)."""
+        return self.driver.cpu_s if self.driver else 0.0
+
     def grant_us(self) -> list[float]:
         return self.driver.call(lambda c: list(c.grant_us)) if self.driver else []
 

@@ -168,6 +168,7 @@ class Heard:
     unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
     cpu_s: dict[str, float] = field(default_factory=dict)  # the container's CPU seconds by thread role
     stages_cpu_s: float = 0.0  # the lane threads' CPU seconds in the frames' stages (their outcomes say)
+    coordinator_cpu_s: float = 0.0  # the coordinator's decisions and bookkeeping, on the executor and lanes
 
 
 def thread_role(name: str) -> str:
@@ -325,10 +326,12 @@ class SystemClient(Node):
                 raise TimeoutError(f"no status on {STATUS_TOPIC} for {timeout:g} s")
             time.sleep(0.01)
 
-    def counts(self, after: float | None = None, alive: Callable[[], None] = lambda: None) -> dict[str, dict]:
-        """Per task, the counters of a status heard after `after` (default: now)."""
+    def counts(self, after: float | None = None, alive: Callable[[], None] = lambda: None) -> tuple[dict, float]:
+        """Per task, the counters of a status heard after `after` (default: now), and the
+        coordinator's CPU seconds so far."""
         status = self.status(time.monotonic() if after is None else after, alive=alive)
-        return {t.task: {k: getattr(t, k) for k in (*COUNTS, "published")} for t in status.tasks}
+        return ({t.task: {k: getattr(t, k) for k in (*COUNTS, "published")} for t in status.tasks},
+                status.coordinator_cpu_s)
 
     def switch(self, policy: str, versions: str, timeout: float = 10.0) -> None:
         if not self._set_policy.wait_for_service(timeout_sec=timeout):
@@ -504,7 +507,7 @@ class BenchSystem:
     def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> RunResult:
         """Switch to `policy`, play the bag once and wait for every frame's end and result."""
         self.client.switch(policy, versions)
-        before = self.client.counts(alive=self.container.check)
+        before, coordinator_before = self.client.counts(alive=self.container.check)
         # A component numbers the frames it submits 0, 1, ...: this replay's are from `first` on.
         first = {n: _submitted(c) for n, c in before.items()}
         self.client.take()
@@ -516,7 +519,7 @@ class BenchSystem:
         give_up = time.monotonic() + timeout_s
         while True:
             now = time.monotonic()
-            counters = self.client.counts(now, alive=self.container.check)
+            counters, coordinator_cpu_s = self.client.counts(now, alive=self.container.check)
             if counters != seen:
                 last_change, seen = now, counters
             settled = now - last_change >= QUIET_S and all(
@@ -554,7 +557,8 @@ class BenchSystem:
                    for n in self.tasks}
         return RunResult(out_records, [us for o in ours for us in o.decision_us], seconds,
                          Heard(timings, counters, frames, unsettled, cpu_s,
-                               sum(ms for o in ours for ms in o.stage_cpu_ms) / 1e3))
+                               sum(ms for o in ours for ms in o.stage_cpu_ms) / 1e3,
+                               coordinator_cpu_s - coordinator_before))
 
     def close(self) -> None:
         if self.container is not None:
@@ -700,7 +704,9 @@ SYSTEM_ROLES = ("executor", "results", "clock", "lanes", "dds", "other")
 def cpu_per_frame(results: Sequence[RunResult]) -> dict:
     """CPU milliseconds per frame a component received, by thread role, and the part of it spent
     outside the models' stages: the system's threads minus the stages' own CPU (on lane threads;
-    intra-op helper threads are under "other" and count as stage work)."""
+    intra-op helper threads are under "other" and count as stage work). Of that part, the frames'
+    host work (conversion and post-processing, on the lanes) and the coordinator's (on the
+    executor and the lanes, as the container reports it); the rest is messages and hand-offs."""
     received = sum(c["received"] for r in results for c in r.extra.counters.values())
     spent: dict[str, float] = {}
     for r in results:
@@ -714,7 +720,9 @@ def cpu_per_frame(results: Sequence[RunResult]) -> dict:
     outside = sum(spent.get(role, 0.0) for role in SYSTEM_ROLES if role != "other") - stages
     per = 1e3 / received if received else float("nan")
     return {"cpu_ms_per_frame": {role: sec * per for role, sec in sorted(spent.items())},
-            "cpu_stages_ms_per_frame": stages * per, "cpu_outside_stages_ms_per_frame": outside * per}
+            "cpu_stages_ms_per_frame": stages * per, "cpu_outside_stages_ms_per_frame": outside * per,
+            "cpu_host_ms_per_frame": host * per,
+            "cpu_coordinator_ms_per_frame": sum(r.extra.coordinator_cpu_s for r in results) * per}
 
 
 def run_ros_bench(opts: RosBenchOptions) -> tuple[dict, dict, dict]:
@@ -792,8 +800,10 @@ def render_frame_time_markdown(report: dict) -> str:
     per_frame = md_table(["policy", "task", *parts, "sum ms"], rows)
     roles = sorted({r for p in policies.values() for r in p.get("cpu_ms_per_frame", {})})
     rows = [[key, *(fmt(p.get("cpu_ms_per_frame", {}).get(r)) for r in roles), fmt(p.get("cpu_stages_ms_per_frame")),
-             fmt(p.get("cpu_outside_stages_ms_per_frame"))] for key, p in policies.items()]
-    cpu = md_table(["policy", *roles, "of which model stages", "outside model stages"], rows)
+             fmt(p.get("cpu_outside_stages_ms_per_frame")), fmt(p.get("cpu_host_ms_per_frame")),
+             fmt(p.get("cpu_coordinator_ms_per_frame"))] for key, p in policies.items()]
+    cpu = md_table(["policy", *roles, "of which model stages", "outside model stages", "of which host work",
+                    "of which the coordinator"], rows)
     return "\n".join([
         "## Where a frame's time goes", "",
         "Mean milliseconds per result heard, wall time with the CPU time of the one thread doing the part "
@@ -808,7 +818,9 @@ def render_frame_time_markdown(report: dict) -> str:
         "coordinator decides on the thread an event happens on: the executor for a frame handed over, a "
         "lane for a stage that ended; \"clock\" is its timer thread. Outside model stages: executor, "
         "results (the components' publishing threads), clock, lanes and DDS threads minus the stages' own "
-        "CPU.", "", cpu, ""])
+        "CPU; of it, host work: the frames' conversion and post-processing (on the lanes), and the "
+        "coordinator's decisions and bookkeeping (wherever they ran, as the container reports it); the "
+        "rest is messages and hand-offs.", "", cpu, ""])
 
 
 def plot_frame_time(report: dict, path: Path) -> Path:

@@ -149,7 +149,7 @@ class CoordinatorNode(Node):
         stamp = self.get_clock().now().to_msg()
         tasks = self.task_statuses()
         msg = CoordinatorStatus(policy=self.service.policy_name, versions=self.service.versions,
-                                lanes=self.service.lanes, tasks=tasks)
+                                lanes=self.service.lanes, coordinator_cpu_s=self.service.cpu_s(), tasks=tasks)
         msg.header.stamp = stamp
         self._status_pub.publish(msg)
         diag = DiagnosticArray(status=[self._diagnostic(t) for t in tasks])

@@ -20,6 +20,7 @@ from aaron_ros.ros.image_conversions import (
     decode_compressed,
     image_to_array,
     image_to_tensor,
+    image_view,
     mask_to_image,
 )
 
@@ -115,6 +116,33 @@ def test_result_does_not_alias_message(rng):
 
 
 # --- tensors ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera_optical_frame", "é"])
+@pytest.mark.parametrize("encoding,width,height,pad,bigendian", [
+    ("rgb8", 1, 1, 0, 0), ("mono8", 5, 3, 1, 1), ("bgr8", 640, 480, 0, 0), ("16UC1", 7, 2, 3, 0)])
+def test_an_image_read_from_its_bytes_equals_rclpys_and_a_short_one_says_so(rng, frame_id, encoding, width, height,
+                                                                             pad, bigendian):
+    """Every string length pads the fields after it differently; the pixels are a view, not a copy."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    step = width * (1 if encoding == "mono8" else 3) + pad
+    msg = make_msg(encoding, width, height, step, rng.integers(0, 256, step * height, dtype=np.uint8).tobytes())
+    msg.is_bigendian = bigendian
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = -3, 999_999_999
+    raw = serialize_message(msg)
+    view, ref = image_view(raw), deserialize_message(raw, Image)
+    assert (view.header, view.height, view.width, view.encoding, view.is_bigendian, view.step) == (
+        ref.header, ref.height, ref.width, ref.encoding, ref.is_bigendian, ref.step)
+    assert bytes(view.data) == bytes(ref.data) and view.data.obj is raw
+    if encoding in ("rgb8", "bgr8", "mono8"):
+        np.testing.assert_array_equal(image_to_array(view), image_to_array(ref))
+    for cut in (3, 10, len(raw) // 2, len(raw) - 1):
+        with pytest.raises(ValueError, match="too few|runs past the end|encapsulation"):
+            image_view(raw[:cut])
+    with pytest.raises(ValueError, match="not little-endian plain CDR"):
+        image_view(b"\x00\x00" + raw[2:])  # big-endian: rclpy reads those (shared_input falls back)
 
 
 def test_image_to_tensor_shape_dtype_and_normalisation():

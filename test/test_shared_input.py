@@ -13,6 +13,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from aaron_ros.ros.image_conversions import ImageView  # noqa: E402
 from aaron_ros.ros.shared_input import subscribe_images, unsubscribe_images  # noqa: E402
 
 
@@ -45,6 +46,7 @@ def test_nodes_on_one_topic_share_one_subscription(ros_context):
         assert _spin_until(executor, lambda: heard["b"] and heard["c"])
         assert len(heard["a"]) == len(heard["b"]) == 1 and heard["a"][0] is heard["b"][0]  # deserialised once
         assert list(heard["b"][0].msg.data) == [1, 2] and heard["b"][0].taken_ns >= heard["b"][0].arrival_ns
+        assert isinstance(heard["b"][0].msg, ImageView)  # read from its bytes: the pixels never copied
 
         unsubscribe_images(a)
         pub.publish(Image(width=1, height=1, encoding="mono8", step=1, data=bytes([3])))

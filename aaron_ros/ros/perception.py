@@ -37,6 +37,7 @@ from aaron_ros.ros.annotate import annotate, names_of, read_labels, resize_mask
 from aaron_ros.ros.failures import FailureLog
 from aaron_ros.ros.image_conversions import (
     ImageError,
+    ImageView,
     ModelInput,
     SharedConversions,
     array_to_image,
@@ -278,7 +279,7 @@ class PerceptionComponent(Node):
             return 0
         return stamp_ns
 
-    def _convert(self, msg: Image | CompressedImage, stamp_ns: int, inp: _Input) -> torch.Tensor:
+    def _convert(self, msg: ImageView | Image | CompressedImage, stamp_ns: int, inp: _Input) -> torch.Tensor:
         """On a lane, in the frame's first granted stage: the image decoded (when compressed; a
         payload that does not decode fails the frame, naming why) and made the model's input;
         what post-processing needs of it goes to `inp`."""

@@ -4,7 +4,8 @@ Taking an image from DDS is the executor thread's largest cost: about 1.4 ms of 
 rgb8 image and subscription on the reference machine, raw or deserialised, with either executor.
 With a subscription per component, three components on one camera paid it three times. Here the
 first component on a (topic, QoS) makes the subscription, and every component on it hears each
-image, deserialised once, in the order they subscribed.
+image, deserialised once, in the order they subscribed. An Image is read straight from its bytes
+(`image_conversions.image_view`): its pixels are not copied again once taken from DDS.
 
 It also counts the frames lost on the way: DDS numbers each publisher's samples, so a gap in the
 numbers a subscription takes is frames the publisher sent that never reached it (dropped by
@@ -24,6 +25,8 @@ from rclpy.serialization import deserialize_message
 from rclpy.subscription import MessageInfo, Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
+from aaron_ros.ros.image_conversions import ImageView, image_view
+
 LOG_THROTTLE_S = 5.0
 
 
@@ -38,7 +41,7 @@ def input_qos(name: str) -> QoSProfile:
 class Received:
     """One image as each component on its topic hears it."""
 
-    msg: Image | CompressedImage | None  # None: the bytes were no such message (`error` says why)
+    msg: ImageView | Image | CompressedImage | None  # None: the bytes were no such message (`error` says why)
     error: str
     arrival_ns: int  # wall clock when the executor took it
     taken_ns: int  # wall clock when it was deserialised
@@ -74,12 +77,20 @@ class _Topic:
         self._last_seq[gid] = seq
         return max(0, seq - last - 1) if last is not None else 0
 
+    def _read(self, data: bytes) -> ImageView | Image | CompressedImage:
+        if self.msg_type is Image:
+            try:
+                return image_view(data)  # its pixels stay where they are
+            except ValueError:
+                pass  # another encoding of the bytes, or junk: rclpy reads it or says why not
+        return deserialize_message(data, self.msg_type)
+
     def _on_data(self, data: bytes | tuple, info: MessageInfo | None = None) -> None:
         arrival_ns, cpu = time.time_ns(), time.thread_time()
         if info is None and isinstance(data, tuple):  # EventsExecutor: (data, info) as one argument
             data, info = data
         try:
-            msg, error = deserialize_message(data, self.msg_type), ""
+            msg, error = self._read(data), ""
         except Exception as exc:  # bytes that are no such message at all
             msg, error = None, f"cannot deserialise: {exc}"
         got = Received(msg, error, arrival_ns, time.time_ns(), time.thread_time() - cpu, self._lost_before(info))

@@ -177,7 +177,7 @@ class CoordinatorService:
         return self.driver
 
     def start(self) -> None:
-        """Serve on the driver's own thread until stop(); frames come through submit()."""
+        """Serve until stop(): frames come through submit(), the driver's clock thread keeps time."""
         driver = self._build(keep_records=False)
         # Read before the clock thread starts: afterwards `coord` is touched under the driver's lock only.
         log.info("coordinating %d task(s) with policy %s (versions %s) on %d %s lane(s)", len(self.specs),

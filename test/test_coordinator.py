@@ -294,6 +294,30 @@ def test_aaron_co_schedules_away_from_a_pressed_channel():
     assert second.request.job.task.name == "b_comp"  # despite a's earlier deadline
 
 
+def test_aaron_loses_no_frame_to_a_pressed_channel():
+    """The co-scheduling preference goes only as far as the frame it passes over can wait: a
+    frame that would be pushed out of its queue while the other stage ran goes first."""
+    mem, comp = {"compute": 1.05, "memory": 1.6}, {"compute": 1.6, "memory": 1.05}
+    a = TaskSpec("a_mem", "mem_model", rate_hz=30, deadline_ms=1000, queue_size=2)
+    b = TaskSpec("b_comp", "comp_model", rate_hz=1, deadline_ms=2000)
+    c = TaskSpec("c_mem", "mem_model2", rate_hz=1, deadline_ms=3000)
+    bags = {"mem_model": _bag("mem_model", 5, mem), "comp_model": _bag("comp_model", 5, comp),
+            "mem_model2": _bag("mem_model2", 5, mem)}
+
+    def second_pick(now: float) -> str:
+        coord = _coordinator([a, b, c], "aaron", lanes=2, bags=bags, cores=4)
+        coord.submit("c_mem", 0, 0.0)
+        assert [g.request.job.task.name for g in coord.schedule(0.0)] == ["c_mem"]  # memory pressed
+        coord.submit("a_mem", 0, 0.0)
+        coord.submit("a_mem", 1, 1 / 30)  # its queue of 2 is full; the next frame is due at 2/30 s
+        coord.submit("b_comp", 0, 1 / 30)
+        (g,) = coord.schedule(now)
+        return g.request.job.task.name
+
+    assert second_pick(0.034) == "b_comp"  # b's stage ends before a's next frame: a can wait
+    assert second_pick(0.064) == "a_mem"  # it would not: a's oldest frame would be pushed out
+
+
 def _critical_frame(coord, frame: int, release: float) -> float:
     """Release det's frame and run it to its end on the only lane, 0.5 ms a stage; the end time."""
     coord.submit("det", frame, release)

@@ -13,7 +13,8 @@
   (side by side they slow each other, and a second thread may speed a stage up almost 2x); they
   resize at each stage boundary.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
-  stages, one whose version presses a channel nobody running presses goes first.
+  stages, one whose version presses a channel nobody running presses goes first, unless the
+  frame with the earliest deadline would be lost waiting for it (late, or pushed out of its queue).
 - No work on a frame that cannot meet its deadline: a frame whose fastest remaining time alone
   already ends past it is dropped before it starts, or before its next stage (`sheds_late`).
 - Never delaying a critical stage beyond what its deadline allows: critical stages are granted
@@ -65,9 +66,13 @@ class Aaron:
                 # would slow what runs, and a critical stage pays for it first.
                 break
             budget = self._normal_budget(view, normal, chosen, idle, min(len(normal), len(free)))
-            options = [(r, view.choose(r, view.co_runners(chosen), budget, max_lanes=1)) for r in normal]
-            pressed = {channel(v) for v in view.co_runners(chosen)} - {None}
+            co = view.co_runners(chosen)
+            options = [(r, view.choose(r, co, budget, max_lanes=1)) for r in normal]
+            pressed = {channel(v) for v in co} - {None}
             req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
+            first = min(options, key=lambda o: o[0].job.deadline)
+            if req is not first[0] and self._loses(view, first[0], view.now + view.chooser.predict_ms(v, co) / 1e3):
+                req, v = first  # a channel is worth no frame: the earliest deadline goes first after all
             normal.remove(req)
             if self._blocks_critical(view, v, chosen):
                 continue
@@ -116,19 +121,29 @@ class Aaron:
     def _normal_loses(view: SchedulerView, normal: list[StageRequest], until: float) -> bool:
         """Would a normal frame be lost if nothing normal ran until `until`: a ready one that
         would then miss its deadline, or one pushed out of its queue by the frames due before?"""
-        for r in normal:
-            if until + view.chooser.remaining_ms(r.job.task.model, r.stage) / 1e3 > r.job.deadline:
-                return True
-        for name, spec in view.tasks.items():
-            waiting = view.waiting.get(name, 0)
-            if spec.critical or not waiting:
-                continue
-            nxt = min(view.next_releases.get(name, ()), default=None)
-            due = 0 if nxt is None or nxt > until else 1 + int((until - nxt) * spec.rate_hz)
-            room = 1 if spec.overload is Overload.KEEP_LATEST else spec.queue_size
-            if waiting + due > room:
-                return True
-        return False
+        return (any(Aaron._late(view, r, until) for r in normal)
+                or any(Aaron._pushed_out(view, name, until) for name in view.tasks))
+
+    @staticmethod
+    def _loses(view: SchedulerView, req: StageRequest, until: float) -> bool:
+        """Would `req`'s task lose a frame if it ran nothing until `until`?"""
+        return Aaron._late(view, req, until) or Aaron._pushed_out(view, req.job.task.name, until)
+
+    @staticmethod
+    def _late(view: SchedulerView, req: StageRequest, until: float) -> bool:
+        """Would `req`'s frame miss its deadline if it started only at `until`?"""
+        return until + view.chooser.remaining_ms(req.job.task.model, req.stage) / 1e3 > req.job.deadline
+
+    @staticmethod
+    def _pushed_out(view: SchedulerView, task: str, until: float) -> bool:
+        """Would the frames of normal `task` due before `until` push a waiting one out of its queue?"""
+        spec, waiting = view.tasks[task], view.waiting.get(task, 0)
+        if spec.critical or not waiting:
+            return False
+        nxt = min(view.next_releases.get(task, ()), default=None)
+        due = 0 if nxt is None or nxt > until else 1 + int((until - nxt) * spec.rate_hz)
+        room = 1 if spec.overload is Overload.KEEP_LATEST else spec.queue_size
+        return waiting + due > room
 
     @staticmethod
     def _take(req: StageRequest, v: Version, free: list[str]) -> Pick:

@@ -426,6 +426,9 @@ def test_rate_limiter_admits_the_asked_rate_from_camera_stamps():
     assert admitted(30, 30, jitter=0.002) == 90  # a limit at the camera's rate drops nothing
     assert 58 <= admitted(30, 20) <= 61  # 20 of every 30 frames
     assert 29 <= admitted(30, 10) <= 31
+    # A hiccup at the camera's rate: one frame 30 ms late, the next on time again; none is cut.
+    lim = RateLimiter(30)
+    assert all(lim.admit(t) for t in [k / 30 + (0.030 if k == 10 else 0.0) for k in range(20)])
 
 
 def test_the_container_runs_the_executor_its_file_names(tmp_path, ros_domain):

@@ -93,11 +93,12 @@ class _Result:
 class RateLimiter:
     """Admits frames at `rate_hz` on average (a token bucket on the frames' own times).
 
-    A frame may come up to 20% of a period early (camera jitter), and the bucket holds 1.5
-    frames, so the credit a dropped frame leaves is not lost: 30 fps limited to 20 Hz admits
-    two of every three frames, not one of two."""
+    A frame may come up to 20% of a period early (camera jitter), and the bucket holds 2
+    frames, so the credit a dropped or late frame leaves is not lost: 30 fps limited to 20 Hz
+    admits two of every three frames, not one of two, and a frame late by up to a period (a
+    driver's hiccup, the next one on time again) costs no frame after it."""
 
-    EARLY, BUCKET = 0.2, 1.5
+    EARLY, BUCKET = 0.2, 2.0
 
     def __init__(self, rate_hz: float):
         self.rate_hz = rate_hz

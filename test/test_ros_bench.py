@@ -235,3 +235,43 @@ def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_d
     assert "bag_player" in names and [n.get_name() for n in executor.get_nodes()] == ["listener"]  # not ours
     executor.shutdown()
     node.destroy_node()
+
+
+def test_a_camera_not_matched_in_time_is_started_again(tmp_path, ros_context, ros_domain, monkeypatch, caplog):
+    """Discovery that never completes cannot be caused on demand: a fake `matched` (the fault
+    injected) says no while the first player runs. That player is stopped after its wait, a new
+    one started, and every frame still reaches the subscriber."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from aaron_ros.ros import bench as ros_bench
+
+    monkeypatch.setattr(ros_bench, "WAIT_MATCHED_S", 4.0)
+    bag = tmp_path / "cam"
+    write_image_bag(bag, sample_frames(width=160, height=120, fps=10.0, seconds=2.0), topic="/cam/image",
+                    progress=False)
+    node = rclpy.create_node("listener", context=ros_context)
+    got = []
+    node.create_subscription(Image, "/cam/image", got.append, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    camera = CameraProcess(bag, {}, ros_domain)
+    starts = []
+    start = camera._start
+    monkeypatch.setattr(camera, "_start", lambda *args: starts.append(1) or start(*args))
+
+    def matched() -> bool:
+        return len(starts) > 1 and node.count_publishers("/cam/image") >= 1
+
+    try:
+        with caplog.at_level("WARNING", logger=ros_bench.__name__):
+            frames, _ = camera.play(1, matched, lambda: executor.spin_once(timeout_sec=0.02))
+        for _ in range(20):  # the last frames still in flight
+            executor.spin_once(timeout_sec=0.02)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+    assert "starting it again (2 of 3)" in caplog.text and "playing anyway" not in caplog.text
+    assert frames == FRAMES and len(got) == FRAMES

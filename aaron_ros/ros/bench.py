@@ -110,6 +110,7 @@ START_TIMEOUT_S = 300.0  # for the container to load its models and report
 STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
 PLAYER_SLACK_S = 30.0
 PLAYER_EXIT_S = 10.0  # for the player to exit once it said what it published (its teardown is bounded at 5 s)
+MATCH_TRIES = 3  # players started, each given WAIT_MATCHED_S to be matched, before one plays anyway
 PLAYED = re.compile(r"published (\d+) frames .* in ([0-9.]+) s")
 PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast DDS takes 0-232)
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
@@ -393,23 +394,28 @@ class CameraProcess:
              while_playing: Callable[[], None]) -> tuple[int, float]:
         """Play the bag to its end once every topic has `subscribers` (the player's side of the
         match) and `matched()` holds (the subscribers' side; 10 s at most each), calling
-        `while_playing` meanwhile; returns (frames published, seconds from its start to its end)."""
+        `while_playing` meanwhile; returns (frames published, seconds from its start to its end).
+        A player not matched in time is started afresh (once in a demo, DDS discovery between the
+        container and a new player never completed, and a whole replay was lost); the last try
+        plays anyway, and what nobody hears is counted lost."""
         cmd = [*self._cmd, "--wait-subscribers", str(subscribers), "--start-on-enter"]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=self._env)
         said: list[str] = []  # its output as it comes: the line saying what it published ends the play
-
-        def read() -> None:
-            for line in proc.stdout:
-                said.append(line)
-
-        reader = threading.Thread(target=read, name="player-output", daemon=True)
-        reader.start()
+        proc = reader = None
         stopped = False
         try:
-            give_up = time.monotonic() + WAIT_MATCHED_S
-            while not matched() and proc.poll() is None and time.monotonic() < give_up:
-                while_playing()
+            for attempt in range(1, MATCH_TRIES + 1):
+                proc, reader = self._start(cmd, said)
+                give_up = time.monotonic() + WAIT_MATCHED_S
+                while not matched() and proc.poll() is None and time.monotonic() < give_up:
+                    while_playing()
+                if matched() or proc.poll() is not None or attempt == MATCH_TRIES:
+                    break
+                log.warning("bench: the bag player's topics not matched after %g s; starting it again (%d of %d)",
+                            WAIT_MATCHED_S, attempt + 1, MATCH_TRIES)
+                proc.kill()
+                proc.wait()
+                reader.join(5.0)
+                said.clear()
             if not matched():
                 log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
             proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
@@ -430,10 +436,11 @@ class CameraProcess:
                 raise RuntimeError(f"the bag player ({' '.join(cmd)}) has not ended after {self._limit_s:.0f} s; "
                                    f"it said:\n{''.join(said).strip()[-2000:]}")
         finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            reader.join(5.0)
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                reader.join(5.0)
         text = "".join(said)
         done = PLAYED.search(text)
         if not done or (proc.returncode and not stopped):
@@ -442,6 +449,19 @@ class CameraProcess:
         if "not every topic" in text:
             log.warning("bag player: not every component subscribed after 10 s; it played anyway")
         return int(done[1]), float(done[2])
+
+    def _start(self, cmd: list[str], said: list[str]) -> tuple[subprocess.Popen, threading.Thread]:
+        """The player started, its output read into `said` as it comes."""
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=self._env)
+
+        def read() -> None:
+            for line in proc.stdout:
+                said.append(line)
+
+        reader = threading.Thread(target=read, name="player-output", daemon=True)
+        reader.start()
+        return proc, reader
 
 
 class BenchSystem:

@@ -428,7 +428,7 @@ class CameraProcess:
                 elif exit_by is not None and time.monotonic() > exit_by:
                     # Its frames are out: once, a player did not exit within 60 s after saying so.
                     log.warning("bench: the bag player said what it published but had not exited %g s later; "
-                                "stopped it", PLAYER_EXIT_S)
+                                "stopped it. Its last words: %s", PLAYER_EXIT_S, "".join(said[-2:]).strip())
                     proc.kill()
                     proc.wait()
                     stopped = True

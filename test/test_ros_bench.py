@@ -238,9 +238,9 @@ def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_d
 
 
 def test_a_camera_not_matched_in_time_is_started_again(tmp_path, ros_context, ros_domain, monkeypatch, caplog):
-    """Discovery that never completes cannot be caused on demand: a fake `matched` (the fault
-    injected) says no while the first player runs. That player is stopped after its wait, a new
-    one started, and every frame still reaches the subscriber."""
+    """Discovery that never completes cannot be caused on demand, so the fault is injected: the
+    first player is started publishing on a topic nobody reads. It is stopped after its wait, a
+    new one started as asked, and every frame reaches the subscriber."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
@@ -260,18 +260,20 @@ def test_a_camera_not_matched_in_time_is_started_again(tmp_path, ros_context, ro
     camera = CameraProcess(bag, {}, ros_domain)
     starts = []
     start = camera._start
-    monkeypatch.setattr(camera, "_start", lambda *args: starts.append(1) or start(*args))
 
-    def matched() -> bool:
-        return len(starts) > 1 and node.count_publishers("/cam/image") >= 1
+    def unheard_first(cmd, said):  # the fault: the first player publishes where nobody listens
+        starts.append(cmd)
+        return start(cmd + ["--remap", "/cam/image:=/nowhere"] if len(starts) == 1 else cmd, said)
 
+    monkeypatch.setattr(camera, "_start", unheard_first)
     try:
         with caplog.at_level("WARNING", logger=ros_bench.__name__):
-            frames, _ = camera.play(1, matched, lambda: executor.spin_once(timeout_sec=0.02))
+            frames, _ = camera.play(1, lambda: node.count_publishers("/cam/image") >= 1,
+                                    lambda: executor.spin_once(timeout_sec=0.02))
         for _ in range(20):  # the last frames still in flight
             executor.spin_once(timeout_sec=0.02)
     finally:
         executor.shutdown()
         node.destroy_node()
-    assert "starting it again (2 of 3)" in caplog.text and "playing anyway" not in caplog.text
+    assert len(starts) == 2 and "starting it again (2 of 3)" in caplog.text and "playing anyway" not in caplog.text
     assert frames == FRAMES and len(got) == FRAMES

@@ -237,11 +237,14 @@ def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_d
     node.destroy_node()
 
 
-def test_a_camera_not_matched_in_time_is_started_again(tmp_path, ros_context, ros_domain, monkeypatch, caplog):
+@pytest.mark.parametrize("fault", ["unheard", "refused"])
+def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_context, ros_domain, monkeypatch,
+                                                        caplog):
     """Discovery that never completes cannot be caused on demand, so the fault is injected: the
-    first player is started publishing on a topic nobody reads. It is stopped after its wait (the
-    bench's own 10 s: a loaded machine needs them to start a player and match it), a new one
-    started as asked, and every frame reaches the subscriber."""
+    first player publishes on a topic nobody reads ("unheard"), or a fake `matched` refuses it
+    although the subscriber heard it ("refused": a stopped player must not linger and pass for the
+    next one). It is stopped after the bench's own 10 s wait (a loaded machine needs them to start
+    a player and match it), a new one started as asked, and every frame reaches the subscriber."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
@@ -261,15 +264,18 @@ def test_a_camera_not_matched_in_time_is_started_again(tmp_path, ros_context, ro
     starts = []
     start = camera._start
 
-    def unheard_first(cmd, said):  # the fault: the first player publishes where nobody listens
+    def faulty_first(cmd, said):
         starts.append(cmd)
-        return start(cmd + ["--remap", "/cam/image:=/nowhere"] if len(starts) == 1 else cmd, said)
+        unheard = fault == "unheard" and len(starts) == 1
+        return start(cmd + ["--remap", "/cam/image:=/nowhere"] if unheard else cmd, said)
 
-    monkeypatch.setattr(camera, "_start", unheard_first)
+    def matched() -> bool:
+        return (fault == "unheard" or len(starts) > 1) and node.count_publishers("/cam/image") >= 1
+
+    monkeypatch.setattr(camera, "_start", faulty_first)
     try:
         with caplog.at_level("WARNING", logger=ros_bench.__name__):
-            frames, _ = camera.play(1, lambda: node.count_publishers("/cam/image") >= 1,
-                                    lambda: executor.spin_once(timeout_sec=0.02))
+            frames, _ = camera.play(1, matched, lambda: executor.spin_once(timeout_sec=0.02))
         for _ in range(20):  # the last frames still in flight
             executor.spin_once(timeout_sec=0.02)
     finally:

@@ -412,8 +412,7 @@ class CameraProcess:
                     break
                 log.warning("bench: the bag player's topics not matched after %g s; starting it again (%d of %d)",
                             WAIT_MATCHED_S, attempt + 1, MATCH_TRIES)
-                proc.kill()
-                proc.wait()
+                _interrupt(proc)
                 reader.join(5.0)
                 said.clear()
             if not matched():
@@ -462,6 +461,18 @@ class CameraProcess:
         reader = threading.Thread(target=read, name="player-output", daemon=True)
         reader.start()
         return proc, reader
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """Stop a player as Ctrl-C does, so that its DDS participant says goodbye: a killed one lingers
+    in the others' graphs and its publisher may pass for the next player's. Killed if it has not
+    ended within PLAYER_EXIT_S."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(PLAYER_EXIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class BenchSystem:

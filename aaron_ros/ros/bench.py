@@ -406,16 +406,16 @@ class CameraProcess:
             for attempt in range(1, MATCH_TRIES + 1):
                 proc, reader = self._start(cmd, said)
                 give_up = time.monotonic() + WAIT_MATCHED_S
-                while not matched() and proc.poll() is None and time.monotonic() < give_up:
+                while not (heard := matched()) and proc.poll() is None and time.monotonic() < give_up:
                     while_playing()
-                if matched() or proc.poll() is not None or attempt == MATCH_TRIES:
+                if heard or proc.poll() is not None or attempt == MATCH_TRIES:
                     break
                 log.warning("bench: the bag player's topics not matched after %g s; starting it again (%d of %d)",
                             WAIT_MATCHED_S, attempt + 1, MATCH_TRIES)
                 _interrupt(proc)
                 reader.join(5.0)
                 said.clear()
-            if not matched():
+            if not heard:
                 log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
             proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
             proc.stdin.flush()

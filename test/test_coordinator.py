@@ -2,6 +2,8 @@
 every rule is checked exactly, without running a model."""
 from __future__ import annotations
 
+from collections import deque
+
 import pytest
 
 from aaron_ros.coordinator.coordinator import Coordinator
@@ -226,6 +228,18 @@ def test_aaron_sizes_a_critical_stage_by_its_slack_when_normal_work_needs_the_co
     coord.submit("sign", 0, 0.0)
     (full,) = coord.schedule(0.0)
     assert full.request.job.task.name == "det" and full.version.shape.threads == 2
+    # A queue of one, empty now, whose next two frames come before the critical frame would end at
+    # full size: the first would be replaced by the second, so the critical stage leaves it a core.
+    coord = _coordinator([CRIT, BG], "aaron")
+    coord.submit("bg", 0, 0.0)
+    for stage in range(STAGES):  # 1 ms each, alone
+        (bg,) = coord.schedule(0.001 * stage)
+        coord.release(bg, 0.001 * (stage + 1), 0.001)
+    coord.submit("det", 0, 0.003)
+    assert coord.records[-1].outcome == "done" and coord.tasks["bg"].queue == deque()
+    assert coord.tasks["bg"].expected == (0.005,)
+    (det,) = coord.schedule(0.003)
+    assert det.request.job.task.name == "det" and det.version.shape.threads == 1
 
 
 def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():

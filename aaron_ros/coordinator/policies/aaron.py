@@ -136,9 +136,10 @@ class Aaron:
 
     @staticmethod
     def _pushed_out(view: SchedulerView, task: str, until: float) -> bool:
-        """Would the frames of normal `task` due before `until` push a waiting one out of its queue?"""
+        """Would the frames of normal `task` due before `until` push one out of its queue: one
+        waiting now, or one of their own (a queue of one, empty now, loses the first of two)?"""
         spec, waiting = view.tasks[task], view.waiting.get(task, 0)
-        if spec.critical or not waiting:
+        if spec.critical:
             return False
         nxt = min(view.next_releases.get(task, ()), default=None)
         due = 0 if nxt is None or nxt > until else 1 + int((until - nxt) * spec.rate_hz)

@@ -58,6 +58,8 @@ MAX_ERROR = math.log(2.0)
 # A regime's correction pools many versions, each measured noisily: it averages over 4x as many
 # observations as a version's own (its EWMA rate is alpha * REGIME_RATE).
 REGIME_RATE = 0.25
+# Mixes of a version and co-runners whose uncorrected latency is kept (a bound on the memory).
+MAX_MODELS = 100_000
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,9 @@ class ContentionPredictor:
         # version uses once it has been observed in that regime.
         self._regime_log: dict[str, float] = {}
         self._version_log: dict[tuple[int, str], float] = {}
+        # _model's answers, by the ids of the version and its co-runners: the profiles behind them
+        # never change, and a coordinator asks about the same few mixes again and again.
+        self._models: dict[tuple[int, ...], tuple[float, tuple[int, str]]] = {}
 
     def predict(self, version: Version, co_runners: Sequence[Version]) -> float:
         ms, key = self._model(version, co_runners)
@@ -177,6 +182,15 @@ class ContentionPredictor:
 
     def _model(self, version: Version, co_runners: Sequence[Version]) -> tuple[float, tuple[int, str]]:
         """The uncorrected latency, and the (version, load regime) its corrections are kept under."""
+        key = (id(version), *map(id, co_runners))  # ids stay theirs: _facts holds every version asked about
+        got = self._models.get(key)
+        if got is None:
+            if len(self._models) >= MAX_MODELS:
+                self._models.clear()
+            got = self._models[key] = self._compute(version, co_runners)
+        return got
+
+    def _compute(self, version: Version, co_runners: Sequence[Version]) -> tuple[float, tuple[int, str]]:
         f = self._get(version)
         if not co_runners:
             return f.isolation_ms, (id(version), "alone")

@@ -293,9 +293,11 @@ def test_the_cost_model_bounds_throughput_by_cores_and_by_one_lane():
     bound = throughput_bound(wl, iso, cores=2)
     # 100 x 10 + 50 x 20 = 2000 core-ms a second: two cores just hold it.
     assert bound["core_ms_per_s"] == 2000 and bound["cores_bound_fps"] == 150
-    # One at a time: 100 x 6 + 50 x 12 = 1200 ms a second, so 1000 / 1200 of the frames.
-    assert bound["one_lane_bound_fps"] == pytest.approx(150 / 1.2)
-    assert throughput_bound(wl, iso, cores=1)["cores_bound_fps"] == 75
+    # One at a time: 100 x 6 + 50 x 12 = 1200 ms a second. At most: all 100 cheap frames (600 ms),
+    # and 400 / 12 of the costly ones (shedding both in proportion would serve 150 / 1.2 = 125).
+    assert bound["one_lane_bound_fps"] == pytest.approx(100 + 400 / 12)
+    assert throughput_bound(wl, iso, cores=1)["cores_bound_fps"] == 100  # the cheap frames fill the core
+    assert math.isnan(throughput_bound(wl, {"a": iso["a"]}, cores=2)["cores_bound_fps"])  # b's cost unknown
 
 
 def test_a_stage_cost_is_its_least_core_time_and_its_fastest_time_alone():

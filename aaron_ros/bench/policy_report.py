@@ -214,7 +214,8 @@ def _bound_section(bound: dict, policies: Mapping, iso: Mapping, cores: object) 
     return ["## What bounds throughput", "",
             f"Offered {fmt(bound.get('offered_fps'))} frames/s. Their stages cost "
             f"{fmt(bound.get('core_ms_per_s'), 0)} core-ms per second at each stage's most efficient "
-            f"thread count alone: {cores} cores serve at most {fmt(top)} frames/s. One frame at a "
+            f"thread count alone: {cores} cores serve at most {fmt(top)} frames/s (the cheapest frames "
+            f"first, each task up to its rate). One frame at a "
             f"time, each stage at its fastest alone, serves at most {fmt(bound.get('one_lane_bound_fps'))} "
             f"frames/s. Both leave out the host work around the stages (ms per frame alone: {host}) and "
             "the slowdown of stages side by side (aaron_ros/bench/bound.py).", "",

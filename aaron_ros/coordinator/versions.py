@@ -34,11 +34,19 @@ class VersionChooser:
         self.bags, self.setting = bags, check_versions(setting)
         self.predictor = predictor or ContentionPredictor()
         self._contenders: dict[tuple[str, int], list[Version]] = {}
+        self._candidates: dict[tuple, list[Version]] = {}  # the bags never change: asked in every decision
         self._remaining: dict[tuple[str, int | None], list[float]] = {}
 
     def candidates(self, model: str, stage: int, max_threads: int | None = None,
                    max_lanes: int | None = None) -> list[Version]:
         """The stage's versions, optionally limited to a thread budget and a lane count."""
+        key = (model, stage, max_threads, max_lanes)
+        got = self._candidates.get(key)
+        if got is None:
+            got = self._candidates[key] = self._fitting(model, stage, max_threads, max_lanes)
+        return got
+
+    def _fitting(self, model: str, stage: int, max_threads: int | None, max_lanes: int | None) -> list[Version]:
         vs = self.bags[model].versions[stage]
         if self.setting == "eager":
             vs = [v for v in vs if v.backend == "eager"]

@@ -242,6 +242,21 @@ def test_aaron_sizes_a_critical_stage_by_its_slack_when_normal_work_needs_the_co
     assert det.request.job.task.name == "det" and det.version.shape.threads == 1
 
 
+def test_aaron_weighs_the_loss_of_a_normal_frame_at_the_tail_of_the_critical_stages():
+    """det at full size: 3 stages of 3 ms (p95 3.3 ms). bg's queue of one is empty and its next
+    two frames come 4.5 and 9.5 ms on: at the median the frame ends at 9 ms and loses nothing, at
+    the p95 it ends at 9.9 ms and the first bg frame is replaced; so det leaves bg a core."""
+    coord = _coordinator([CRIT, BG], "aaron")
+    coord.submit("bg", 0, 0.0095)
+    for stage in range(STAGES):
+        (bg,) = coord.schedule(0.0095 + 0.0001 * stage)
+        coord.release(bg, 0.0096 + 0.0001 * stage, 0.0001)
+    coord.submit("det", 0, 0.010)
+    assert coord.tasks["bg"].queue == deque() and coord.tasks["bg"].expected == (pytest.approx(0.0145),)
+    (det,) = coord.schedule(0.010)
+    assert det.request.job.task.name == "det" and det.version.shape.threads == 1
+
+
 def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():
     margin = Margin()
     start = margin.factor

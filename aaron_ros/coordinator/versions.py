@@ -24,9 +24,10 @@ def check_versions(setting: str) -> str:
     return setting
 
 
-def isolated_ms(v: Version) -> float:
+def isolated_ms(v: Version, tail: bool = False) -> float:
+    """The version's median time alone, or with `tail` its 95th percentile."""
     p = v.profiles.get(ISOLATION)
-    return p.p50_ms if p else float("inf")
+    return (p.p95_ms if tail else p.p50_ms) if p else float("inf")
 
 
 class VersionChooser:
@@ -35,7 +36,7 @@ class VersionChooser:
         self.predictor = predictor or ContentionPredictor()
         self._contenders: dict[tuple[str, int], list[Version]] = {}
         self._candidates: dict[tuple, list[Version]] = {}  # the bags never change: asked in every decision
-        self._remaining: dict[tuple[str, int | None], list[float]] = {}
+        self._remaining: dict[tuple[str, int | None, bool], list[float]] = {}
 
     def candidates(self, model: str, stage: int, max_threads: int | None = None,
                    max_lanes: int | None = None) -> list[Version]:
@@ -80,16 +81,16 @@ class VersionChooser:
             return min(vs, key=lambda v: self.predictor.predict(v, co_runners))
         return min(vs, key=isolated_ms)
 
-    def remaining_ms(self, model: str, stage: int, max_threads: int | None = None) -> float:
+    def remaining_ms(self, model: str, stage: int, max_threads: int | None = None, tail: bool = False) -> float:
         """The time of a model's stages from `stage` on, each on its fastest version alone within
-        `max_threads` (ms). A stage never profiled counts as 0, so an unknown time never drops a
-        frame nor holds one back."""
-        key = (model, max_threads)
+        `max_threads` (ms; with `tail`, their 95th percentiles). A stage never profiled counts as
+        0, so an unknown time never drops a frame nor holds one back."""
+        key = (model, max_threads, tail)
         if key not in self._remaining:
             stages = sorted(self.bags[model].versions) if model in self.bags else []
             # A thread budget bounds the lanes too: parallel branches take a lane per thread.
             lanes = max_threads or math.inf
-            ms = [min(map(isolated_ms, self.candidates(model, i, max_threads, lanes))) for i in stages]
+            ms = [min(isolated_ms(v, tail) for v in self.candidates(model, i, max_threads, lanes)) for i in stages]
             ms = [t if math.isfinite(t) else 0.0 for t in ms]
             self._remaining[key] = [sum(ms[i:]) for i in range(len(ms))]
         table = self._remaining[key]

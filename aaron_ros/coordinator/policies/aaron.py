@@ -5,9 +5,10 @@
   `adaptive` setting).
 - Critical work sized by its slack when normal work needs the cores: when a normal frame would
   be lost while the critical frame runs at full size (pushed out of its queue by the frames due
-  meanwhile, or past its deadline), a critical stage runs on the fewest threads whose predicted
-  time to the end of the frame, times a margin learned from its misses (`coordinator.slack`),
-  ends by the deadline. Otherwise it runs at full size: its latency stays what it is alone.
+  meanwhile, or past its deadline; the frame's end taken at the tail of its stages' times, their
+  95th percentile alone, as frames are lost there), a critical stage runs on the fewest threads
+  whose predicted time to the end of the frame, times a margin learned from its misses
+  (`coordinator.slack`), ends by the deadline. Otherwise it runs at full size: its latency stays what it is alone.
 - Normal stages fill what is left: one alone grows into every free core; several split them,
   unless running them one at a time on all the cores is predicted to get through them sooner
   (side by side they slow each other, and a second thread may speed a stage up almost 2x); they
@@ -29,7 +30,7 @@ import math
 
 from aaron_ros.coordinator.policies.base import Pick, SchedulerView
 from aaron_ros.coordinator.types import Overload, StageRequest
-from aaron_ros.coordinator.versions import lanes_of
+from aaron_ros.coordinator.versions import isolated_ms, lanes_of
 from aaron_ros.kernels.version import Version
 
 
@@ -104,11 +105,16 @@ class Aaron:
             return full
         job = req.job
 
-        def to_end_ms(v: Version) -> float:
-            rest = view.chooser.remaining_ms(job.task.model, req.stage + 1, v.shape.threads)
-            return view.chooser.predict_ms(v, co) + rest
+        def to_end_ms(v: Version, tail: bool = False) -> float:
+            now_ms = view.chooser.predict_ms(v, co)
+            if tail:  # the prediction is a median: scaled as the version's own tail is alone
+                now_ms *= isolated_ms(v, tail=True) / isolated_ms(v)
+            return now_ms + view.chooser.remaining_ms(job.task.model, req.stage + 1, v.shape.threads, tail)
 
-        if not Aaron._normal_loses(view, normal, view.now + to_end_ms(full) / 1e3):
+        # A frame is lost in the tail of the stages' times, not at their median; an unknown time
+        # (never profiled) sizes nothing down.
+        tail_ms = to_end_ms(full, tail=True)
+        if not math.isfinite(tail_ms) or not Aaron._normal_loses(view, normal, view.now + tail_ms / 1e3):
             return full
         margin = view.margins.get(job.task.name, 1.0)
         for threads in range(1, full.shape.threads):

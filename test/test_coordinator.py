@@ -230,29 +230,31 @@ def test_aaron_sizes_a_critical_stage_by_its_slack_when_normal_work_needs_the_co
     assert full.request.job.task.name == "det" and full.version.shape.threads == 2
     # A queue of one, empty now, whose next two frames come before the critical frame would end at
     # full size: the first would be replaced by the second, so the critical stage leaves it a core.
-    coord = _coordinator([CRIT, BG], "aaron")
-    coord.submit("bg", 0, 0.0)
-    for stage in range(STAGES):  # 1 ms each, alone
-        (bg,) = coord.schedule(0.001 * stage)
-        coord.release(bg, 0.001 * (stage + 1), 0.001)
-    coord.submit("det", 0, 0.003)
-    assert coord.records[-1].outcome == "done" and coord.tasks["bg"].queue == deque()
+    coord = _bg_served_then_det(0.0, 0.001)
     assert coord.tasks["bg"].expected == (0.005,)
     (det,) = coord.schedule(0.003)
     assert det.request.job.task.name == "det" and det.version.shape.threads == 1
 
 
-def test_aaron_weighs_the_loss_of_a_normal_frame_at_the_tail_of_the_critical_stages():
-    """det at full size: 3 stages of 3 ms (p95 3.3 ms). bg's queue of one is empty and its next
-    two frames come 4.5 and 9.5 ms on: at the median the frame ends at 9 ms and loses nothing, at
-    the p95 it ends at 9.9 ms and the first bg frame is replaced; so det leaves bg a core."""
+def _bg_served_then_det(release: float, stage_s: float) -> Coordinator:
+    """aaron with bg's frame released at `release` and served alone (each stage `stage_s`),
+    its queue of one empty again, and a det frame just arrived."""
     coord = _coordinator([CRIT, BG], "aaron")
-    coord.submit("bg", 0, 0.0095)
+    coord.submit("bg", 0, release)
     for stage in range(STAGES):
-        (bg,) = coord.schedule(0.0095 + 0.0001 * stage)
-        coord.release(bg, 0.0096 + 0.0001 * stage, 0.0001)
-    coord.submit("det", 0, 0.010)
-    assert coord.tasks["bg"].queue == deque() and coord.tasks["bg"].expected == (pytest.approx(0.0145),)
+        (bg,) = coord.schedule(release + stage_s * stage)
+        coord.release(bg, release + stage_s * (stage + 1), stage_s)
+    coord.submit("det", 0, release + stage_s * STAGES)
+    assert coord.records[-1].outcome == "done" and coord.tasks["bg"].queue == deque()
+    return coord
+
+
+def test_aaron_weighs_the_loss_of_a_normal_frame_at_the_tail_of_the_critical_stages():
+    """det at full size: 3 stages of about 3 ms (p95 10% more). bg's queue of one is empty and its
+    next two frames come 4.1 and 9.1 ms on: at the median the frame ends before the second and
+    loses nothing, at the p95 after it and the first bg frame is replaced; so det leaves bg a core."""
+    coord = _bg_served_then_det(0.0091, 0.0001)
+    assert coord.tasks["bg"].expected == (pytest.approx(0.0141),)
     (det,) = coord.schedule(0.010)
     assert det.request.job.task.name == "det" and det.version.shape.threads == 1
 

@@ -8,7 +8,8 @@
   meanwhile, or past its deadline; the frame's end taken at the tail of its stages' times, their
   95th percentile alone, as frames are lost there), a critical stage runs on the fewest threads
   whose predicted time to the end of the frame, times a margin learned from its misses
-  (`coordinator.slack`), ends by the deadline. Otherwise it runs at full size: its latency stays what it is alone.
+  (`coordinator.slack`), ends by the deadline. Otherwise it runs at full size: its latency stays
+  what it is alone.
 - Normal stages fill what is left: one alone grows into every free core; several split them,
   unless running them one at a time on all the cores is predicted to get through them sooner
   (side by side they slow each other, and a second thread may speed a stage up almost 2x); they

@@ -236,7 +236,9 @@ def _grouped_bars(ax, groups: Sequence[str], series: Mapping[str, Sequence[float
         bars = ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
         if value_format:
             labels = ["no data" if v is None else value_format.format(float(v)) for v in values]
-            ax.bar_label(bars, labels=labels, fontsize="x-small", rotation=90, padding=2)
+            # On white: a bound or a rate drawn across a value must not strike it out.
+            ax.bar_label(bars, labels=labels, fontsize="x-small", rotation=90, padding=2,
+                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
     ax.set_xticks(x)
     ax.set_xticklabels(groups)
     ax.grid(axis="y", alpha=0.3)

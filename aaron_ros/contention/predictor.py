@@ -160,12 +160,25 @@ class ContentionPredictor:
         self._models: dict[tuple[int, ...], tuple[float, tuple[int, str]]] = {}
 
     def predict(self, version: Version, co_runners: Sequence[Version]) -> float:
-        ms, key = self._model(version, co_runners)
+        return self._corrected(version, co_runners, tuple(map(id, co_runners)))
+
+    def fastest(self, versions: Sequence[Version], co_runners: Sequence[Version]) -> Version:
+        """The version predicted fastest beside `co_runners` (the first of equals)."""
+        co = tuple(map(id, co_runners))  # once for all the versions: a decision asks this most
+        best, best_ms = versions[0], math.inf
+        for v in versions:
+            ms = self._corrected(v, co_runners, co)
+            if ms < best_ms:
+                best, best_ms = v, ms
+        return best
+
+    def _corrected(self, version: Version, co_runners: Sequence[Version], co_ids: tuple[int, ...]) -> float:
+        ms, key = self._model(version, co_runners, co_ids)
         log = self._version_log.get(key)
         return ms * math.exp(self._regime_log.get(key[1], 0.0) if log is None else log)
 
     def observe(self, version: Version, co_runners: Sequence[Version], measured_ms: float) -> None:
-        ms, key = self._model(version, co_runners)
+        ms, key = self._model(version, co_runners, tuple(map(id, co_runners)))
         if not (0 < ms < math.inf and 0 < measured_ms < math.inf):
             return
         error = math.log(measured_ms / ms)
@@ -180,9 +193,10 @@ class ContentionPredictor:
             f = self._facts[id(v)] = facts_of(v, self.cores)
         return f
 
-    def _model(self, version: Version, co_runners: Sequence[Version]) -> tuple[float, tuple[int, str]]:
+    def _model(self, version: Version, co_runners: Sequence[Version],
+               co_ids: tuple[int, ...]) -> tuple[float, tuple[int, str]]:
         """The uncorrected latency, and the (version, load regime) its corrections are kept under."""
-        key = (id(version), *map(id, co_runners))  # ids stay theirs: _facts holds every version asked about
+        key = (id(version), co_ids)  # ids stay theirs: _facts holds every version asked about
         got = self._models.get(key)
         if got is None:
             if len(self._models) >= MAX_MODELS:

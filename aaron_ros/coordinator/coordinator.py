@@ -84,6 +84,7 @@ class Coordinator:
         self.lanes = list(lanes)
         self.free = set(self.lanes)
         self.running: dict[str, Grant] = {}  # lane -> grant
+        self._grants: list[Grant] = []  # each running stage once (one may hold several lanes)
         self.policy, self.chooser, self.cores = policy, chooser, cores
         # A long-running node keeps no history here (on_record sees every record instead).
         self.keep_records = keep_records
@@ -94,6 +95,12 @@ class Coordinator:
         # Per critical task: the margin its slack is sized with, learned from how its frames end.
         self.margins = {t.name: Margin() for t in tasks if t.critical}
         self.recheck_at: float | None = None
+        # What every decision shows the policy, kept up to date as it changes rather than built
+        # in each decision: a decision comes after a model stage has pushed the coordinator's
+        # objects out of the CPU caches, so what it touches, not what it computes, is its cost.
+        self._specs = {name: s.spec for name, s in self.tasks.items()}
+        self._expected: dict[str, tuple[float, ...]] = {name: () for name in self.tasks}
+        self._factors = {name: m.factor for name, m in self.margins.items()}
 
     def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
         """Switch policy (the lanes it runs on, and the version setting) between two decisions.
@@ -105,7 +112,7 @@ class Coordinator:
     def update_task(self, spec: TaskSpec) -> None:
         """A task's rate, deadline or overload rule changed (same name): frames from now on get
         it; a frame already waiting or in flight keeps the deadline it came with."""
-        self.tasks[spec.name].spec = spec
+        self.tasks[spec.name].spec = self._specs[spec.name] = spec
 
     # -- arrivals -------------------------------------------------------------------------
     def submit(self, task: str, frame: int, release: float, data: Any = None, then: Any = None) -> None:
@@ -114,6 +121,7 @@ class Coordinator:
         state = self.tasks[task]
         spec = state.spec
         state.arrived(release)
+        self._expected[task] = state.expected
         job = Job(spec, frame, release, state.stages, data, then=then)
         full = f"queue full ({spec.overload.value})"
         if spec.overload is Overload.KEEP_LATEST:
@@ -158,11 +166,9 @@ class Coordinator:
             return []
         t0 = time.perf_counter()
         view = SchedulerView(now=now, requests=requests, free_lanes=sorted(self.free),
-                             lanes=self.lanes, running=self.running_grants(), cores=self.cores,
-                             chooser=self.chooser, tasks={n: s.spec for n, s in self.tasks.items()},
-                             next_releases={n: s.expected for n, s in self.tasks.items()},
-                             margins={n: m.factor for n, m in self.margins.items()},
-                             waiting={n: len(s.queue) for n, s in self.tasks.items()})
+                             lanes=self.lanes, running=self._grants, cores=self.cores,
+                             chooser=self.chooser, tasks=self._specs, next_releases=self._expected,
+                             margins=self._factors, waiting={n: len(s.queue) for n, s in self.tasks.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
         each_us = (time.perf_counter() - t0) * 1e6 / max(1, len(picks))
@@ -183,6 +189,7 @@ class Coordinator:
         job.running = True
         job.versions.append(pick.version.id)
         grant = Grant(req, pick.lane, pick.version, now, tuple(pick.branch_lanes), decision_us)
+        self._grants.append(grant)
         for lane in {pick.lane, *pick.branch_lanes}:
             self.free.discard(lane)
             self.running[lane] = grant
@@ -212,11 +219,12 @@ class Coordinator:
             self.running.pop(lane, None)
             if lane in self.lanes:  # a lane the current policy no longer uses stays idle
                 self.free.add(lane)
+        self._grants = [g for g in self._grants if g is not grant]
         job = grant.request.job
         job.running = False
         if timing is not None:
             job.stage_times.append(timing)
-        self.chooser.observe(grant.version, [g.version for g in self.running_grants()], seconds * 1e3)
+        self.chooser.observe(grant.version, [g.version for g in self._grants], seconds * 1e3)
         if error is not None:
             return self._finish(job, Outcome.FAILED, now, error)
         job.data = output
@@ -239,6 +247,7 @@ class Coordinator:
                 margin.observe(rec.latency_s / (job.task.deadline_ms / 1e3))
             elif error == TOO_LATE:
                 margin.observe(None)
+            self._factors[job.task.name] = margin.factor
         self._on_record(rec, job)
         return rec
 
@@ -262,4 +271,4 @@ class Coordinator:
 
     def running_grants(self) -> list[Grant]:
         """Each running stage once (a stage with branch lanes holds several lanes)."""
-        return list({id(g): g for g in self.running.values()}.values())
+        return list(self._grants)

@@ -78,7 +78,7 @@ class VersionChooser:
                max_lanes: int | None = None) -> Version:
         vs = self.candidates(model, stage, max_threads, max_lanes)
         if self.setting == "adaptive":
-            return min(vs, key=lambda v: self.predictor.predict(v, co_runners))
+            return self.predictor.fastest(vs, co_runners)
         return min(vs, key=isolated_ms)
 
     def remaining_ms(self, model: str, stage: int, max_threads: int | None = None, tail: bool = False) -> float:

@@ -51,46 +51,52 @@ class Aaron:
 
     def pick(self, view: SchedulerView) -> list[Pick]:
         free = list(view.free_lanes)
-        chosen: list[Version] = []
+        co = view.co_runners()  # what runs, and then what this decision starts beside it
         picks: list[Pick] = []
         critical = sorted((r for r in view.requests if r.job.critical), key=lambda r: r.job.deadline)
         normal = [r for r in view.requests if not r.job.critical]
         for req in critical:
             if not free:
                 return picks
-            v = self._size_critical(view, req, view.co_runners(chosen), len(free), normal)
+            v = self._size_critical(view, req, co, len(free), normal)
             picks.append(self._take(req, v, free))
-            chosen.append(v)
+            co = co + [v]
         while normal and free:
-            idle = view.cores - view.busy_threads(chosen)
+            idle = view.cores - sum(v.shape.threads for v in co)
             if idle < 1:
                 # Every core is taken (a full-size critical stage, or normals): one more thread
                 # would slow what runs, and a critical stage pays for it first.
                 break
-            budget = self._normal_budget(view, normal, chosen, idle, min(len(normal), len(free)))
-            co = view.co_runners(chosen)
+            budget = self._normal_budget(view, normal, co, idle, min(len(normal), len(free)))
             options = [(r, view.choose(r, co, budget, max_lanes=1)) for r in normal]
-            pressed = {channel(v) for v in co} - {None}
-            req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
-            first = min(options, key=lambda o: o[0].job.deadline)
-            if req is not first[0] and self._loses(view, first[0], view.now + view.chooser.predict_ms(v, co) / 1e3):
-                req, v = first  # a channel is worth no frame: the earliest deadline goes first after all
+            req, v = options[0] if len(options) == 1 else self._preferred(view, options, co)
             normal.remove(req)
-            if self._blocks_critical(view, v, chosen):
+            if self._blocks_critical(view, v, co):
                 continue
             picks.append(self._take(req, v, free))
-            chosen.append(v)
+            co = co + [v]
         return picks
 
     @staticmethod
-    def _normal_budget(view: SchedulerView, normal: list[StageRequest], chosen: list[Version], idle: int,
+    def _preferred(view: SchedulerView, options: list[tuple[StageRequest, Version]],
+                   co: list[Version]) -> tuple[StageRequest, Version]:
+        """Of several normal stages, one whose version presses a channel nobody in `co` presses,
+        unless the one with the earliest deadline would lose a frame waiting for it."""
+        pressed = {channel(v) for v in co} - {None}
+        req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
+        first = min(options, key=lambda o: o[0].job.deadline)
+        if req is not first[0] and Aaron._loses(view, first[0], view.now + view.chooser.predict_ms(v, co) / 1e3):
+            return first  # a channel is worth no frame: the earliest deadline goes first after all
+        return req, v
+
+    @staticmethod
+    def _normal_budget(view: SchedulerView, normal: list[StageRequest], co: list[Version], idle: int,
                        share: int) -> int:
-        """Threads for the next normal stage: the idle cores split among the `share` stages that
-        can start, unless one at a time on all of them is predicted to get through them sooner
-        (stages side by side slow each other; threads beyond one speed a stage up less)."""
+        """Threads for the next normal stage beside `co`: the idle cores split among the `share`
+        stages that can start, unless one at a time on all of them is predicted to get through
+        them sooner (stages side by side slow each other; threads beyond one speed a stage up less)."""
         if share < 2 or idle < share:
             return max(1, idle // share)
-        co = view.co_runners(chosen)
         first, *others = sorted(normal, key=lambda r: r.job.deadline)[:share]
         whole = view.choose(first, co, idle, max_lanes=1)
         parts = [view.choose(r, co, idle // share, max_lanes=1) for r in (first, *others)]
@@ -160,10 +166,10 @@ class Aaron:
         return Pick(req, lanes[0], v, tuple(lanes[1:]))
 
     @staticmethod
-    def _blocks_critical(view: SchedulerView, v: Version, chosen: list[Version]) -> bool:
-        """Would an idle critical task's next frame, arriving before this normal stage ends, miss
-        its deadline if it waited for it and then ran at full size?"""
-        stage_ms = view.chooser.predict_ms(v, view.co_runners(chosen))
+    def _blocks_critical(view: SchedulerView, v: Version, co: list[Version]) -> bool:
+        """Would an idle critical task's next frame, arriving before this normal stage (beside
+        `co`) ends, miss its deadline if it waited for it and then ran at full size?"""
+        stage_ms = view.chooser.predict_ms(v, co)
         if not math.isfinite(stage_ms):
             return False  # never profiled (no kernel bag): an unknown time holds nothing back
         finish = view.now + stage_ms / 1e3

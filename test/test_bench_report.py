@@ -13,7 +13,7 @@ from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
 from aaron_ros.common.stats import LatencyHistogram, percentiles, summarize
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
-from aaron_ros.coordinator.types import JobRecord, TaskSpec
+from aaron_ros.coordinator.types import JobRecord, StageTime, TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser
 from aaron_ros.kernels.bag import KernelBag
 from aaron_ros.kernels.version import LevelProfile, ResourceShape, Version
@@ -211,6 +211,19 @@ def test_policy_metrics_totals():
     assert m["tasks"]["bg"]["miss_rate"] == 0.0
     empty = policy_metrics({}, [TASK], duration_s=1.0, grant_us=[])
     assert math.isnan(empty["grant_us_p50"]) and math.isnan(empty["critical_p99_ms"])
+
+
+def test_a_grant_costs_its_decision_and_both_hand_offs():
+    # Two stages of 4 ms: 100 and 300 us from grant to start on the lane, 200 and 400 us from
+    # the end on the lane to the coordinator seeing it; decisions of 20 and 60 us.
+    times = (StageTime(0, 0.0, 0.0001, 0.0041, 0.0043), StageTime(1, 0.005, 0.0053, 0.0093, 0.0097))
+    rec = JobRecord("det", 0, release=0.0, outcome="done", started=0.0, finished=0.0097, stage_times=times)
+    m = policy_metrics({"det": [rec]}, [TASK], duration_s=1.0, grant_us=[20.0, 60.0])
+    assert m["stage_ms_mean"] == pytest.approx(4.0)
+    assert (m["to_lane_us"], m["from_lane_us"]) == (pytest.approx(200.0), pytest.approx(300.0))
+    assert m["grant_share"] == pytest.approx(40e-3 / 4.0)
+    assert m["grant_wall_share"] == pytest.approx((40 + 200 + 300) * 1e-3 / 4.0)
+    assert math.isnan(policy_metrics({}, [TASK], duration_s=1.0, grant_us=[])["grant_wall_share"])
 
 
 # --- report ---------------------------------------------------------------------------------

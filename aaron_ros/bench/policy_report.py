@@ -180,6 +180,9 @@ def render_markdown(report: dict) -> str:
             f" (critical p99 {fmt(p.get('critical_p99_ms'))} ms)",
             f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us;"
             f" the mean is {pct(p.get('grant_share'))} of the mean stage ({fmt(p.get('stage_ms_mean'), 2)} ms)",
+            f"- with the hand-offs to a lane ({fmt(p.get('to_lane_us'))} us) and back"
+            f" ({fmt(p.get('from_lane_us'))} us), a grant costs its lane {pct(p.get('grant_wall_share'))}"
+            " of the mean stage in wall time",
             ""]
 
     bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]

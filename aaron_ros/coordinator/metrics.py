@@ -67,6 +67,10 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     grant_us: the coordinator's decision overhead per grant, in microseconds.
     stage_ms_mean: the mean time a stage ran on its lane (NaN where stages were not timed), and
     grant_share: the mean decision over it (what scheduling stage by stage costs).
+    to_lane_us / from_lane_us: the mean hand-offs of a stage, wall time: granted to started on its
+    lane, and ended on its lane to seen by the coordinator (waits for the locks included);
+    grant_wall_share: the decision and both hand-offs over the mean stage (what a grant costs a
+    lane in all).
     critical_p99_ms: the worst p99 over critical tasks (NaN when a critical task finished nothing);
     critical_miss_rate: missed over released frames of all critical tasks together.
     """
@@ -75,8 +79,11 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     released = sum(m["released"] for m in critical)
     missed = sum(m["late"] + m["dropped"] + m["failed"] for m in critical)
     g50, g99 = percentiles(grant_us, [50, 99])
-    stages = [(s.finished - s.started) * 1e3 for rs in records_by_task.values() for r in rs for s in r.stage_times]
-    stage_ms = float(np.mean(stages)) if stages else NAN
+    times = [s for rs in records_by_task.values() for r in rs for s in r.stage_times]
+    stage_ms = float(np.mean([s.finished - s.started for s in times])) * 1e3 if times else NAN
+    to_lane_us = float(np.mean([s.started - s.granted for s in times])) * 1e6 if times else NAN
+    from_lane_us = float(np.mean([s.seen - s.finished for s in times])) * 1e6 if times else NAN
+    decision_us = float(np.mean(grant_us)) if len(grant_us) else NAN
     return {
         "tasks": per_task,
         "throughput_fps": sum(m["done"] for m in per_task.values()) / duration_s,
@@ -85,7 +92,10 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
         "grant_us_p99": g99,
         "grants": len(grant_us),
         "stage_ms_mean": stage_ms,
-        "grant_share": float(np.mean(grant_us)) / 1e3 / stage_ms if len(grant_us) and stages else NAN,
+        "grant_share": decision_us / 1e3 / stage_ms,
+        "to_lane_us": to_lane_us,
+        "from_lane_us": from_lane_us,
+        "grant_wall_share": (decision_us + to_lane_us + from_lane_us) / 1e3 / stage_ms,
         "critical_p99_ms": worst(m["p99_ms"] for m in critical),
         "critical_miss_rate": missed / released if released else NAN,
         "duration_s": duration_s,

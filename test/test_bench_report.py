@@ -216,11 +216,13 @@ def test_policy_metrics_totals():
 def test_a_grant_costs_its_decision_and_both_hand_offs():
     # Two stages of 4 ms: 100 and 300 us from grant to start on the lane, 200 and 400 us from
     # the end on the lane to the coordinator seeing it; decisions of 20 and 60 us.
-    times = (StageTime(0, 0.0, 0.0001, 0.0041, 0.0043), StageTime(1, 0.005, 0.0053, 0.0093, 0.0097))
+    times = (StageTime(0, 0.0, 0.0001, 0.0041, 0.0043, queued=0.00005),
+             StageTime(1, 0.005, 0.0053, 0.0093, 0.0097, queued=0.00525))
     rec = JobRecord("det", 0, release=0.0, outcome="done", started=0.0, finished=0.0097, stage_times=times)
     m = policy_metrics({"det": [rec]}, [TASK], duration_s=1.0, grant_us=[20.0, 60.0])
     assert m["stage_ms_mean"] == pytest.approx(4.0)
     assert (m["to_lane_us"], m["from_lane_us"]) == (pytest.approx(200.0), pytest.approx(300.0))
+    assert m["queue_us"] == pytest.approx(150.0)  # of the 200: 50 and 250 us to the lane's queue
     assert m["grant_share"] == pytest.approx(40e-3 / 4.0)
     assert m["grant_wall_share"] == pytest.approx((40 + 200 + 300) * 1e-3 / 4.0)
     assert math.isnan(policy_metrics({}, [TASK], duration_s=1.0, grant_us=[])["grant_wall_share"])

@@ -229,7 +229,7 @@ def test_replay_serves_timed_arrivals_on_this_thread_on_the_policys_lanes_only()
     stages = len(models.graphs["mobilenet_v3_small"])
     for r in records:
         assert [t.stage for t in r.stage_times] == list(range(stages))
-        assert all(t.granted <= t.started <= t.finished <= t.seen and t.cpu_s > 0 for t in r.stage_times)
+        assert all(t.granted <= t.queued <= t.started <= t.finished <= t.seen and t.cpu_s > 0 for t in r.stage_times)
         parts = coordinator_parts(r)
         assert sum(p.wall_s for p in parts.values()) == pytest.approx(r.latency_s, abs=1e-9)
         assert parts[FramePart.STAGES].cpu_s > 0

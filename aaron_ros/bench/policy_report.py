@@ -89,6 +89,17 @@ def _policy_entry(workload: Workload, metrics: dict, isolation: Mapping[str, Map
     return entry
 
 
+def _share_of_stage(p: dict) -> str:
+    """The grant overhead against the mean stage, and what a grant costs its lane in wall time,
+    where the stages were timed on their lanes (the core bench; the ROS bench hears only results)."""
+    if not math.isfinite(_num(p.get("stage_ms_mean"))):
+        return ""
+    return (f"; the mean is {pct(p.get('grant_share'))} of the mean stage ({fmt(p.get('stage_ms_mean'), 2)} ms)\n"
+            f"- with the hand-offs to a lane ({fmt(p.get('to_lane_us'))} us, of which {fmt(p.get('queue_us'))}"
+            f" to decide, count and queue it) and back ({fmt(p.get('from_lane_us'))} us), a grant costs its"
+            f" lane {pct(p.get('grant_wall_share'))} of the mean stage in wall time")
+
+
 def _clean(value: object) -> object:
     """NaN and infinities as None, tuples as lists: what strict JSON can hold."""
     if isinstance(value, float):
@@ -178,12 +189,8 @@ def render_markdown(report: dict) -> str:
             f"{fmt(p.get('goodput_fps'))} frames/s",
             f"- critical p99 / isolated p99: {fmt(p.get('critical_p99_over_isolated'), 2)}x"
             f" (critical p99 {fmt(p.get('critical_p99_ms'))} ms)",
-            f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us;"
-            f" the mean is {pct(p.get('grant_share'))} of the mean stage ({fmt(p.get('stage_ms_mean'), 2)} ms)",
-            f"- with the hand-offs to a lane ({fmt(p.get('to_lane_us'))} us) and back"
-            f" ({fmt(p.get('from_lane_us'))} us), a grant costs its lane {pct(p.get('grant_wall_share'))}"
-            " of the mean stage in wall time",
-            ""]
+            f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us"
+            + _share_of_stage(p), ""]
 
     bases = [(b, k) for b in BASELINES if (k := _baseline_key(policies, b)) is not None]
     header = ["policy", "critical miss rate", "critical p99 ms", "critical p99 / alone", "throughput fps",

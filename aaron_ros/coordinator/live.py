@@ -59,6 +59,7 @@ class StageEnded:
     grant: Grant
     future: Future | None  # None when the stage could not even be submitted
     error: str | None = None
+    queued: float | None = None  # when it was put on its lane's queue (the coordinator's clock)
 
 
 Event = Arrival | StageEnded
@@ -172,13 +173,14 @@ class LiveDriver:
         except Exception as exc:
             self._inbox.append(StageEnded(grant, None, describe_failure(exc)))
             return
+        queued = self.now()
         # On the lane's thread as the stage ends: that thread handles it and starts what follows.
-        fut.add_done_callback(lambda f, g=grant: self._post(StageEnded(g, f)))
+        fut.add_done_callback(lambda f, g=grant: self._post(StageEnded(g, f, queued=queued)))
 
     def _handle(self, event: Event) -> None:
         coord = self.coord
         match event:
-            case StageEnded(grant, fut, error):
+            case StageEnded(grant, fut, error, queued):
                 run = None
                 if error is None:
                     try:
@@ -188,7 +190,7 @@ class LiveDriver:
                 now = self.now()
                 timing = None if error is not None else StageTime(
                     grant.request.stage, grant.granted_at, run.started - self._t0, run.finished - self._t0, now,
-                    run.cpu_s, run.pre_s, run.post_s, grant.decision_us)
+                    run.cpu_s, run.pre_s, run.post_s, grant.decision_us, queued)
                 if self._on_stage is not None:
                     self._on_stage(grant, now, timing)
                 if error is None:

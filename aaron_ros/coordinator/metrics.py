@@ -69,6 +69,8 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     grant_share: the mean decision over it (what scheduling stage by stage costs).
     to_lane_us / from_lane_us: the mean hand-offs of a stage, wall time: granted to started on its
     lane, and ended on its lane to seen by the coordinator (waits for the locks included);
+    queue_us: of to_lane_us, granted to put on the lane's queue (the decision, its bookkeeping and
+    the launch; NaN where not timed), the rest being the lane taking it up;
     grant_wall_share: the decision and both hand-offs over the mean stage (what a grant costs a
     lane in all).
     critical_p99_ms: the worst p99 over critical tasks (NaN when a critical task finished nothing);
@@ -83,6 +85,8 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
     stage_ms = float(np.mean([s.finished - s.started for s in times])) * 1e3 if times else NAN
     to_lane_us = float(np.mean([s.started - s.granted for s in times])) * 1e6 if times else NAN
     from_lane_us = float(np.mean([s.seen - s.finished for s in times])) * 1e6 if times else NAN
+    queued = [s.queued - s.granted for s in times if s.queued is not None]
+    queue_us = float(np.mean(queued)) * 1e6 if queued else NAN
     decision_us = float(np.mean(grant_us)) if len(grant_us) else NAN
     return {
         "tasks": per_task,
@@ -95,6 +99,7 @@ def policy_metrics(records_by_task: Mapping[str, Sequence[JobRecord]], tasks: Se
         "grant_share": decision_us / 1e3 / stage_ms,
         "to_lane_us": to_lane_us,
         "from_lane_us": from_lane_us,
+        "queue_us": queue_us,
         "grant_wall_share": (decision_us + to_lane_us + from_lane_us) / 1e3 / stage_ms,
         "critical_p99_ms": worst(m["p99_ms"] for m in critical),
         "critical_miss_rate": missed / released if released else NAN,

@@ -91,6 +91,7 @@ class StageTime:
     pre_s: float = 0.0
     post_s: float = 0.0
     decision_us: float = 0.0  # the coordinator's decision time for its grant (Grant.decision_us)
+    queued: float | None = None  # put on its lane's queue, after the decision (None: not known)
 
 
 @dataclass

@@ -183,6 +183,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_decisions(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from aaron_ros.bench.decisions import decision_cost
+    from aaron_ros.bench.workload import load_workload
+    from aaron_ros.common.paths import kernel_bag_root
+    from aaron_ros.common.report import fmt, md_table
+    from aaron_ros.coordinator.policies import POLICIES
+    from aaron_ros.coordinator.service import ModelSet
+
+    workload = load_workload(args.workload)
+    if args.scenario:
+        workload = workload.scenario(args.scenario)
+    kernel_bags = kernel_bag_root(args.kernel_bags or KERNEL_BAG_DIR)
+    models = ModelSet("cpu")
+    for t in workload.tasks:
+        models.load(t.model, kernel_bags / t.model)
+    policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
+    rows = []
+    for name in tqdm(policies, desc="decisions", unit="policy", disable=args.no_progress):
+        c = decision_cost(workload, models.bags, name, args.versions, args.duration, args.evict_mb)
+        rows.append([name, str(c.grants), fmt(c.warm_us), fmt(c.evicted_us), fmt(c.evicted_us / c.warm_us, 2)])
+    print(f"Decision time per grant on `{workload.name}`, simulated clock, {args.versions} versions, "
+          f"{args.duration:g} s (median of 3 runs):\n")
+    print(md_table(["policy", "grants", "warm us", f"caches evicted ({args.evict_mb:g} MB) us", "ratio"], rows))
+    return 0
+
+
 def _bench_ros(args: argparse.Namespace) -> int:
     from aaron_ros.common.paths import find_config
     from aaron_ros.coordinator.policies import POLICIES
@@ -427,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", required=True, help="folder for report.md, report.json and the plots")
     w.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     w.set_defaults(func=_cmd_bench)
+
+    d = _command(sub, "decisions", "time each policy's decisions on the simulated clock, with the CPU caches "
+                                   "warm and evicted before each event as a model stage evicts them live")
+    d.add_argument("--workload", required=True, help="a workload name (config/workloads/) or a YAML file")
+    d.add_argument("--scenario", help="a scenario of the workload (e.g. heavy for aaron_fig3)")
+    d.add_argument("--policies", default="all", help="'all' or a comma list")
+    d.add_argument("--versions", default="adaptive", choices=["eager", "solo", "adaptive"], help="version setting")
+    d.add_argument("--kernel-bags", help=f"folder of kernel bags (default {KERNEL_BAG_DIR})")
+    d.add_argument("--duration", type=float, default=20.0, help="simulated seconds per run")
+    d.add_argument("--evict-mb", type=float, default=32.0, help="memory read through before each event")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    d.set_defaults(func=_cmd_decisions)
 
     r = _command(sub, "record", "record images (sample photographs, a video or a folder) to a ROS 2 bag")
     r.add_argument("--out", default=DEFAULT_BAG, help=f"bag folder to create (default {DEFAULT_BAG})")

@@ -157,7 +157,7 @@ class ContentionPredictor:
         self._version_log: dict[tuple[int, str], float] = {}
         # _model's answers, by the ids of the version and its co-runners: the profiles behind them
         # never change, and a coordinator asks about the same few mixes again and again.
-        self._models: dict[tuple[int, ...], tuple[float, tuple[int, str]]] = {}
+        self._models: dict[tuple[int, tuple[int, ...]], tuple[float, tuple[int, str]]] = {}
 
     def predict(self, version: Version, co_runners: Sequence[Version]) -> float:
         return self._corrected(version, co_runners, tuple(map(id, co_runners)))

@@ -186,7 +186,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_decisions(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from aaron_ros.bench.decisions import decision_cost
+    from aaron_ros.bench.decisions import EVICT_MB, ROUNDS, decision_cost
     from aaron_ros.bench.workload import load_workload
     from aaron_ros.common.paths import kernel_bag_root
     from aaron_ros.common.report import fmt, md_table
@@ -201,13 +201,14 @@ def _cmd_decisions(args: argparse.Namespace) -> int:
     for t in workload.tasks:
         models.load(t.model, kernel_bags / t.model)
     policies = list(POLICIES) if args.policies == "all" else args.policies.split(",")
+    evict_mb = EVICT_MB if args.evict_mb is None else args.evict_mb
     rows = []
     for name in tqdm(policies, desc="decisions", unit="policy", disable=args.no_progress):
-        c = decision_cost(workload, models.bags, name, args.versions, args.duration, args.evict_mb)
+        c = decision_cost(workload, models.bags, name, args.versions, args.duration, evict_mb)
         rows.append([name, str(c.grants), fmt(c.warm_us), fmt(c.evicted_us), fmt(c.evicted_us / c.warm_us, 2)])
     print(f"Decision time per grant on `{workload.name}`, simulated clock, {args.versions} versions, "
-          f"{args.duration:g} s (median of 3 runs):\n")
-    print(md_table(["policy", "grants", "warm us", f"caches evicted ({args.evict_mb:g} MB) us", "ratio"], rows))
+          f"{args.duration:g} s (median of {ROUNDS} runs):\n")
+    print(md_table(["policy", "grants", "warm us", f"caches evicted ({evict_mb:g} MB) us", "ratio"], rows))
     return 0
 
 
@@ -464,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--versions", default="adaptive", choices=["eager", "solo", "adaptive"], help="version setting")
     d.add_argument("--kernel-bags", help=f"folder of kernel bags (default {KERNEL_BAG_DIR})")
     d.add_argument("--duration", type=float, default=20.0, help="simulated seconds per run")
-    d.add_argument("--evict-mb", type=float, default=32.0, help="memory read through before each event")
+    d.add_argument("--evict-mb", type=float, help="memory read through before each event (default 32, "
+                   "above the last-level cache of common CPUs)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     d.set_defaults(func=_cmd_decisions)
 

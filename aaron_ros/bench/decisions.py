@@ -27,6 +27,7 @@ from aaron_ros.kernels.version import Version
 
 EVICT_MB = 32.0  # above the last-level cache of the machines at hand (16-32 MB)
 CORES = 2
+ROUNDS = 3  # runs each way; their median is reported
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _stage_s(grant: Grant, co: list[Version]) -> float:
 
 
 def decision_cost(workload: Workload, bags: dict[str, KernelBag], policy: str, versions: str = "adaptive",
-                  duration_s: float = 20.0, evict_mb: float = EVICT_MB, rounds: int = 3) -> DecisionCost:
+                  duration_s: float = 20.0, evict_mb: float = EVICT_MB, rounds: int = ROUNDS) -> DecisionCost:
     """`policy`'s mean decision time per grant on `workload`: the median of `rounds` runs, warm and evicted."""
     arr = arrivals(workload, duration_s)
     stages = {t.name: len(bags[t.model].versions) for t in workload.tasks}

@@ -1,5 +1,5 @@
 """The decision-cost bench: every policy decides on the simulated clock, with the caches warm and
-evicted, and the same decisions either way."""
+evicted, and the command prints a row per policy."""
 from __future__ import annotations
 
 from aaron_ros.bench.decisions import decision_cost

@@ -9,7 +9,7 @@ import pytest
 from aaron_ros.coordinator.coordinator import Coordinator
 from aaron_ros.coordinator.policies import POLICIES, make_policy
 from aaron_ros.coordinator.sim import simulate
-from aaron_ros.coordinator.slack import Margin
+from aaron_ros.coordinator.slack import TAIL_WINDOW, Margin, Tail
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.coordinator.versions import VersionChooser
 from aaron_ros.kernels.bag import KernelBag
@@ -289,6 +289,66 @@ def test_the_learned_margin_widens_after_a_miss_and_changes_the_size():
     assert size_15ms_late(coord, 0.060) == 2  # the wider margin no longer fits one thread
 
 
+def test_the_learned_tail_is_the_95th_percentile_of_the_latest_stages_and_never_below_the_profile():
+    tail = Tail()
+    tail.observe(2.0)  # the first stage counts at once
+    assert tail.factor == 2.0
+    for _ in range(TAIL_WINDOW):
+        tail.observe(0.5)  # faster than profiled: the profile's own tail still stands
+    assert tail.factor == 1.0
+    for k in range(1000):  # ratios spread evenly over 1..3: their 95th percentile is 2.9
+        tail.observe(1 + 2 * ((k * 0.618034) % 1))
+    assert 2.7 < tail.factor < 3.0
+    for _ in range(TAIL_WINDOW):  # the machine quietened: the window forgets the old ratios
+        tail.observe(1.2)
+    assert tail.factor == 1.2
+
+
+def test_a_live_tail_longer_than_profiled_sizes_the_critical_stage_down_where_it_has_room():
+    """bg (150 Hz, a queue of one) is served; det arrives. At det's profiled tail at full size
+    (3 stages of 3.3 ms) it ends before bg's second frame, 13.3 ms on, and bg loses nothing. Once
+    stages have been seen running at twice their profiled tail, it would not: det leaves bg a core
+    where one thread, at twice its own tail, still ends by det's deadline."""
+    bg = TaskSpec("bg", "bg_model", rate_hz=150, deadline_ms=1000, overload="keep_latest", queue_size=1)
+
+    def det_after_bg(coord, t, det_age=0.0):
+        coord.submit("bg", 0, t)
+        for stage in range(STAGES):
+            (g,) = coord.schedule(t + 0.0001 * stage)
+            coord.release(g, t + 0.0001 * (stage + 1), 0.0001)
+        coord.submit("det", 0, t + 0.0003 - det_age)
+        (det,) = coord.schedule(t + 0.0003)
+        threads, now = det.version.shape.threads, t + 0.0003
+        while det is not None:  # the frame runs to its end
+            now += 0.005
+            coord.release(det, now, 0.005)
+            det = next(iter(coord.schedule(now)), None)
+        return threads
+
+    assert det_after_bg(_coordinator([CRIT, bg], "aaron"), 0.0) == 2
+    coord = _coordinator([CRIT, bg, SIGN, SEG], "aaron")
+    for frame in range(4):  # det alone, each stage twice its profiled 95th percentile (3.3 ms)
+        t = 0.05 * frame
+        coord.submit("det", frame, t)
+        for stage in range(STAGES):
+            (g,) = coord.schedule(t + 0.0066 * stage)
+            assert g.version.shape.threads == 2
+            coord.release(g, t + 0.0066 * (stage + 1), 0.0066)
+    coord.submit("sign", 0, 0.2)
+    coord.submit("seg", 0, 0.2)
+    for stage in range(STAGES):  # one thread each; seg's stage ends alone at twice its tail (5.5 ms)
+        t = 0.2 + 0.011 * stage
+        sign, seg = sorted(coord.schedule(t), key=lambda g: g.request.job.task.name)
+        assert sign.version.shape.threads == seg.version.shape.threads == 1
+        coord.release(sign, t + 0.005, 0.005)
+        coord.release(seg, t + 0.011, 0.011)
+    assert coord.tails[2].factor > 1.4 and coord.tails[1].factor == pytest.approx(2.0)
+    assert det_after_bg(coord, 0.25) == 1  # its margin x 2 x about 16 ms ends by the 40 ms deadline
+    # A det frame 20 ms old has 20 ms left: one thread fits at the margin (about 1.1 x 16 ms), not
+    # at twice its tail, so bg's frame, lost only in the live tail, is not worth the risk.
+    assert det_after_bg(coord, 0.30, det_age=0.020) == 2
+
+
 def test_normal_stages_grow_into_cores_a_critical_stage_released():
     bags = {"det_model": _bag("det_model", 5.0), "bg_model": _bag("bg_model", 5.0)}
     coord = Coordinator([CRIT, BG], {"det": 1, "bg": STAGES}, ["lane0", "lane1"], make_policy("aaron"),
@@ -347,6 +407,25 @@ def test_aaron_loses_no_frame_to_a_pressed_channel():
 
     assert second_pick(0.034) == "b_comp"  # b's stage ends before a's next frame: a can wait
     assert second_pick(0.064) == "a_mem"  # it would not: a's oldest frame would be pushed out
+
+
+def test_the_earliest_deadline_goes_after_a_frame_it_would_push_out_of_its_queue():
+    """One core. b's frame came first (the earlier deadline); a's (100 Hz, a queue of one) must
+    start before its next frame, 10 ms on. A b stage that would end by then goes first; one that
+    would not goes after a's."""
+    a = TaskSpec("a", "a_model", rate_hz=100, deadline_ms=1000, overload="keep_latest", queue_size=1)
+    b = TaskSpec("b", "b_model", rate_hz=1, deadline_ms=1000)
+
+    def first_of(b_stage_ms: float) -> str:
+        bags = {"a_model": _bag("a_model", 2.0), "b_model": _bag("b_model", b_stage_ms)}
+        coord = _coordinator([a, b], "aaron", lanes=1, bags=bags, cores=1)
+        coord.submit("b", 0, 0.0)
+        coord.submit("a", 0, 0.001)
+        (g,) = coord.schedule(0.0015)
+        return g.request.job.task.name
+
+    assert first_of(8.0) == "b"  # ends at 9.5 ms: a's frame still starts before its next
+    assert first_of(12.0) == "a"  # ends at 13.5 ms: a's frame would have been replaced
 
 
 def _critical_frame(coord, frame: int, release: float) -> float:

@@ -7,6 +7,7 @@ bounded queue, where the task's overload rule decides what is dropped.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import deque
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aaron_ros.coordinator.policies import Pick, Policy, SchedulerView
-from aaron_ros.coordinator.slack import Margin
+from aaron_ros.coordinator.slack import Margin, Tail
 from aaron_ros.coordinator.types import (
     Grant,
     Job,
@@ -26,7 +27,8 @@ from aaron_ros.coordinator.types import (
     StageTime,
     TaskSpec,
 )
-from aaron_ros.coordinator.versions import VersionChooser
+from aaron_ros.coordinator.versions import VersionChooser, isolated_ms
+from aaron_ros.kernels.version import Version
 
 # Why a frame was dropped (JobRecord.error).
 TOO_LATE = "cannot meet its deadline"
@@ -94,6 +96,8 @@ class Coordinator:
         self._on_record = on_record or (lambda r, job: None)
         # Per critical task: the margin its slack is sized with, learned from how its frames end.
         self.margins = {t.name: Margin() for t in tasks if t.critical}
+        # Per thread count: how much longer than profiled a stage alone runs here (slack.Tail).
+        self.tails: dict[int, Tail] = {}
         self.recheck_at: float | None = None
         # What every decision shows the policy, kept up to date as it changes rather than built
         # in each decision: a decision comes after a model stage has pushed the coordinator's
@@ -101,6 +105,7 @@ class Coordinator:
         self._specs = {name: s.spec for name, s in self.tasks.items()}
         self._expected: dict[str, tuple[float, ...]] = {name: () for name in self.tasks}
         self._factors = {name: m.factor for name, m in self.margins.items()}
+        self._tail_factors: dict[int, float] = {}
 
     def set_policy(self, policy: Policy, lanes: Sequence[str], chooser: VersionChooser | None = None) -> None:
         """Switch policy (the lanes it runs on, and the version setting) between two decisions.
@@ -168,7 +173,8 @@ class Coordinator:
         view = SchedulerView(now=now, requests=requests, free_lanes=sorted(self.free),
                              lanes=self.lanes, running=self._grants, cores=self.cores,
                              chooser=self.chooser, tasks=self._specs, next_releases=self._expected,
-                             margins=self._factors, waiting={n: len(s.queue) for n, s in self.tasks.items()})
+                             margins=self._factors, tails=self._tail_factors,
+                             waiting={n: len(s.queue) for n, s in self.tasks.items()})
         picks = self.policy.pick(view)
         self.recheck_at = view.recheck_at
         each_us = (time.perf_counter() - t0) * 1e6 / max(1, len(picks))
@@ -225,11 +231,22 @@ class Coordinator:
         if timing is not None:
             job.stage_times.append(timing)
         self.chooser.observe(grant.version, [g.version for g in self._grants], seconds * 1e3)
+        if not self._grants and error is None:
+            self._observe_tail(grant.version, seconds * 1e3)
         if error is not None:
             return self._finish(job, Outcome.FAILED, now, error)
         job.data = output
         job.next_stage += 1
         return self._finish(job, Outcome.DONE, now) if job.done else None
+
+    def _observe_tail(self, v: Version, ms: float) -> None:
+        """A stage ended with nothing else running: how far past its profiled tail it ran."""
+        tail_ms = isolated_ms(v, tail=True)
+        if 0 < tail_ms < math.inf:
+            n = v.shape.threads
+            tail = self.tails.setdefault(n, Tail())
+            tail.observe(ms / tail_ms)
+            self._tail_factors[n] = tail.factor
 
     def _finish(self, job: Job, outcome: Outcome, now: float, error: str | None = None) -> JobRecord:
         self.tasks[job.task.name].current = None

@@ -9,14 +9,16 @@
   95th percentile alone, as frames are lost there), a critical stage runs on the fewest threads
   whose predicted time to the end of the frame, times a margin learned from its misses
   (`coordinator.slack`), ends by the deadline. Otherwise it runs at full size: its latency stays
-  what it is alone.
+  what it is alone. Live, stages run past their profiled tail (`slack.Tail`): a normal frame lost
+  only in that live tail counts too, where the smaller critical stage has room for the same tail.
 - Normal stages fill what is left: one alone grows into every free core; several split them,
   unless running them one at a time on all the cores is predicted to get through them sooner
   (side by side they slow each other, and a second thread may speed a stage up almost 2x); they
   resize at each stage boundary.
 - Co-scheduling that avoids two stages pressing the same contention channel: among normal
-  stages, one whose version presses a channel nobody running presses goes first, unless the
-  frame with the earliest deadline would be lost waiting for it (late, or pushed out of its queue).
+  stages, one whose version presses a channel nobody running presses goes first, then the
+  earliest deadline; but one that another would lose a frame waiting for (late, or pushed out of
+  its queue) goes after it.
 - No work on a frame that cannot meet its deadline: a frame whose fastest remaining time alone
   already ends past it is dropped before it starts, or before its next stage (`sheds_late`).
 - Never delaying a critical stage beyond what its deadline allows: critical stages are granted
@@ -80,14 +82,16 @@ class Aaron:
     @staticmethod
     def _preferred(view: SchedulerView, options: list[tuple[StageRequest, Version]],
                    co: list[Version]) -> tuple[StageRequest, Version]:
-        """Of several normal stages, one whose version presses a channel nobody in `co` presses,
-        unless the one with the earliest deadline would lose a frame waiting for it."""
+        """Of several normal stages, the first in order (one whose version presses a channel
+        nobody in `co` presses, then the earliest deadline) that no other would lose a frame
+        waiting for; the earliest deadline when every one would cost a frame."""
         pressed = {channel(v) for v in co} - {None}
-        req, v = min(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
-        first = min(options, key=lambda o: o[0].job.deadline)
-        if req is not first[0] and Aaron._loses(view, first[0], view.now + view.chooser.predict_ms(v, co) / 1e3):
-            return first  # a channel is worth no frame: the earliest deadline goes first after all
-        return req, v
+        ranked = sorted(options, key=lambda o: (channel(o[1]) in pressed, o[0].job.deadline))
+        for req, v in ranked:  # frames are lost in the tail: its time stretched as live tails are
+            until = view.now + view.chooser.predict_ms(v, co) * view.tails.get(v.shape.threads, 1.0) / 1e3
+            if not any(Aaron._loses(view, other, until) for other, _ in options if other is not req):
+                return req, v
+        return min(options, key=lambda o: o[0].job.deadline)
 
     @staticmethod
     def _normal_budget(view: SchedulerView, normal: list[StageRequest], co: list[Version], idle: int,
@@ -121,12 +125,20 @@ class Aaron:
         # A frame is lost in the tail of the stages' times, not at their median; an unknown time
         # (never profiled) sizes nothing down.
         tail_ms = to_end_ms(full, tail=True)
-        if not math.isfinite(tail_ms) or not Aaron._normal_loses(view, normal, view.now + tail_ms / 1e3):
+        if not math.isfinite(tail_ms):
             return full
+        in_live_tail_only = not Aaron._normal_loses(view, normal, view.now + tail_ms / 1e3)
+        if in_live_tail_only:
+            # Live, that tail is longer than profiled (slack.Tail). A normal frame lost only there
+            # is worth a smaller critical stage only if the critical frame has room for the same.
+            live = view.tails.get(full.shape.threads, 1.0)
+            if not Aaron._normal_loses(view, normal, view.now + live * tail_ms / 1e3):
+                return full
         margin = view.margins.get(job.task.name, 1.0)
         for threads in range(1, full.shape.threads):
             v = view.choose(req, co, threads, lanes)
-            if v.shape.threads <= threads and view.now + margin * to_end_ms(v) / 1e3 <= job.deadline:
+            room = margin * view.tails.get(v.shape.threads, 1.0) if in_live_tail_only else margin
+            if v.shape.threads <= threads and view.now + room * to_end_ms(v) / 1e3 <= job.deadline:
                 return v
         return full
 

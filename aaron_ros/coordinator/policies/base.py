@@ -24,6 +24,7 @@ class SchedulerView:
     tasks: dict[str, TaskSpec]
     next_releases: dict[str, tuple[float, ...]] = field(default_factory=dict)  # when each task's next frame may come
     margins: dict[str, float] = field(default_factory=dict)  # per critical task (coordinator.slack)
+    tails: dict[int, float] = field(default_factory=dict)  # live over profiled tail, per thread count
     waiting: dict[str, int] = field(default_factory=dict)  # frames in each task's queue
     recheck_at: float | None = None  # set through hold_until
 

@@ -236,15 +236,18 @@ def test_aaron_sizes_a_critical_stage_by_its_slack_when_normal_work_needs_the_co
     assert det.request.job.task.name == "det" and det.version.shape.threads == 1
 
 
-def _bg_served_then_det(release: float, stage_s: float) -> Coordinator:
-    """aaron with bg's frame released at `release` and served alone (each stage `stage_s`),
-    its queue of one empty again, and a det frame just arrived."""
-    coord = _coordinator([CRIT, BG], "aaron")
+def _bg_served_then_det(release: float, stage_s: float, coord: Coordinator | None = None,
+                        det_age: float = 0.0) -> Coordinator:
+    """aaron (`coord`, or a new one with det and BG) with bg's frame released at `release` and
+    served alone (each stage `stage_s`), its queue of one empty again, and a det frame just
+    arrived, released `det_age` before."""
+    if coord is None:
+        coord = _coordinator([CRIT, BG], "aaron")
     coord.submit("bg", 0, release)
     for stage in range(STAGES):
         (bg,) = coord.schedule(release + stage_s * stage)
         coord.release(bg, release + stage_s * (stage + 1), stage_s)
-    coord.submit("det", 0, release + stage_s * STAGES)
+    coord.submit("det", 0, release + stage_s * STAGES - det_age)
     assert coord.records[-1].outcome == "done" and coord.tasks["bg"].queue == deque()
     return coord
 
@@ -312,11 +315,7 @@ def test_a_live_tail_longer_than_profiled_sizes_the_critical_stage_down_where_it
     bg = TaskSpec("bg", "bg_model", rate_hz=150, deadline_ms=1000, overload="keep_latest", queue_size=1)
 
     def det_after_bg(coord, t, det_age=0.0):
-        coord.submit("bg", 0, t)
-        for stage in range(STAGES):
-            (g,) = coord.schedule(t + 0.0001 * stage)
-            coord.release(g, t + 0.0001 * (stage + 1), 0.0001)
-        coord.submit("det", 0, t + 0.0003 - det_age)
+        _bg_served_then_det(t, 0.0001, coord, det_age)
         (det,) = coord.schedule(t + 0.0003)
         threads, now = det.version.shape.threads, t + 0.0003
         while det is not None:  # the frame runs to its end

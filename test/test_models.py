@@ -320,6 +320,32 @@ def test_yolo_decode_suppresses_and_caps():
     assert dets.boxes.tolist() == [[8.0, 8.0, 40.0, 40.0], [40.0, 40.0, 64.0, 64.0]]
 
 
+def test_yolo_decode_matches_the_definition_on_random_heads():
+    """The compiled decoding against the definition in numpy, on heads with many candidates."""
+    anchors = ((1.0, 1.5), (3.0, 2.0), (6.0, 7.0))
+    decode = YoloDecoder(anchors=anchors, num_classes=4, input_size=(96, 128), score_threshold=0.2,
+                         iou_threshold=1.0, max_detections=1000)  # nothing suppressed: every candidate
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        raw = rng.normal(0.0, 2.0, (3 * 9, 6, 8)).astype(np.float32)
+        pred = raw.reshape(3, 9, 6, 8).astype(np.float64)
+        probs = np.exp(pred[:, 5:]) / np.exp(pred[:, 5:]).sum(axis=1, keepdims=True)
+        scores = sigmoid(pred[:, 4]) * probs.max(axis=1)  # (anchor, row, column)
+        anchor, row, col = np.nonzero(scores > 0.2)
+        cx, cy = (sigmoid(pred[anchor, 0, row, col]) + col) * 16, (sigmoid(pred[anchor, 1, row, col]) + row) * 16
+        half = np.exp(pred[anchor, 2:4, row, col]) * np.asarray(anchors)[anchor] * 16 / 2
+        boxes = np.stack((cx - half[:, 0], cy - half[:, 1], cx + half[:, 0], cy + half[:, 1]), axis=1)
+        boxes = boxes.clip(0, [128, 96, 128, 96])
+        by_score = np.argsort(-scores[anchor, row, col], kind="stable")
+
+        dets = decode(torch.from_numpy(raw))
+        assert len(dets) == len(anchor) > 20
+        np.testing.assert_allclose(dets.scores, scores[anchor, row, col][by_score], rtol=1e-5)
+        np.testing.assert_allclose(dets.boxes, boxes[by_score], rtol=1e-5, atol=1e-3)
+        assert dets.classes.tolist() == probs.argmax(axis=1)[anchor, row, col][by_score].tolist()
+
+
 def test_nms_is_class_aware():
     boxes = np.array([[0.0, 0, 10, 10], [1, 1, 11, 11], [1, 1, 11, 11], [50, 50, 60, 60]])
     scores = np.array([0.8, 0.9, 0.7, 0.6])
@@ -375,6 +401,24 @@ def test_seg_postprocess_gives_input_sized_mask(zoo):
     hand[0, 7, 1, 2] = 1.0  # a tie goes to the lower class, as torch's argmax
     expected[1, 2] = 7
     assert torch.equal(argmax_mask(hand), expected)
+
+
+@pytest.mark.parametrize("classes, height, width", [(19, 240, 320), (1, 3, 5), (2, 1, 512), (3, 1, 513),
+                                                   (256, 7, 9)])
+def test_argmax_mask_is_torchs_argmax_across_block_edges_and_ties(classes, height, width):
+    # The compiled kernel runs blocks of 512 pixels: sizes on either side of a block's edge.
+    logits = torch.randn(classes, height, width, generator=torch.Generator().manual_seed(classes))
+    logits[:, 0, : width // 2] = 0.25  # every class ties here: class 0 wins
+    logits[classes // 2:, -1, -1] = 9.0  # a tie among the upper half: its lowest wins
+    assert torch.equal(argmax_mask(logits).long(), logits.argmax(0))
+    # A view with strides of its own (the channels-last layout a backend may hand back).
+    channels_last = logits.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    assert torch.equal(argmax_mask(channels_last[None]), argmax_mask(logits))
+
+
+def test_argmax_mask_refuses_more_classes_than_a_uint8_holds():
+    with pytest.raises(ValueError, match="256 classes"):
+        argmax_mask(torch.zeros(257, 2, 2))
 
 
 def test_top_k_classes():

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+
+from aaron_ros.common.native import argmax_planes
 
 
 def single_image(raw: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -41,14 +42,6 @@ def argmax_mask(logits: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"a uint8 mask holds at most 256 classes, got {logits.shape[0]}")
     if logits.device.type != "cpu":
         return logits.argmax(dim=0).to(torch.uint8)
-    # On a CPU, numpy's elementwise maximum over the (contiguous) class planes, then one compare
-    # per class against it, is 2-5x faster than torch's argmax over either dim. Descending, so
-    # that ties go to the lower class, as argmax's do.
-    planes = logits.detach().float().numpy()
-    best = planes.max(axis=0)
-    mask = np.full(best.shape, len(planes) - 1, np.uint8)
-    equal = np.empty(best.shape, bool)
-    for c in range(len(planes) - 2, -1, -1):
-        np.equal(planes[c], best, out=equal)
-        np.copyto(mask, np.uint8(c), where=equal)
-    return torch.from_numpy(mask)
+    # On a CPU, one compiled pass over the class planes (torch's argmax over the class dim, or
+    # numpy's maximum then a compare per class, is 7-40x slower).
+    return torch.from_numpy(argmax_planes(logits.detach().float().numpy()))

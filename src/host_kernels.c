@@ -43,6 +43,22 @@ void aaron_argmax_planes(const float *x, int64_t c, int64_t n, uint8_t *out) {
     }
 }
 
+/* An RGB image's `pixels` (uint8, interleaved) as a model's float planes: plane k holds
+ * (value - mean[k]) * scale[k] of the image's channel k, or of channel 2 - k when `bgr`. The same
+ * arithmetic as OpenCV's blobFromImage, in one pass where it takes several (half its time). */
+AARON_CLONES
+void aaron_to_planes(const uint8_t *restrict rgb, int64_t pixels, const float *restrict mean,
+                     const float *restrict scale, int32_t bgr, float *restrict planes) {
+    const uint8_t *restrict first = rgb + (bgr ? 2 : 0), *restrict second = rgb + 1, *restrict third = rgb + (bgr ? 0 : 2);
+    float *restrict p0 = planes, *restrict p1 = planes + pixels, *restrict p2 = planes + 2 * pixels;
+    const float m0 = mean[0], m1 = mean[1], m2 = mean[2], s0 = scale[0], s1 = scale[1], s2 = scale[2];
+    for (int64_t i = 0; i < pixels; i++) {
+        p0[i] = ((float)first[3 * i] - m0) * s0;
+        p1[i] = ((float)second[3 * i] - m1) * s1;
+        p2[i] = ((float)third[3 * i] - m2) * s2;
+    }
+}
+
 static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* A YOLO-v2 head's (anchors * (5 + classes), h, w) output: per anchor tx, ty, tw, th, objectness,

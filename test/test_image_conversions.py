@@ -1,5 +1,6 @@
 import array
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -10,7 +11,6 @@ from aaron_ros.ros import image_conversions as conversions
 from aaron_ros.ros.image_conversions import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    ONE_PASS,
     ImageError,
     ModelInput,
     SharedConversions,
@@ -172,20 +172,31 @@ def test_mono8_tensor_replicated_to_three_channels():
     np.testing.assert_allclose(tensor[0, :, 2, 3].numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not ONE_PASS, reason="this OpenCV has no blobFromImageWithParams")
 @pytest.mark.parametrize("shape", [(480, 640, 3), (47, 61, 3), (30, 40, 1), (30, 40)])
 @pytest.mark.parametrize("bgr", [False, True])
 @pytest.mark.parametrize("letterbox", [False, True])
-def test_the_one_pass_conversion_equals_numpys_steps(monkeypatch, shape, bgr, letterbox):
+def test_the_compiled_conversion_equals_the_definition(shape, bgr, letterbox):
     arr = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    rgb = np.repeat(arr.reshape(*shape[:2], 1), 3, axis=2) if arr.ndim == 2 or shape[2] == 1 else arr
+    mean, std = np.array([0.1, 0.5, 0.9]), np.array([0.2, 0.3, 0.7])
     for size in [(64, 80), (320, 320), (30, 40)]:
-        made = ModelInput(size, mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.7), bgr=bgr, letterbox=letterbox)
-        one_pass = made(arr)
-        monkeypatch.setattr(conversions, "ONE_PASS", False)
-        steps = made(arr)
-        monkeypatch.setattr(conversions, "ONE_PASS", True)
-        assert one_pass.shape == steps.shape == (1, 3, *size)
-        np.testing.assert_allclose(one_pass.numpy(), steps.numpy(), rtol=0, atol=2e-6)
+        got = ModelInput(size, mean=mean, std=std, bgr=bgr, letterbox=letterbox)(arr)
+        assert got.shape == (1, 3, *size) and got.dtype == torch.float32
+        if letterbox:  # scaled to fit, centred on grey
+            f = conversions.fit(rgb.shape[:2], size, True)
+            fitted = np.full((*size, 3), conversions.LETTERBOX_FILL, np.uint8)
+            f.crop(fitted, size)[...] = cv2.resize(rgb, (f.width, f.height), interpolation=cv2.INTER_LINEAR)
+        else:
+            fitted = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        channels = fitted[:, :, ::-1] if bgr else fitted
+        expected = ((channels / 255.0 - mean) / std).transpose(2, 0, 1)[None]
+        np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=4e-6)
+        if hasattr(cv2.dnn, "blobFromImageWithParams"):  # OpenCV's one call, same arithmetic: same bits
+            blob = cv2.dnn.Image2BlobParams()
+            blob.size, blob.swapRB, blob.ddepth = (size[1], size[0]), bgr, cv2.CV_32F
+            blob.scalefactor = (*(1.0 / (255.0 * std.astype(np.float32))).tolist(), 0.0)
+            blob.mean = (*(255.0 * mean.astype(np.float32)).tolist(), 0.0)
+            np.testing.assert_array_equal(got.numpy(), cv2.dnn.blobFromImageWithParams(fitted, blob))
 
 
 # --- bad input -------------------------------------------------------------

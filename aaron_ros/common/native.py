@@ -15,6 +15,7 @@ LIBRARY = "libaaron_ros_host.so"
 _P, _I, _F, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double
 SIGNATURES = {  # (result, *arguments), as in the C source
     "aaron_argmax_planes": (None, _P, _I, _I, _P),
+    "aaron_to_planes": (None, _P, _I, _P, _P, ctypes.c_int32, _P),
     "aaron_yolo_candidates": (_I, _P, _I, _I, _I, _I, _P, _F, _F, _F, _P, _P, _P),
     "aaron_nms": (_I, _P, _P, _P, _I, _D, _I, _P),
 }
@@ -43,6 +44,21 @@ def argmax_planes(planes: np.ndarray) -> np.ndarray:
     mask = np.empty(planes.shape[1:], np.uint8)
     _library().aaron_argmax_planes(planes.ctypes.data, planes.shape[0], mask.size, mask.ctypes.data)
     return mask
+
+
+def to_planes(rgb: np.ndarray, mean: np.ndarray, scale: np.ndarray, bgr: bool) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB image -> (1, 3, H, W) float32 planes, plane k = (value - mean[k]) *
+    scale[k] of channel k (of channel 2 - k when `bgr`): a model's normalised input."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.dtype} {rgb.shape}")
+    rgb = np.ascontiguousarray(rgb)
+    mean, scale = np.ascontiguousarray(mean, np.float32), np.ascontiguousarray(scale, np.float32)
+    if mean.shape != (3,) or scale.shape != (3,):
+        raise ValueError(f"expected 3 means and 3 scales, got {mean.shape} and {scale.shape}")
+    planes = np.empty((1, 3, *rgb.shape[:2]), np.float32)
+    _library().aaron_to_planes(rgb.ctypes.data, rgb.shape[0] * rgb.shape[1], mean.ctypes.data, scale.ctypes.data,
+                               int(bgr), planes.ctypes.data)
+    return planes
 
 
 def yolo_candidates(raw: np.ndarray, anchors: np.ndarray, input_hw: tuple[int, int],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def to_planes(rgb: np.ndarray, mean: np.ndarray, scale: np.ndarray, bgr: bool) -
     return planes
 
 
-def yolo_candidates(raw: np.ndarray, anchors: np.ndarray, input_hw: tuple[int, int],
+def yolo_candidates(raw: np.ndarray, anchors: np.ndarray | Sequence[tuple[float, float]], input_hw: tuple[int, int],
                     threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A YOLO-v2 head's (A * (5 + C), H, W) output, `anchors` (A, 2) (w, h) in grid cells -> the
     boxes scoring above `threshold`: (N, 4) float32 x1, y1, x2, y2 in input pixels (clipped to

@@ -56,7 +56,6 @@ class YoloDecoder:
                 f"expected {num_anchors}*(5+{self.num_classes}) = {num_anchors * per_anchor} channels, "
                 f"got {raw.shape[0]}"
             )
-        boxes, scores, classes = native.yolo_candidates(raw, np.asarray(self.anchors, np.float32), self.input_size,
-                                                        self.score_threshold)
+        boxes, scores, classes = native.yolo_candidates(raw, self.anchors, self.input_size, self.score_threshold)
         kept = batched_nms(boxes, scores, classes, self.iou_threshold, self.max_detections)
         return Detections(boxes=boxes[kept], scores=scores[kept], classes=classes[kept])

@@ -236,6 +236,45 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
         [(g.stage, g.pre_ms, g.post_ms) for g in seg]
 
 
+def test_a_mask_is_made_only_while_a_node_reads_it(tmp_path, ros_domain):
+    """Lazy outputs: with no subscriber on the mask topic no mask is made, and the results say so
+    (an empty mask_topic); once a node subscribes, masks come with the results that point to them."""
+    container = Container(ContainerOptions(_config(tmp_path, components="[segment]"), domain_id=ros_domain))
+    node = container.node
+    pub = node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
+    results, masks = [], []
+    node.create_subscription(InferenceResult, "/aaron/segment/result", results.append, 50)
+    sent = [0]
+
+    def publish_until(cond) -> bool:
+        end = time.monotonic() + 30
+        while not cond() and time.monotonic() < end:
+            stamp = Time(seconds=1000.0 + 0.1 * sent[0]).to_msg()
+            pub.publish(array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8", Header(stamp=stamp)))
+            sent[0] += 1
+            _spin_until(container, lambda: False, 0.1)
+        return cond()
+
+    try:
+        assert _spin_until(container, pub.get_subscription_count, 10)
+        assert publish_until(lambda: len(results) >= 2)
+        unread = list(results)
+        mask_pub = container.components["segment"]._mask_pub
+        node.create_subscription(Image, "/aaron/segment/result/mask", masks.append, 50)
+        assert _spin_until(container, mask_pub.get_subscription_count, 10)
+        assert publish_until(lambda: masks and any(r.mask_topic for r in results))
+        _spin_until(container, lambda: False, 0.5)
+    finally:
+        container.shutdown()
+    assert all(r.mask_topic == "" for r in unread)
+    pointing = [r for r in results if r.mask_topic]
+    assert all(r.mask_topic == "/aaron/segment/result/mask" for r in pointing)
+    def stamps(msgs) -> set:
+        return {(m.header.stamp.sec, m.header.stamp.nanosec) for m in msgs}
+
+    assert pointing and stamps(pointing) <= stamps(masks) <= stamps(results)
+
+
 def test_one_conversion_per_image_and_none_for_a_dropped_frame(tmp_path, ros_domain):
     """Two components on one topic share one subscription, and at one input size convert each image
     once, in the first granted stage; frames dropped from the queue while waiting (keep_latest

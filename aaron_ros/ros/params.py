@@ -299,7 +299,8 @@ COMPONENT = NodeParams("", (
     Param("labels", "", "a text file of class names, one per line, line k naming class id k: results carry "
           "them in class_names; '' = ids only"),
     Param("annotated_hz", 0.0, "publish the image annotated with the result (boxes and labels, the top "
-          "class, or the mask over it) on <result topic>/annotated at most this often (Hz); 0 = never",
+          "class, or the mask over it) on <result topic>/annotated at most this often (Hz), while a node "
+          "subscribes; 0 = never",
           low=0.0),
     Param("image_transport", Transport.RAW.value, "raw: sensor_msgs/Image on input_topic; compressed: "
           "sensor_msgs/CompressedImage (jpeg, png) on <input_topic>/compressed, decoded inside the "

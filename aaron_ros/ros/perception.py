@@ -90,6 +90,12 @@ class _Result:
     vision: object | None = None  # its vision_msgs message, where vision_msgs is installed
 
 
+def _listened(pub) -> bool:
+    """Whether `pub` exists and a subscriber reads it now: a mask, an annotated image or a
+    vision_msgs message nobody reads is not made (as image_transport's lazy publishers do)."""
+    return pub is not None and pub.get_subscription_count() > 0
+
+
 class RateLimiter:
     """Admits frames at `rate_hz` on average (a token bucket on the frames' own times).
 
@@ -256,7 +262,8 @@ class PerceptionComponent(Node):
         frame = self._next_frame
         self._next_frame += 1
         limiter = self._annotate_limiter
-        inp = _Input(limiter is not None and limiter.admit((stamp_ns or arrival_ns) / 1e9))
+        inp = _Input(limiter is not None and _listened(self._annotated_pub)
+                     and limiter.admit((stamp_ns or arrival_ns) / 1e9))
         prepared = HostWork(lambda: self._convert(msg, stamp_ns, inp))
         finish = HostWork(lambda output: self._postprocess(output, msg.header, inp))
         with self._lock:
@@ -304,13 +311,15 @@ class PerceptionComponent(Node):
 
     def _postprocess(self, output: torch.Tensor, header: Header, inp: _Input) -> _Result:
         """On a lane, right after the frame's last stage: the output decoded into messages, boxes
-        mapped back onto the image, a mask resized to it, and the image annotated when due."""
+        mapped back onto the image, a mask resized to it, and the image annotated when due. A
+        mask, annotated image or vision_msgs message is made only while a node reads its topic."""
         p = self.params
         out = InferenceResult(header=header, task=p.name, model=self.graph.name, deadline_ms=p.deadline_ms,
                               kind=KINDS[self.graph.output_kind])
         output = output.cpu()
         result = self.graph.postprocess(output) if self.graph.postprocess else output
         mask = None
+        send_mask = _listened(self._mask_pub)
         boxes = np.zeros((0, 4), np.float32)
         placed = fit(inp.size, self.input_size, p.resize == "letterbox")
         if self.graph.output_kind == "classes":
@@ -324,10 +333,10 @@ class PerceptionComponent(Node):
         elif self.graph.output_kind == "raw":
             out.raw = result.detach().float().contiguous().numpy().ravel()
             out.raw_shape = list(result.shape)
-        else:
-            out.mask_topic = self.mask_topic
+        elif send_mask or inp.image is not None:
             mask = np.asarray(result.detach().cpu().numpy(), np.uint8)
             mask = resize_mask(placed.crop(mask, self.input_size), inp.size)
+            out.mask_topic = self.mask_topic if send_mask else ""
         if self.labels:
             out.class_names = names_of(out.class_ids, self.labels)
         annotated = None
@@ -335,8 +344,8 @@ class PerceptionComponent(Node):
             drawn = annotate(inp.image, out.class_ids, out.scores, out.boxes, mask, self.labels)
             annotated = array_to_image(drawn, "rgb8", header)
         extra = (vision.to_vision(header, self.graph.output_kind, out.class_ids, out.scores, boxes, self.labels)
-                 if self._vision_pub else None)
-        return _Result(out, None if mask is None else mask_to_image(mask, header), annotated, extra)
+                 if _listened(self._vision_pub) else None)
+        return _Result(out, mask_to_image(mask, header) if send_mask else None, annotated, extra)
 
     def _reject(self, why: str) -> None:
         self.counters["rejected"] += 1

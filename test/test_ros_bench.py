@@ -269,8 +269,16 @@ def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_cont
         unheard = fault == "unheard" and len(starts) == 1
         return start(cmd + ["--remap", "/cam/image:=/nowhere"] if unheard else cmd, said)
 
+    refused: set[bytes] = set()
+
+    def publishers() -> set[bytes]:
+        return {bytes(i.endpoint_gid) for i in node.get_publishers_info_by_topic("/cam/image")}
+
     def matched() -> bool:
-        return (fault == "unheard" or len(starts) > 1) and node.count_publishers("/cam/image") >= 1
+        if fault == "refused" and len(starts) == 1:
+            refused.update(publishers())  # the first player's, which may linger in the graph once stopped
+            return False
+        return bool(publishers() - refused)  # the player now playing, not one stopped before
 
     monkeypatch.setattr(camera, "_start", faulty_first)
     try:

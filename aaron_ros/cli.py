@@ -22,6 +22,9 @@ DEFAULT_RECORD_FPS = 30.0
 WAIT_SUBSCRIBERS_S = 10.0  # play --wait-subscribers
 MATCH_SETTLE_S = 0.5  # play: after the subscribers matched, and after the last frame
 TEARDOWN_S = 5.0  # play: for its DDS participant to go, after it said what it published
+# bench --bag: the bag played with no pause before each measured replay. A replay's first frames
+# came slower after any pause in the stream, for every policy (results/ros_bench/replay_start_*).
+LEAD_IN_S = 1.0
 
 
 class _OldName(argparse.Action):
@@ -225,7 +228,7 @@ def _bench_ros(args: argparse.Namespace) -> int:
     opts = RosBenchOptions(bag=Path(args.bag), config=find_config(args.config), policies=policies,
                            versions=args.versions.split(",") if args.versions else None, repeats=args.repeats,
                            kernel_bag_dir=args.kernel_bags, isolation=args.isolation > 0,
-                           progress=not args.no_progress)
+                           lead_in_s=args.lead_in, progress=not args.no_progress)
     log.info("ros bench %s on %s: %s, %d round(s)%s", opts.config.name, args.bag,
              ", ".join(k for k, _, _ in opts.entries()), opts.repeats,
              ", each task alone first" if opts.isolation else "")
@@ -315,7 +318,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
     params = [Parameter("bag", value=args.bag), Parameter("rate", value=args.rate),
               Parameter("loop", value=args.loop), Parameter("start_offset_s", value=args.start),
-              Parameter("qos", value=args.qos)]
+              Parameter("qos", value=args.qos), Parameter("lead_in_s", value=args.lead_in)]
     if args.remap:  # an empty list would be typed as bytes, not strings
         params.append(Parameter("remap", value=args.remap))
     from aaron_ros.ros.container import rcl_args
@@ -346,6 +349,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
             raise player.error
         # Best effort drops what a writer had not delivered when it goes away: let the last frames land.
         time.sleep(MATCH_SETTLE_S)
+        if args.lead_in:
+            print(f"lead-in of {player.lead_in} frames; measured from stamp {player.measured_from_ns} ns", flush=True)
         print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s", flush=True)
         played = True
     finally:
@@ -448,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
     w.add_argument("--isolation", type=float, default=4.0, help="seconds of each task alone (with --bag: "
                    "each task replays the whole bag alone; 0 skips it)")
+    w.add_argument("--lead-in", type=float, default=LEAD_IN_S, metavar="S",
+                   help=f"with --bag: each replay first plays S s of the bag with no pause before it, left out "
+                        f"of every figure but the CPU (default {LEAD_IN_S:g}; 0: none)")
     w.add_argument("--kernel-bags", metavar="DIR", help=f"folder of kernel bags (default {KERNEL_BAG_DIR}; "
                    "with --bag, the file's kernel_bag_dir)")
     w.add_argument("--bags", dest="kernel_bags", action=_OldName, new="--kernel-bags", help="deprecated: --kernel-bags")
@@ -494,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--rate", type=float, default=1.0, help="speed factor (default 1: recorded timing)")
     y.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
     y.add_argument("--start", type=float, default=0.0, help="skip this many seconds of the bag")
+    y.add_argument("--lead-in", type=float, default=0.0, metavar="S",
+                   help="first play S seconds of it, then the bag with no pause, and say the stamp the measured "
+                        "part starts from (a warm-up a benchmark leaves out)")
     y.add_argument("--remap", nargs="+", action="extend", metavar="/FROM:=/TO",
                    help="publish a topic under another name (repeatable)")
     y.add_argument("--qos", default="sensor_data",

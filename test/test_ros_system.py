@@ -191,6 +191,10 @@ def test_every_frame_handed_over_ends_in_one_outcome_heard_in_batches(tmp_path, 
     frames = sorted(o.frame for m in heard for o in m.outcomes)
     assert submitted >= 3 and frames == list(range(submitted)), (submitted, frames)
     assert all(o.task == "classify" and len(o.stage_cpu_ms) == len(o.versions) for m in heard for o in m.outcomes)
+    # Each carries its image's stamp (the player stamps as it publishes): distinct, in frame order.
+    stamps = [Time.from_msg(o.stamp).nanoseconds for o in sorted((o for m in heard for o in m.outcomes),
+                                                               key=lambda o: o.frame)]
+    assert all(stamps) and stamps == sorted(set(stamps))
 
 
 def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_domain):

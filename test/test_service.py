@@ -219,7 +219,7 @@ def test_replay_serves_timed_arrivals_on_this_thread_on_the_policys_lanes_only()
     svc.add_task(TaskSpec("det", "mobilenet_v3_small", 20, 500, "critical", "drop_oldest", 8), None)
     x = models.graphs["mobilenet_v3_small"].example_input()
     heard = []
-    svc.add_record_listener(heard.append)
+    svc.add_record_listener(lambda rec, stamp_ns: heard.append(rec) if stamp_ns == 0 else None)  # none given
     arrivals = [(0.0, "det"), (0.05, "other"), (0.1, "det"), (0.15, "det"), (5.0, "det")]  # the last after the end
     records = svc.replay(arrivals, 0.3, lambda task: x)
     assert [(r.task, r.frame, r.outcome) for r in records] == [("det", f, "done") for f in range(3)]

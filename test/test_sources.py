@@ -276,6 +276,23 @@ def test_player_rate_start_offset_and_restamp(ros_context, spin, bag):
     assert all(before <= s <= after for s in stamps) and stamps == sorted(stamps)
 
 
+def test_player_lead_in_plays_first_with_no_pause_and_says_where_the_measured_part_starts(ros_context, spin, bag):
+    sub = Collector(ros_context, spin)
+    p = player(ros_context, bag, lead_in_s=0.25)  # 20 fps: the first 5 frames, then the whole bag
+    assert p.wait_for_subscribers()
+    assert p.run(timeout=10) == 20 and p.lead_in == 5
+    assert sub.wait_for(25)
+    assert sub.ids == list(range(5)) + list(range(20))
+    stamps = [f[1] for f in sub.frames]
+    assert stamps == sorted(stamps) and p.measured_from_ns == stamps[5]
+    arrivals = [f[0] for f in sub.frames]
+    spacing = (arrivals[-1] - arrivals[5]) / 19
+    assert arrivals[5] - arrivals[4] < 3 * spacing  # no pause between the lead-in and the bag
+    assert 0.8 * 0.95 <= p.seconds < 3.0  # the measured part only
+    with pytest.raises(ValueError, match="lead_in_s needs restamp"):
+        player(ros_context, bag, lead_in_s=0.25, restamp=False)
+
+
 def test_player_loops_until_stopped(ros_context, spin, tmp_path):
     path = tmp_path / "short"
     write_image_bag(path, numbered_frames(5, 50.0), progress=False)

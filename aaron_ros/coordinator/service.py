@@ -114,7 +114,8 @@ class CoordinatorService:
             raise ValueError(f"the models live on {self.models.lane_kind} but the lanes are "
                              f"{resolve_kind(options.device)}")
         self._on_finished: dict[str, OnFinished | None] = {}
-        self._record_listeners: list[Callable[[JobRecord], None]] = []
+        self._record_listeners: list[Callable[[JobRecord, int], None]] = []
+        self._stamps: dict[tuple[str, int], int] = {}  # (task, frame) -> its source stamp, while listened
         # Tracing: (grant, seen ended at, its times or None when it failed), under the coordinator's lock.
         self.on_stage: Callable[[Grant, float, StageTime | None], None] | None = None
         self.driver: LiveDriver | None = None
@@ -148,9 +149,10 @@ class CoordinatorService:
         self._on_finished[spec.name] = on_finished
         return graph
 
-    def add_record_listener(self, listener: Callable[[JobRecord], None]) -> None:
+    def add_record_listener(self, listener: Callable[[JobRecord, int], None]) -> None:
         """Also hear how every frame of every task ended (a bench, a logger), as the task's own
-        callback does, after it; a listener that raises is logged and skipped."""
+        callback does, after it, with the frame's source stamp (`submit`); a listener that raises
+        is logged and skipped."""
         self._record_listeners.append(listener)
 
     @property
@@ -209,12 +211,15 @@ class CoordinatorService:
     def now(self) -> float:
         return self.driver.now() if self.driver else 0.0
 
-    def submit(self, task: str, frame: int, data: Any, then: Any = None) -> float:
+    def submit(self, task: str, frame: int, data: Any, then: Any = None, stamp_ns: int = 0) -> float:
         """Hand a frame over (any thread): its input (a tensor, or HostWork making it), and
-        optionally HostWork to finish the output on the last stage's lane. Returns its release
-        time on the service clock."""
+        optionally HostWork to finish the output on the last stage's lane. `stamp_ns`, the
+        frame's stamp at its source (0: none), only travels to the record listeners. Returns its
+        release time on the service clock."""
         if task not in self.specs:
             raise KeyError(f"unknown task {task!r}")
+        if self._record_listeners:
+            self._stamps[task, frame] = stamp_ns
         release = self.driver.now()
         self.driver.submit(task, frame, data, release, then)
         return release
@@ -291,9 +296,10 @@ class CoordinatorService:
                 on_finished(rec, job.data if rec.outcome is Outcome.DONE else None)
         except Exception:  # a front end's callback must not stop the coordinator
             log.exception("result callback of task %s failed", rec.task)
+        stamp_ns = self._stamps.pop((rec.task, rec.frame), 0)
         for listener in self._record_listeners:
             try:
-                listener(rec)
+                listener(rec, stamp_ns)
             except Exception:
                 log.exception("record listener %r failed", listener)
 

@@ -56,9 +56,12 @@ class BagPlayer(Node):
         super().__init__(name, context=context, parameter_overrides=parameter_overrides)
         p = declare_params(self, BAG_PLAYER)
         self.bag, self.rate, self.loop, self.start_offset_s = p["bag"], p["rate"], p["loop"], p["start_offset_s"]
-        self.restamp, qos = p["restamp"], p["qos"]
+        self.restamp, qos, self.lead_in_s = p["restamp"], p["qos"], p["lead_in_s"]
         if not self.bag:
             raise ValueError(f"{name}: parameter 'bag' is not set (a bag folder, .mcap or .db3)")
+        if self.lead_in_s and not self.restamp:
+            raise ValueError(f"{name}: lead_in_s needs restamp: with the bag's own stamps the lead-in's frames "
+                             "would carry the same stamps as the first measured ones")
         self.remaps = parse_remaps(p["remap"])
         # Checks the bag now, so a wrong path fails at start-up and not at the first replay.
         self.topics = image_topics(self.bag)
@@ -77,8 +80,10 @@ class BagPlayer(Node):
 
         self._topic_names = {t: pub.topic_name for t, pub in self._pubs.items()}  # also once destroyed
         self._oversize = OversizeWarning(self.get_logger(), qos)
-        self._published = dict.fromkeys(self.topics, 0)  # per bag topic, this run
-        self.seconds = 0.0  # the last run's, from its start to its end
+        self._published = dict.fromkeys(self.topics, 0)  # per bag topic, this run, after its lead-in
+        self.lead_in = 0  # frames published in the last run's lead-in
+        self.measured_from_ns = 0  # the stamp of the last run's first frame after its lead-in
+        self.seconds = 0.0  # the last run's, from its start (after the lead-in) to its end
         self.error: Exception | None = None
         self.get_logger().info(
             f"bag {self.bag}: {', '.join(f'{t} -> {self._pubs[t].topic_name}' for t in self.topics)}"
@@ -86,7 +91,7 @@ class BagPlayer(Node):
 
     @property
     def published(self) -> int:
-        """Frames published this run."""
+        """Frames published this run, after its lead-in."""
         return sum(self._published.values())
 
     @property
@@ -108,7 +113,7 @@ class BagPlayer(Node):
         """Play the bag from `start_offset_s` in a background thread; `published` restarts at 0."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"{self.get_name()}: already playing {self.bag}")
-        self.seconds, self.error = 0.0, None
+        self.seconds, self.error, self.lead_in, self.measured_from_ns = 0.0, None, 0, 0
         self._published = dict.fromkeys(self.topics, 0)
         self._stop.clear()
         self._thread = threading.Thread(target=self._play, name=f"{self.get_name()}_play", daemon=True)
@@ -152,31 +157,43 @@ class BagPlayer(Node):
     def _play(self) -> None:
         clock = self.get_clock()
         began = pass_start = time.monotonic()
+        lead_in = self.lead_in_s > 0  # this pass is the lead-in: the first lead_in_s seconds played
         try:
             while True:
                 first, last, n = None, None, 0
                 for msg in read_image_bag(self.bag, start_s=self.start_offset_s):
                     first = msg.timestamp_ns if first is None else first
+                    if lead_in and msg.timestamp_ns - first >= self.lead_in_s * 1e9:
+                        break
                     if not self._sleep_until(pass_start + (msg.timestamp_ns - first) / 1e9 / self.rate):
                         return
                     data = msg.data
                     if self.restamp:
                         # Stamped as it leaves, as a live camera's frame: latency is now - stamp.
-                        data = restamped(data, clock.now().nanoseconds)
+                        stamp_ns = clock.now().nanoseconds
+                        data = restamped(data, stamp_ns)
+                        if not lead_in and not self.measured_from_ns:
+                            self.measured_from_ns = stamp_ns
                     self._oversize.check(self._topic_names[msg.topic], len(data))
                     self._pubs[msg.topic].publish(data)
-                    self._published[msg.topic] += 1
+                    if lead_in:
+                        self.lead_in += 1
+                    else:
+                        self._published[msg.topic] += 1
                     last, n = msg.timestamp_ns, n + 1
-                if not self.loop or first is None:
+                if first is None or not (lead_in or self.loop):
                     return
                 # The next pass follows one mean frame spacing after this pass's last frame.
                 span = (last - first) / 1e9 / self.rate
                 gap = span / (n - 1) if n > 1 else SINGLE_FRAME_LOOP_S
                 pass_start += span + gap
+                if lead_in:
+                    lead_in, began = False, pass_start
         except Exception as exc:  # reported by run() and the log; the thread must not die silently
             self.error = exc
             self.get_logger().error(f"replay of {self.bag} stopped: {exc}")
         finally:
-            self.seconds = wall = time.monotonic() - began
-            self.get_logger().info(f"published {self.published} frames in {wall:.1f} s "
+            self.seconds = wall = max(0.0, time.monotonic() - began)
+            lead = f" after a lead-in of {self.lead_in} frames" if self.lead_in_s else ""
+            self.get_logger().info(f"published {self.published} frames{lead} in {wall:.1f} s "
                                    f"({self.published / max(wall, 1e-9):.1f}/s)")

@@ -8,7 +8,11 @@ For each policy (and versions setting), in the interleaved rounds of the bench d
 (`bench/driver.py`, shared with the core bench), the container is switched to it by
 `/aaron/set_policy`, the bag is replayed once (frames stamped as they are published, as a live
 camera's), and the run waits until every frame a component took has ended and every result has
-been heard. The bench's node hears:
+been heard. Before each replay the player plays a lead-in (the CLI's `--lead-in`, 1 s) with no
+pause between: a replay's first frames came slower after any pause in the stream, for every
+policy, and a camera on a robot streams without one. Results and outcomes carry their image's
+stamp, so the figures leave the lead-in's frames out; the CPU, read over the whole play, keeps
+them. The bench's node hears:
 
 - `/aaron/outcomes` (the coordinator's `publish_outcomes`): how each frame ended (done, dropped,
   failed) and its latency release to done, which is the `latency_ms` the component publishes, with
@@ -112,6 +116,7 @@ PLAYER_SLACK_S = 30.0
 PLAYER_EXIT_S = 10.0  # for the player to exit once it said what it published (its teardown is bounded at 5 s)
 MATCH_TRIES = 3  # players started, each given WAIT_MATCHED_S to be matched, before one plays anyway
 PLAYED = re.compile(r"published (\d+) frames .* in ([0-9.]+) s")
+LEAD_IN = re.compile(r"lead-in of (\d+) frames; measured from stamp (\d+) ns")
 PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast DDS takes 0-232)
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
 # 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
@@ -131,6 +136,7 @@ class RosBenchOptions:
     repeats: int = 2
     kernel_bag_dir: str | None = None  # None: the file's `kernel_bag_dir`
     isolation: bool = True
+    lead_in_s: float = 0.0  # the bag played with no pause before each measured replay (the CLI's: 1 s)
     domain_id: int | None = None  # None: bench_domain()
     settle_timeout_s: float = SETTLE_TIMEOUT_S
     progress: bool = True
@@ -151,6 +157,7 @@ class FrameTiming(NamedTuple):
     e2e_ms: float  # received - header.stamp
     latency_ms: float  # the node's own, release to done
     input_delay_ms: float  # header.stamp to arrival at the node
+    stamp_ns: int  # header.stamp
     parts: dict[str, PartTime]  # where its time went, with publish + delivery as heard here
 
     @property
@@ -161,15 +168,20 @@ class FrameTiming(NamedTuple):
 @dataclass
 class Heard:
     """What one replay of the bag measured beside the coordinator's records (`RunResult.extra`;
-    the result's `seconds` are from the player's start to its last frame)."""
+    the result's `seconds` are from the player's start, after its lead-in, to its last frame).
+    The timings, records and counters are of the frames stamped after the lead-in; the CPU
+    figures are of the whole play, lead-in included, as is `host_cpu_s`, the frames' conversion
+    and post-processing."""
 
     timings: dict[str, list[FrameTiming]]
-    counters: dict[str, dict[str, int]]  # per task: frames, received, rate_limited, rejected, lost, results
-    frames: int  # published by the player
+    # per task: frames, lead_in, received, rate_limited, rejected, lost, results, converted, shared
+    counters: dict[str, dict[str, int]]
+    frames: int  # published by the player after its lead-in
     unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
     cpu_s: dict[str, float] = field(default_factory=dict)  # the container's CPU seconds by thread role
     stages_cpu_s: float = 0.0  # the lane threads' CPU seconds in the frames' stages (their outcomes say)
     coordinator_cpu_s: float = 0.0  # the coordinator's decisions and bookkeeping, on the executor and lanes
+    host_cpu_s: float = 0.0
 
 
 def thread_role(name: str) -> str:
@@ -297,7 +309,7 @@ class SystemClient(Node):
         e2e_ms = (now_ns - stamp_ns) / 1e6
         parts = {t.part: PartTime(t.wall_ms / 1e3, t.cpu_ms / 1e3) for t in msg.timing}
         parts[FramePart.PUBLISH] = PartTime(max(0.0, e2e_ms / 1e3 - sum(p.wall_s for p in parts.values())))
-        timing = FrameTiming(msg.frame, e2e_ms, msg.latency_ms, msg.input_delay_ms, parts)
+        timing = FrameTiming(msg.frame, e2e_ms, msg.latency_ms, msg.input_delay_ms, stamp_ns, parts)
         with self._lock:
             self._heard[task].append(timing)
 
@@ -364,6 +376,23 @@ def _submitted(counters: Mapping[str, int]) -> int:
     return counters["received"] - counters["rate_limited"] - counters["rejected"]
 
 
+def _measured_counters(delta: Mapping[str, int], played: Played, submitted: int, submitted_lead: int,
+                       results_lead: int) -> dict[str, int]:
+    """A task's counters over the frames after the lead-in, from its component's counters over the
+    whole play (`delta`) and the frames it submitted in each part (their outcomes carry the stamp).
+    A lead-in frame not submitted counts as rate-limited there, as far as the play's rate-limited
+    frames go: so a frame lost or rejected in the lead-in counts in the measured part, never the
+    other way. Converted, shared and received_play (the CPU's frames) are the whole play's.
+    Without a lead-in, `delta` as it is."""
+    rate_limited_lead = min(delta["rate_limited"], max(0, played.lead_in - submitted_lead))
+    rate_limited = delta["rate_limited"] - rate_limited_lead
+    received = submitted + rate_limited + delta["rejected"]
+    return {"frames": played.frames, "lead_in": played.lead_in, "received": received,
+            "received_play": delta["received"], "rate_limited": rate_limited, "rejected": delta["rejected"],
+            "lost": max(0, played.frames - received),
+            "results": delta["published"] - results_lead, "converted": delta["converted"], "shared": delta["shared"]}
+
+
 def _record(o: FrameOutcome) -> JobRecord:
     """A frame's end as the coordinator's record (times in s on the node's clock)."""
     release = Time.from_msg(o.release).nanoseconds / 1e9
@@ -373,28 +402,37 @@ def _record(o: FrameOutcome) -> JobRecord:
                      error=o.error or None, versions=tuple(o.versions))
 
 
+class Played(NamedTuple):
+    """What one play of the bag published."""
+
+    frames: int  # after the lead-in
+    seconds: float  # from the start after the lead-in to the last frame
+    lead_in: int = 0  # frames of the lead-in
+    measured_from_ns: int = 0  # the stamp of the first frame after it (0: no lead-in)
+
+
 class CameraProcess:
     """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
     `bag_player` parameters (rate, start offset, remaps, QoS)."""
 
-    def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int):
+    def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
         remaps = parse_remaps(params.get("remap", ()))
         self.topics = [remaps.get(t, t) for t in image_topics(bag)]  # where it publishes
         self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
                      "--rate", str(params.get("rate", 1.0)), "--start", str(params.get("start_offset_s", 0.0)),
-                     "--qos", str(params.get("qos", "sensor_data")),
+                     "--qos", str(params.get("qos", "sensor_data")), "--lead-in", str(lead_in_s),
                      *(["--remap", *params["remap"]] if remaps else [])]
         self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
         frames, fps = bag_info(bag)
         span_s = frames / fps / float(params.get("rate", 1.0)) if np.isfinite(fps) and fps > 0 else 0.0
         # Its subscribers' wait, the bag at its rate, the wait for its DDS participant to go, and slack.
-        self._limit_s = 2 * WAIT_MATCHED_S + span_s + PLAYER_SLACK_S
+        self._limit_s = 2 * WAIT_MATCHED_S + span_s + lead_in_s + PLAYER_SLACK_S
 
     def play(self, subscribers: int, matched: Callable[[], bool],
-             while_playing: Callable[[], None]) -> tuple[int, float]:
+             while_playing: Callable[[], None]) -> Played:
         """Play the bag to its end once every topic has `subscribers` (the player's side of the
         match) and `matched()` holds (the subscribers' side; 10 s at most each), calling
-        `while_playing` meanwhile; returns (frames published, seconds from its start to its end).
+        `while_playing` meanwhile.
         A player not matched in time is started afresh (once in a demo, DDS discovery between the
         container and a new player never completed, and a whole replay was lost); the last try
         plays anyway, and what nobody hears is counted lost."""
@@ -447,7 +485,8 @@ class CameraProcess:
                                f"{text.strip()[-2000:]}")
         if "not every topic" in text:
             log.warning("bag player: not every component subscribed after 10 s; it played anyway")
-        return int(done[1]), float(done[2])
+        lead = LEAD_IN.search(text)
+        return Played(int(done[1]), float(done[2]), *((int(lead[1]), int(lead[2])) if lead else ()))
 
     def _start(self, cmd: list[str], said: list[str]) -> tuple[subprocess.Popen, threading.Thread]:
         """The player started, its output read into `said` as it comes."""
@@ -481,7 +520,8 @@ class BenchSystem:
     only over its topics and its service."""
 
     def __init__(self, config: Path, bag: Path, workdir: Path, policy: str | None = None,
-                 versions: str | None = None, kernel_bag_dir: str | None = None, domain_id: int | None = None):
+                 versions: str | None = None, kernel_bag_dir: str | None = None, domain_id: int | None = None,
+                 lead_in_s: float = 0.0):
         self.config = load_config(config)
         self.tasks = [c.name for c in self.config.components]
         coordinator = {k: v for k, v in (("policy", policy), ("versions", versions),
@@ -509,7 +549,7 @@ class BenchSystem:
                 time.sleep(0.01)
             if not self.client.results_matched():
                 log.warning("bench monitor: not every result topic matched after %g s", WAIT_MATCHED_S)
-            self.camera = CameraProcess(bag, self.config.params_for("bag_player"), domain)
+            self.camera = CameraProcess(bag, self.config.params_for("bag_player"), domain, lead_in_s)
         except BaseException:
             self.close()
             raise
@@ -544,7 +584,7 @@ class BenchSystem:
         self.client.take()
         cpu_before = thread_cpu(self.container.pid)
         # One subscriber per topic: the container's components on a topic share one subscription.
-        frames, seconds = self.camera.play(1, self._matched, self._alive)
+        played = self.camera.play(1, self._matched, self._alive)
 
         last_change, seen = time.monotonic(), None
         give_up = time.monotonic() + timeout_s
@@ -563,6 +603,9 @@ class BenchSystem:
 
         # This replay's frames: from `first` on, up to what the components had handed over at the end.
         ours = [o for o in outcomes if o.task in first and first[o.task] <= o.frame < _submitted(after[o.task])]
+        # Measured: stamped from the first frame after the lead-in on (a frame that never ended counts).
+        start_ns = played.measured_from_ns
+        lead = {(o.task, o.frame) for o in ours if Time.from_msg(o.stamp).nanoseconds < start_ns}
         unsettled: dict[str, int] = {}
         out_records: list[JobRecord] = []
         counters: dict[str, dict[str, int]] = {}
@@ -576,20 +619,24 @@ class BenchSystem:
                             n, policy, len(missing), timeout_s)
                 mine.update({f: JobRecord(n, f, float("nan"), Outcome.DROPPED, error="unfinished at the end "
                                           "of the replay") for f in missing})
-            out_records += [mine[f] for f in sorted(mine)]
+            measured = [mine[f] for f in sorted(mine) if (n, f) not in lead]
+            out_records += measured
             delta = {k: after[n][k] - before[n][k] for k in ("received", "rate_limited", "rejected", "published",
                                                               "converted", "shared")}
-            fed = frames if self._fed[n] else 0
-            counters[n] = {"frames": fed, "received": delta["received"], "rate_limited": delta["rate_limited"],
-                           "rejected": delta["rejected"], "lost": max(0, fed - delta["received"]),
-                           "results": delta["published"], "converted": delta["converted"],
-                           "shared": delta["shared"]}
-        timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n]), key=lambda t: t.frame)
-                   for n in self.tasks}
-        return RunResult(out_records, [us for o in ours for us in o.decision_us], seconds,
-                         Heard(timings, counters, frames, unsettled, cpu_s,
+            counters[n] = _measured_counters(delta, played if self._fed[n] else Played(0, 0.0), len(measured),
+                                             len(mine) - len(measured),
+                                             sum(1 for t in heard.get(n, []) if t.frame >= first[n]
+                                                 and t.stamp_ns < start_ns))
+        timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n] and t.stamp_ns >= start_ns),
+                             key=lambda t: t.frame) for n in self.tasks}
+        # The CPU is the whole play's: so is the host work it is split by.
+        host_cpu_s = sum(t.parts[part].cpu_s for n in self.tasks for t in heard.get(n, []) if t.frame >= first[n]
+                         for part in (FramePart.CONVERSION, FramePart.POST) if part in t.parts)
+        return RunResult(out_records, [us for o in ours if (o.task, o.frame) not in lead for us in o.decision_us],
+                         played.seconds,
+                         Heard(timings, counters, played.frames, unsettled, cpu_s,
                                sum(ms for o in ours for ms in o.stage_cpu_ms) / 1e3,
-                               coordinator_cpu_s - coordinator_before))
+                               coordinator_cpu_s - coordinator_before, host_cpu_s))
 
     def close(self) -> None:
         if self.container is not None:
@@ -614,7 +661,8 @@ class BenchSystem:
 # --- the benchmark ----------------------------------------------------------------------------
 
 def _sum_counters(heard: Sequence[Heard], task: str) -> dict[str, int]:
-    keys = ("frames", "received", "rate_limited", "rejected", "lost", "results", "converted", "shared")
+    keys = ("frames", "lead_in", "received", "received_play", "rate_limited", "rejected", "lost", "results",
+            "converted", "shared")
     return {k: sum(h.counters[task][k] for h in heard) for k in keys} | {
         "unsettled": sum(h.unsettled.get(task, 0) for h in heard)}
 
@@ -654,7 +702,8 @@ class RosTarget(BenchTarget):
         self.domain = bench_domain() if opts.domain_id is None else opts.domain_id
         log.info("ros bench: container, camera and monitor on ROS domain %d (each task alone on another)",
                  self.domain)
-        self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir}
+        self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir,
+                             "lead_in_s": opts.lead_in_s}
         self._domains = {self.domain}  # each container on a domain of its own: see `alone`
         self._system: BenchSystem | None = None
         self.cores = self.config.coordinator.lanes or os.cpu_count() or 1  # the container's, on this machine
@@ -703,6 +752,7 @@ class RosTarget(BenchTarget):
                 "container": "aaron-ros run in a process of its own, reached over its topics and service",
                 "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
                 if o.isolation else "not run",
+                "lead_in_s": o.lead_in_s,
                 "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default")}
 
     def alone_metrics(self, task: TaskSpec, result: RunResult) -> dict:
@@ -738,15 +788,14 @@ def cpu_per_frame(results: Sequence[RunResult]) -> dict:
     intra-op helper threads are under "other" and count as stage work). Of that part, the frames'
     host work (conversion and post-processing, on the lanes) and the coordinator's (on the
     executor and the lanes, as the container reports it); the rest is messages and hand-offs."""
-    received = sum(c["received"] for r in results for c in r.extra.counters.values())
+    received = sum(c["received_play"] for r in results for c in r.extra.counters.values())
     spent: dict[str, float] = {}
     for r in results:
         for role, sec in r.extra.cpu_s.items():
             spent[role] = spent.get(role, 0.0) + sec
     # A first stage's lane run includes the image's conversion, a last one the post-processing:
     # that is not model work.
-    host = sum(t.parts[part].cpu_s for r in results for ts in r.extra.timings.values() for t in ts
-               for part in (FramePart.CONVERSION, FramePart.POST) if part in t.parts)
+    host = sum(r.extra.host_cpu_s for r in results)
     stages = sum(r.extra.stages_cpu_s for r in results) - host
     outside = sum(spent.get(role, 0.0) for role in SYSTEM_ROLES if role != "other") - stages
     per = 1e3 / received if received else float("nan")
@@ -773,6 +822,9 @@ def render_e2e_markdown(report: dict) -> str:
     """The end-to-end section of report.md: per policy, then per policy and task."""
     policies, tasks = report["policies"], report["workload"]["tasks"]
     iso = report.get("isolation", {})
+    lead_s = report.get("settings", {}).get("lead_in_s", 0.0)
+    lead_in = (f"{lead_s:g} s of the bag played with no pause before each replay, stamped before the measured "
+               "frames: no figure counts them but the CPU table" if lead_s else "none")
     rows = [[key, pct(p.get("critical_miss_rate")), fmt(p.get("critical_p99_ms")),
              fmt(p.get("critical_e2e_p50_ms")), fmt(p.get("critical_e2e_p99_ms")),
              fmt(p.get("critical_transport_p50_ms")), fmt(p.get("critical_transport_p99_ms")),
@@ -801,7 +853,8 @@ def render_e2e_markdown(report: dict) -> str:
         "by the bench's node, in a process of its own. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
-        "Frames: published by the bag player; each is done, dropped (its queue's overload rule, or too "
+        f"Frames: published by the bag player after its lead-in ({lead_in}); each is done, dropped "
+        "(its queue's overload rule, or too "
         "late: it could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "
         "rejected (a bad image) or "
         "lost (never received). Miss rate is over the frames the coordinator got (done + dropped + "

@@ -88,10 +88,11 @@ class CoordinatorNode(Node):
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._grant_pub = self.create_publisher(StageGrant, GRANTS_TOPIC, TRACE_QOS) if p.publish_grants else None
-        self._ended: deque[JobRecord] = deque()  # appended as frames end (any thread), published here
+        # (record, source stamp in ns) appended as frames end (any thread), published here
+        self._ended: deque[tuple[JobRecord, int]] = deque()
         if p.publish_outcomes:
             self._outcome_pub = self.create_publisher(FrameOutcomes, OUTCOMES_TOPIC, TRACE_QOS)
-            self.service.add_record_listener(self._ended.append)
+            self.service.add_record_listener(lambda rec, stamp_ns: self._ended.append((rec, stamp_ns)))
             self.create_timer(1.0 / OUTCOMES_HZ, self.publish_outcomes)
         self._srv = self.create_service(SetPolicy, SET_POLICY_SERVICE, self._set_policy)
         self._timer = None
@@ -215,21 +216,22 @@ class CoordinatorNode(Node):
 
     def publish_outcomes(self) -> None:
         """The frames that ended since the last call, in one message (none: nothing is sent)."""
-        records = []
+        ended = []
         while self._ended:
-            records.append(self._ended.popleft())
-        if not records:
+            ended.append(self._ended.popleft())
+        if not ended:
             return
         nan = float("nan")
-        releases = self._on_node_clock(*(rec.release for rec in records))
+        releases = self._on_node_clock(*(rec.release for rec, _ in ended))
         self._outcome_pub.publish(FrameOutcomes(outcomes=[FrameOutcome(
-            task=rec.task, frame=rec.frame, outcome=OUTCOME_CODES[rec.outcome], release=release,
+            task=rec.task, frame=rec.frame, stamp=Time(nanoseconds=stamp_ns).to_msg(),
+            outcome=OUTCOME_CODES[rec.outcome], release=release,
             latency_ms=nan if rec.latency_s is None else rec.latency_s * 1e3,
             queueing_ms=nan if rec.queueing_s is None else rec.queueing_s * 1e3,
             deadline_ms=self.service.specs[rec.task].deadline_ms, versions=list(rec.versions),
             stage_cpu_ms=[t.cpu_s * 1e3 for t in rec.stage_times],
             decision_us=[t.decision_us for t in rec.stage_times], error=rec.error or "")
-            for rec, release in zip(records, releases)]))
+            for (rec, stamp_ns), release in zip(ended, releases)]))
 
     def destroy_node(self) -> None:
         if self.params.publish_outcomes:  # the last frames, ended while the service stopped

@@ -312,6 +312,8 @@ BAG_PLAYER = NodeParams("bag_player", (
     Param("rate", 1.0, "playback speed (2.0 = twice as fast)", low=0.0, above=True),
     Param("loop", False, "replay forever"),
     Param("start_offset_s", 0.0, "skip the bag's first seconds", low=0.0),
+    Param("lead_in_s", 0.0, "first play this many seconds of the bag, then the bag from start_offset_s with no pause: "
+          "a warm-up a benchmark leaves out by stamp (needs restamp)", low=0.0),
     Param("remap", (), "bag topic -> published topic: [\"/recorded:=/camera/image_raw\", ...]",
           kind="str_array"),
     Param("restamp", True, "stamp frames when published"),

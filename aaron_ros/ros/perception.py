@@ -269,7 +269,7 @@ class PerceptionComponent(Node):
         with self._lock:
             self._frames[frame] = _Frame((arrival_ns - stamp_ns) / 1e6 if stamp_ns else 0.0, parts,
                                          time.time_ns(), prepared, finish)
-        self.service.submit(self.params.name, frame, prepared, finish)
+        self.service.submit(self.params.name, frame, prepared, finish, stamp_ns)
 
     def _stamp(self, stamp_ns: int) -> int:
         """The frame's stamp, or 0 (none: paced by arrival, its conversion not shared) when it is

@@ -20,7 +20,9 @@ from aaron_ros.coordinator.timing import FramePart  # noqa: E402
 from aaron_ros.ros.bench import (  # noqa: E402
     PRIVATE_DOMAINS,
     CameraProcess,
+    Played,
     bench_domain,
+    parse_played,
     private_domain,
     single_component_config,
 )
@@ -204,6 +206,15 @@ def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
 def test_bench_needs_one_source(argv, tmp_path, capsys):
     assert main(["bench", *argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "aaron-ros bench: error:" in capsys.readouterr().err
+
+
+def test_what_the_player_said_it_published_is_read_from_its_printed_lines_not_its_rounded_log():
+    said = ("[INFO] [1.5] [bag_player]: published 300 frames after a lead-in of 30 frames in 10.0 s (30.1/s)\n"
+            "lead-in of 30 frames; measured from stamp 1796543918524285078 ns\n"
+            "published 300 frames of data/sample_bag in 9.967 s\n")
+    assert parse_played(said) == Played(300, 9.967, 30, 1796543918524285078)
+    assert parse_played(said.splitlines(keepends=True)[-1]) == Played(300, 9.967)  # no lead-in
+    assert parse_played(said.splitlines(keepends=True)[0]) is None  # the log line alone
 
 
 def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_domain):

@@ -115,8 +115,9 @@ STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
 PLAYER_SLACK_S = 30.0
 PLAYER_EXIT_S = 10.0  # for the player to exit once it said what it published (its teardown is bounded at 5 s)
 MATCH_TRIES = 3  # players started, each given WAIT_MATCHED_S to be matched, before one plays anyway
-PLAYED = re.compile(r"published (\d+) frames .* in ([0-9.]+) s")
-LEAD_IN = re.compile(r"lead-in of (\d+) frames; measured from stamp (\d+) ns")
+# What `aaron-ros play` prints (its log lines, on the same stream, say it too, but rounded).
+PLAYED = re.compile(r"^published (\d+) frames of .* in ([0-9.]+) s$", re.M)
+LEAD_IN = re.compile(r"^lead-in of (\d+) frames; measured from stamp (\d+) ns$", re.M)
 PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast DDS takes 0-232)
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
 # 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
@@ -411,6 +412,14 @@ class Played(NamedTuple):
     measured_from_ns: int = 0  # the stamp of the first frame after it (0: no lead-in)
 
 
+def parse_played(text: str) -> Played | None:
+    """What `aaron-ros play` said it published, from its output; None when it did not say."""
+    done, lead = PLAYED.search(text), LEAD_IN.search(text)
+    if done is None:
+        return None
+    return Played(int(done[1]), float(done[2]), *((int(lead[1]), int(lead[2])) if lead else ()))
+
+
 class CameraProcess:
     """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
     `bag_player` parameters (rate, start offset, remaps, QoS)."""
@@ -479,14 +488,13 @@ class CameraProcess:
                 proc.wait()
                 reader.join(5.0)
         text = "".join(said)
-        done = PLAYED.search(text)
-        if not done or (proc.returncode and not stopped):
+        played = parse_played(text)
+        if played is None or (proc.returncode and not stopped):
             raise RuntimeError(f"the bag player ({' '.join(cmd)}) failed (exit code {proc.returncode}): "
                                f"{text.strip()[-2000:]}")
         if "not every topic" in text:
             log.warning("bag player: not every component subscribed after 10 s; it played anyway")
-        lead = LEAD_IN.search(text)
-        return Played(int(done[1]), float(done[2]), *((int(lead[1]), int(lead[2])) if lead else ()))
+        return played
 
     def _start(self, cmd: list[str], said: list[str]) -> tuple[subprocess.Popen, threading.Thread]:
         """The player started, its output read into `said` as it comes."""

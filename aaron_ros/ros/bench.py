@@ -175,7 +175,7 @@ class Heard:
     and post-processing."""
 
     timings: dict[str, list[FrameTiming]]
-    # per task: frames, lead_in, received, rate_limited, rejected, lost, results, converted, shared
+    # per task: frames, lead_in, received, received_play, rate_limited, rejected, lost, results, converted, shared
     counters: dict[str, dict[str, int]]
     frames: int  # published by the player after its lead-in
     unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
@@ -608,6 +608,7 @@ class BenchSystem:
                 break
         after, cpu_s = seen, cpu_by_role(cpu_before, thread_cpu(self.container.pid), thread_role)
         heard, outcomes = self.client.take()
+        heard = {n: [t for t in heard.get(n, []) if t.frame >= first[n]] for n in self.tasks}  # this replay's
 
         # This replay's frames: from `first` on, up to what the components had handed over at the end.
         ours = [o for o in outcomes if o.task in first and first[o.task] <= o.frame < _submitted(after[o.task])]
@@ -633,12 +634,11 @@ class BenchSystem:
                                                               "converted", "shared")}
             counters[n] = _measured_counters(delta, played if self._fed[n] else Played(0, 0.0), len(measured),
                                              len(mine) - len(measured),
-                                             sum(1 for t in heard.get(n, []) if t.frame >= first[n]
-                                                 and t.stamp_ns < start_ns))
-        timings = {n: sorted((t for t in heard.get(n, []) if t.frame >= first[n] and t.stamp_ns >= start_ns),
-                             key=lambda t: t.frame) for n in self.tasks}
+                                             sum(1 for t in heard[n] if t.stamp_ns < start_ns))
+        timings = {n: sorted((t for t in heard[n] if t.stamp_ns >= start_ns), key=lambda t: t.frame)
+                   for n in self.tasks}
         # The CPU is the whole play's: so is the host work it is split by.
-        host_cpu_s = sum(t.parts[part].cpu_s for n in self.tasks for t in heard.get(n, []) if t.frame >= first[n]
+        host_cpu_s = sum(t.parts[part].cpu_s for ts in heard.values() for t in ts
                          for part in (FramePart.CONVERSION, FramePart.POST) if part in t.parts)
         return RunResult(out_records, [us for o in ours if (o.task, o.frame) not in lead for us in o.decision_us],
                          played.seconds,

@@ -6,6 +6,7 @@ import pytest
 
 from aaron_ros.bench.driver import ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bench_entries, drive
 from aaron_ros.bench.policies import BenchOptions, CoreTarget
+from aaron_ros.bench.policy_report import render_markdown
 from aaron_ros.bench.workload import Workload
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 
@@ -77,6 +78,13 @@ def test_isolation_first_then_interleaved_rounds_pooled_per_entry():
     assert r["isolation"]["cls"] == {"p50_ms": pytest.approx(10.0), "p99_ms": pytest.approx(10.0), "call": 1}
     assert r["isolation"]["seg"]["call"] == 2
     assert r["policies"]["aaron/solo"]["tasks"]["cls"]["p99_over_isolated"] == pytest.approx(2.0)
+    # Each round alone too: calls 6 and 10 finished 6 and 10 frames a task in 2 s, dropped one.
+    assert p["rounds"] == [{"critical_miss_rate": pytest.approx(1 / 7), "throughput_fps": 6.0, "goodput_fps": 6.0,
+                            "dropped": 1},
+                           {"critical_miss_rate": pytest.approx(1 / 11), "throughput_fps": 10.0, "goodput_fps": 10.0,
+                            "dropped": 1}]
+    table = render_markdown(r).split("## Round by round")[1]
+    assert "| 2     | " in table and "9.1%, 10.0, 1" in table
 
 
 def test_without_isolation_and_on_failure_the_target_is_closed():
@@ -84,6 +92,7 @@ def test_without_isolation_and_on_failure_the_target_is_closed():
     result = drive(target, bench_entries(["aaron"]), repeats=1, isolation=False, progress=False)
     assert len(target.calls) == 1 and target.calls[0].startswith("aaron/") and target.closed
     assert result.report["isolation"] == {} and result.alone == {}
+    assert "rounds" not in result.report["policies"]["aaron"]  # one round: nothing to spread
     broken = Scripted(fail_at=3)
     with pytest.raises(RuntimeError, match="broke"):
         drive(broken, bench_entries(["sequential", "aaron"]), repeats=2, progress=False)

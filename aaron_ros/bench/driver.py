@@ -126,16 +126,29 @@ def drive(target: BenchTarget, entries: Sequence[Entry], repeats: int, isolation
     return BenchResult(report, latencies, runs, alone)
 
 
+def _by_task(records: Sequence[JobRecord], workload: Workload) -> dict[str, list[JobRecord]]:
+    return {t.name: [x for x in records if x.task == t.name] for t in workload.tasks}
+
+
+def _round(result: RunResult, workload: Workload) -> dict:
+    """One round of an entry alone: how far the machine moves a policy from round to round."""
+    m = policy_metrics(_by_task(result.records, workload), workload.tasks, result.seconds, result.grant_us)
+    return {"critical_miss_rate": m["critical_miss_rate"], "throughput_fps": m["throughput_fps"],
+            "goodput_fps": m["goodput_fps"], "dropped": sum(t["dropped"] for t in m["tasks"].values())}
+
+
 def _report(target: BenchTarget, entries: Sequence[Entry], alone: Mapping[str, RunResult],
             runs: Mapping[str, list[RunResult]]) -> tuple[dict, dict]:
     workload = target.workload()
     metrics, latencies = {}, {}
     for key, _, _ in entries:
         results = runs[key]
-        by_task = {t.name: [x for r in results for x in r.records if x.task == t.name] for t in workload.tasks}
+        by_task = _by_task([x for r in results for x in r.records], workload)
         m = policy_metrics(by_task, workload.tasks, math.fsum(r.seconds for r in results),
                            [u for r in results for u in r.grant_us])
         target.entry_metrics(m, results, workload)
+        if len(results) > 1:
+            m["rounds"] = [_round(r, workload) for r in results]
         metrics[key] = m
         latencies[key] = {t: done_ms(rs) for t, rs in by_task.items()}
     isolation = {}

@@ -209,9 +209,22 @@ def render_markdown(report: dict) -> str:
             "Miss rate: frames finished after their deadline, dropped or failed, over all frames "
             "released. Goodput: frames finished within their deadline per second. Latency "
             "percentiles are over finished frames.", ""]
+    rounds = {key: p["rounds"] for key, p in policies.items() if p.get("rounds")}
+    if rounds:
+        out += _rounds_section(rounds)
     if report.get("bound"):
         out += _bound_section(report["bound"], policies, iso, report.get("machine", {}).get("cores"))
     return "\n".join(out)
+
+
+def _rounds_section(rounds: Mapping[str, Sequence[Mapping]]) -> list[str]:
+    n = max(len(r) for r in rounds.values())
+    rows = [[str(i + 1)] + [f"{pct(r[i]['critical_miss_rate'])}, {fmt(r[i]['goodput_fps'])}, {r[i]['dropped']}"
+                            if i < len(r) else "" for r in rounds.values()] for i in range(n)]
+    return ["## Round by round", "", md_table(["round", *rounds], rows), "",
+            "Per round: critical miss rate, goodput fps, frames dropped. Each round runs every policy "
+            "once, in turn, so what changes from one round to the next is the machine: a difference "
+            "between policies within one policy's spread over its rounds is noise.", ""]
 
 
 def _bound_section(bound: dict, policies: Mapping, iso: Mapping, cores: object) -> list[str]:

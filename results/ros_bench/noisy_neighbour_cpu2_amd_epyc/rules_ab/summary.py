@@ -20,9 +20,11 @@ RUNS = {"nb40_1": {"aaron": "b", "aaron_mix": "a"},  # aaron_old failed to load 
         "nb40_5": {"aaron": "d", "aaron_old": "main"},
         "0_2": {"aaron": "d", "aaron_old": "main"},
         "nb40_6": {"aaron": "d", "aaron_old": "main"},
-        "0_3": {"aaron": "d", "aaron_old": "main"}}
+        "0_3": {"aaron": "d", "aaron_old": "main"},
+        "nb25_1": {"aaron": "d", "aaron_old": "main"}}
 
-rows, sums = [], {}
+NEIGHBOUR = {"nb40": "40% of a core", "nb25": "25% of a core", "0": "none"}
+sums = {}
 print("| run | neighbour | rule | detector misses | e2e p99 ms | throughput | goodput | normal frames dropped |")
 print("|---|---|---|---|---|---|---|---|")
 for run, names in RUNS.items():
@@ -34,7 +36,7 @@ for run, names in RUNS.items():
             continue
         dropped = sum(m["dropped"] for t, m in p["tasks"].items() if t != "detector")
         seen[rule] = (p["critical_miss_rate"] * 100, dropped)
-        print(f"| {run} | {'40% of a core' if run.startswith('nb40') else 'none'} | {RULES.get(rule, rule)} | "
+        print(f"| {run} | {NEIGHBOUR[run.split('_')[0]]} | {RULES.get(rule, rule)} | "
               f"{p['critical_miss_rate'] * 100:.1f}% | {p['critical_e2e_p99_ms']:.1f} | {p['throughput_fps']:.1f} | "
               f"{p['goodput_fps']:.1f} | {dropped} |")
     if "main" in seen:

@@ -1,0 +1,53 @@
+"""Every fresh-clone `./scripts/demo` kept here, one line per run and case, oldest first: how
+`aaron` did against the issue's goals beside the other policies of the same run. The others'
+critical misses say how busy the machine was that hour (each run interleaves the policies, so
+they share it). From the repository's root:
+
+    python3 results/ros_bench/demo_runs.py > results/ros_bench/demo_runs.md
+"""
+import json
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).parent
+# The runs whose folder does not name their commit.
+COMMITS = {"report.json": "d7674d3", "earlier_run": "d991196"}
+CASES = ("f1tenth", "f1tenth_light")
+
+
+def commit_of(report: Path) -> str:
+    name = report.parent.name if report.parent.name.startswith(("demo_", "earlier")) else report.name
+    return COMMITS.get(name, name.removeprefix("demo_"))
+
+
+def when(commit: str) -> str:
+    return subprocess.run(["git", "log", "-1", "--format=%ci", commit], capture_output=True, text=True,
+                          check=True).stdout[:16]
+
+
+def line(report: Path) -> str:
+    policies = json.loads(report.read_text())["policies"]
+    aaron, others = policies["aaron"], {k: v for k, v in policies.items() if k != "aaron"}
+    miss = [v["critical_miss_rate"] * 100 for v in others.values()]
+    best = max(others, key=lambda k: others[k]["goodput_fps"])
+    deadline = next(t["deadline_ms"] for t in aaron["tasks"].values() if t["criticality"] == "critical")
+    dropped = sum(t["dropped"] for t in aaron["tasks"].values() if t["criticality"] != "critical")
+    return " | ".join([
+        f"{aaron['critical_miss_rate'] * 100:.1f}%", f"{min(miss):.1f}-{max(miss):.1f}%",
+        f"{aaron['critical_e2e_p99_ms']:.1f} ({deadline:g})",
+        f"{aaron['goodput_fps']:.1f} / {others[best]['goodput_fps']:.1f} ({best})",
+        f"{aaron['throughput_fps']:.1f} / {policies['naive']['throughput_fps']:.1f}",
+        str(dropped), f"{aaron['cpu_outside_stages_ms_per_frame']:.2f}"])
+
+
+print("# The fresh-clone demos, run after run (2-core AMD EPYC)\n")
+print("Made by `demo_runs.py`. The others' critical misses show how busy the machine was in that "
+      "run's hour: a run interleaves its policies, so they share it.\n")
+print("| commit (committed at) | case | `aaron` critical misses | the others' | `aaron` critical e2e p99 ms (deadline) "
+      "| goodput fps: `aaron` / the best other | throughput fps: `aaron` / naive "
+      "| normal frames `aaron` dropped | CPU outside the model stages, ms per frame received |")
+print("|---|---|---|---|---|---|---|---|---|")
+runs = [(report, case) for case in CASES for report in (HERE / f"{case}_cpu2_amd_epyc").glob("**/report.json")]
+for report, case in sorted(runs, key=lambda r: (when(commit_of(r[0])), CASES.index(r[1]))):
+    commit = commit_of(report)
+    print(f"| `{commit}` ({when(commit)}) | {case} | {line(report)} |")

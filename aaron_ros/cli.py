@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="try again the versions an earlier run left out for lack of time")
     c.add_argument("--min-stage-ms", type=float,
                    help="fuse consecutive model stages until each costs at least this many ms alone, on its "
-                        "quickest build (ONNX Runtime where offered, else eager) (default 4; 0: never); "
+                        "quickest build (ONNX Runtime where offered, else eager) (default 8; 0: never); "
                         "a new bag only, an earlier one keeps its stages")
     c.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     c.set_defaults(func=_cmd_compile)

@@ -176,3 +176,12 @@ def test_the_readme_shows_only_flags_that_exist_with_the_parsers_defaults():
     for flag, value in quoted:
         said = re.search(r"default:? ([0-9.]+)", help_texts[flag])
         assert said and float(said[1]) == float(value), f"README: {flag} default {value}; --help: {help_texts[flag]}"
+
+
+def test_compile_says_the_compilers_own_stage_size():
+    """The help's default for --min-stage-ms is the compiler's (the CLI spells it out rather than
+    import the compiler, which brings torch into every command)."""
+    from aaron_ros.kernels.compile import MIN_STAGE_MS
+    compile_parser = dict(_commands(build_parser()))["aaron-ros compile"]
+    action = next(a for a in compile_parser._actions if "--min-stage-ms" in a.option_strings)
+    assert float(re.search(r"default ([0-9.]+)", action.help)[1]) == MIN_STAGE_MS

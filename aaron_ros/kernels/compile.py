@@ -65,10 +65,13 @@ BUILD_COST_S = {"eager": 0.0, "onnxruntime": 1.0, "inductor": 30.0, "tensorrt": 
 BUILD_SHARE = 0.5
 PRESSURE_REPS = 7
 PRESSURE_S = 0.05 * PRESSURE_REPS * 2  # rough: probe runs for compute and memory
-# A stage a grant is worth, timed on the quickest build (what mostly runs): in the ROS container a
-# grant costs about 0.2 ms of CPU (decision, hand-offs to and from a lane thread) and 0.3-0.5 ms of
-# wall time, so a 4 ms stage keeps both near 5%. Timed eager instead, stages came out 0.35-3.5 ms.
-MIN_STAGE_MS = 4.0
+# A stage a grant is worth, timed on the quickest build (what mostly runs). In the ROS container a
+# stage boundary costs 0.2-0.6 ms of CPU live (the decision, the hand-offs to and from a lane
+# thread, a session run): at 8 ms instead of 4, f1tenth's grants per frame fell from 2.1 to 1.25
+# and the CPU outside the model stages by 0.13-0.61 ms per frame, with fewer frames dropped
+# (results/ros_bench/stage_size_ab_cpu2_amd_epyc/). Larger still, a normal stage blocks a critical
+# frame for longer. Timed eager instead, stages came out 0.35-3.5 ms.
+MIN_STAGE_MS = 8.0
 # Backends built once per stage to time it before fusing: cheap enough (about 0.3 s a stage).
 QUICK_BUILD_S = 1.0
 

@@ -115,6 +115,23 @@ def test_missing_manifest_is_a_clear_error_and_falls_back(tmp_path, caplog):
     torch.testing.assert_close(bag.graph.run_stages(x), graph.run_whole(x))
 
 
+def test_a_bag_says_its_stage_size_and_an_older_one_is_told_to_rebuild(built, bag_copy, caplog):
+    """A bag records the size its stages were fused to. One built before it did still loads, and
+    the log says that compile now fuses larger stages (its finer ones cost more CPU a frame)."""
+    graph = build_model(MODEL)
+    assert read_manifest(built[0]).min_stage_ms == _opts().min_stage_ms
+    data = json.loads((bag_copy / "manifest.json").read_text())
+    del data["min_stage_ms"]
+    (bag_copy / "manifest.json").write_text(json.dumps(data))
+    with caplog.at_level(logging.INFO, logger="aaron_ros.kernels.fallback"):
+        bag = load_bag_or_eager(built[0], graph)
+        assert bag.fallback_reason is None and "build it again" not in caplog.text
+        old = load_bag_or_eager(bag_copy, graph)
+    assert old.fallback_reason is None and old.manifest.min_stage_ms is None
+    assert f"kernel bag {bag_copy}: built before bags said their stage size" in caplog.text
+    assert len(old.graph.stages) == len(bag.graph.stages)
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "manifest.json").write_text("{ not json"), "corrupted"),
     (lambda d: (d / "manifest.json").write_text(json.dumps({"schema": 99})), "schema 99"),

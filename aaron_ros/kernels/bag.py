@@ -58,6 +58,9 @@ class Manifest:
     # The bag's stages as groups of the model's own, each group fused into one stage
     # (`stage_graph.fuse`); empty: the model's own stages.
     partition: list[list[int]] = field(default_factory=list)
+    # The size its stages were fused to (compile's --min-stage-ms); None: a bag built before bags
+    # said it.
+    min_stage_ms: float | None = None
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema: int = SCHEMA_VERSION
 

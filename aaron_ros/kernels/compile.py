@@ -285,7 +285,8 @@ def compile_bag(model: str | ModelSpec | StageGraph, out_dir: str | Path,
         versions=sorted(versions, key=lambda v: (v.stage, v.backend, v.shape.key)),
         calibration=calibration,
         skipped=report.skipped,
-        partition=[list(g) for g in partition])
+        partition=[list(g) for g in partition],
+        min_stage_ms=old.min_stage_ms if old else opts.min_stage_ms)  # a kept partition keeps its size
     write_manifest(bag_dir, manifest)
     report.manifest = manifest
     report.seconds = time.monotonic() - t_start

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from aaron_ros.kernels.bag import BagError, KernelBag, eager_bag, load_bag
-from aaron_ros.kernels.compile import CompileOptions, compile_bag
+from aaron_ros.kernels.compile import MIN_STAGE_MS, CompileOptions, compile_bag
 from aaron_ros.models import StageGraph
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,12 @@ def load_bag_or_eager(bag_dir: str | Path | None, graph: StageGraph,
     if bag_dir is None:
         return timed_eager_bag(graph, "no kernel bag configured", device)
     try:
-        return load_bag(bag_dir, graph, device)
+        bag = load_bag(bag_dir, graph, device)
+        if bag.manifest.min_stage_ms is None:  # finer stages cost the container more CPU a frame
+            log.info("kernel bag %s: built before bags said their stage size; `aaron-ros compile` now fuses "
+                     "stages to at least %g ms (fewer grants, less CPU): build it again, in a new folder or "
+                     "after removing this one, to take that", bag_dir, MIN_STAGE_MS)
+        return bag
     except BagError as exc:
         why = str(exc)
     except Exception as exc:  # damage no check foresaw: the model still serves, eager

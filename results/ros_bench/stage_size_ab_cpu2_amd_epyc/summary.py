@@ -12,7 +12,7 @@ HERE = Path(__file__).parent
 def runs(folder: str) -> list[tuple[str, dict]]:
     """(run name, report) in the order run: by round, then as the round ran (ab.sh)."""
     order = [line.split() for line in (HERE / "ab.sh").read_text().splitlines() if line.startswith("for run in")]
-    names = {"first": order[0], "second": order[1], "core_f1tenth_heavy": order[2]}[folder]
+    names = {"first": order[0], "second": order[1], "core_f1tenth_heavy": order[2], "quiet": order[3]}[folder]
     names = [n.rstrip(";") for n in names[3:names.index("do")]]
     return [(n, json.loads((HERE / folder / n / "report.json").read_text())) for n in sorted(
         names, key=lambda n: (n.split("_")[1], names.index(n)))]
@@ -46,4 +46,5 @@ def core() -> None:
 
 ros("first")
 ros("second")
+ros("quiet")
 core()

@@ -252,12 +252,10 @@ def compile_bag(model: str | ModelSpec | StageGraph, out_dir: str | Path,
         # the model's stages by what they cost on the build that will mostly run them.
         partition = old.partition if old else []
         inputs = stage_inputs(graph, device)
-        eager_cost = {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
+        eager_cost = eager_costs(graph, inputs, lanes)
         if old is None and opts.min_stage_ms > 0:
             run_cost = stage_costs(graph, inputs, eager_cost, opts, device, lanes)
-            groups = group_stages([run_cost[s.index] * 1e3 for s in graph.stages],
-                                  [s.is_branch_group for s in graph.stages], opts.min_stage_ms)
-            partition = groups if len(groups) < len(graph.stages) else []
+            partition = fused_partition(graph, run_cost, opts.min_stage_ms)
         if partition:
             graph = fuse(graph, partition)
             log.info("%s: %d stages fused into %d of at least %g ms each", graph.name,
@@ -310,6 +308,19 @@ def compile_many(models: list[tuple[str | ModelSpec, Path]], opts: CompileOption
                  len(r.manifest.versions), r.built, r.reused, r.profiled, len(r.skipped), r.seconds)
         reports.append(r)
     return reports
+
+
+def eager_costs(graph: StageGraph, inputs: list[torch.Tensor], lanes: LaneSet) -> dict[int, float]:
+    """Each stage's eager time (s), one run after one warm-up."""
+    return {s.index: _time_once(s, inputs[s.index], lanes) for s in graph.stages}
+
+
+def fused_partition(graph: StageGraph, run_cost: dict[int, float], min_stage_ms: float) -> list[list[int]]:
+    """A new bag's stage groups: the model's stages fused to at least `min_stage_ms` each by what
+    they cost (s, `stage_costs`); empty (the model's own stages) when none fuse."""
+    groups = group_stages([run_cost[s.index] * 1e3 for s in graph.stages],
+                          [s.is_branch_group for s in graph.stages], min_stage_ms)
+    return groups if len(groups) < len(graph.stages) else []
 
 
 def stage_costs(graph: StageGraph, inputs: list[torch.Tensor], eager_cost: dict[int, float],

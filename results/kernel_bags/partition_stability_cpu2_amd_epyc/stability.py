@@ -15,7 +15,7 @@ import torch
 
 from aaron_ros.kernels import compile as kc
 from aaron_ros.kernels.profile import LaneSet
-from aaron_ros.models import build_model, group_stages
+from aaron_ros.models import build_model
 
 
 def main() -> None:
@@ -32,10 +32,10 @@ def main() -> None:
         inputs = kc.stage_inputs(graph, device)
         seen: collections.Counter[str] = collections.Counter()
         for t in range(args.trials):
-            eager = {s.index: kc._time_once(s, inputs[s.index], lanes) for s in graph.stages}
+            eager = kc.eager_costs(graph, inputs, lanes)
             cost = kc.stage_costs(graph, inputs, eager, opts, device, lanes)
             ms = [cost[s.index] * 1e3 for s in graph.stages]
-            groups = group_stages(ms, [s.is_branch_group for s in graph.stages], args.min_stage_ms)
+            groups = kc.fused_partition(graph, cost, args.min_stage_ms) or [list(range(len(ms)))]
             seen[str(groups)] += 1
             print(f"{name} trial {t}: total {sum(ms):5.1f} ms, stages " + " ".join(f"{m:.1f}" for m in ms)
                   + f" -> {groups}", flush=True)

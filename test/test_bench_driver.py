@@ -6,7 +6,7 @@ import pytest
 
 from aaron_ros.bench.driver import ISOLATION_POLICY, ISOLATION_VERSIONS, BenchTarget, RunResult, bench_entries, drive
 from aaron_ros.bench.policies import BenchOptions, CoreTarget
-from aaron_ros.bench.policy_report import render_markdown
+from aaron_ros.bench.policy_report import CPU_OUTSIDE, render_markdown
 from aaron_ros.bench.workload import Workload
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
 
@@ -20,10 +20,11 @@ class Scripted(BenchTarget):
     label = "scripted"
     tasks = TASKS
 
-    def __init__(self, fail_at: int | None = None):
+    def __init__(self, fail_at: int | None = None, cpu: bool = False):
         self.calls: list[str] = []
         self.closed = False
         self.fail_at = fail_at
+        self.cpu = cpu  # answer a CPU figure per round, as the ROS bench does
 
     def _result(self, call: str, tasks: list[str], latency_s: float, seconds: float) -> RunResult:
         if len(self.calls) == self.fail_at:
@@ -51,6 +52,9 @@ class Scripted(BenchTarget):
 
     def entry_metrics(self, metrics, results, workload):
         metrics["calls"] = [r.extra for r in results]
+
+    def round_metrics(self, result):
+        return {CPU_OUTSIDE: result.extra / 4} if self.cpu else {}
 
     def close(self):
         self.closed = True
@@ -84,7 +88,16 @@ def test_isolation_first_then_interleaved_rounds_pooled_per_entry():
                            {"critical_miss_rate": pytest.approx(1 / 11), "throughput_fps": 10.0, "goodput_fps": 10.0,
                             "dropped": 1}]
     table = render_markdown(r).split("## Round by round")[1]
-    assert "| 2     | " in table and "9.1%, 10.0, 1" in table
+    assert "| 2     | " in table and "9.1%, 10.0, 1 " in table and "CPU" not in table
+
+
+def test_a_targets_own_figure_per_round_is_in_the_rounds_and_their_table():
+    r = drive(Scripted(cpu=True), bench_entries(["sequential", "aaron"]), repeats=2, isolation=False,
+              progress=False).report
+    assert [x[CPU_OUTSIDE] for x in r["policies"]["aaron"]["rounds"]] == [0.5, 1.0]  # calls 2 and 4
+    table = render_markdown(r).split("## Round by round")[1]
+    assert "| 2     | 25.0%, 3.0, 1, 0.75 | 20.0%, 4.0, 1, 1.00 |" in table
+    assert "CPU outside the model stages (ms per frame received)" in table
 
 
 def test_without_isolation_and_on_failure_the_target_is_closed():

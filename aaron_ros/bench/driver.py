@@ -90,6 +90,10 @@ class BenchTarget(ABC):
     def entry_metrics(self, metrics: dict, results: Sequence[RunResult], workload: Workload) -> None:  # noqa: B027
         """Add this target's own keys to an entry's `policy_metrics` dict (in place); none by default."""
 
+    def round_metrics(self, result: RunResult) -> dict:
+        """This target's own keys for one round of an entry (beside `_round`'s); none by default."""
+        return {}
+
     def close(self) -> None:  # noqa: B027
         """After the last run (also on failure); nothing to close by default."""
 
@@ -130,11 +134,12 @@ def _by_task(records: Sequence[JobRecord], workload: Workload) -> dict[str, list
     return {t.name: [x for x in records if x.task == t.name] for t in workload.tasks}
 
 
-def _round(result: RunResult, workload: Workload) -> dict:
+def _round(target: BenchTarget, result: RunResult, workload: Workload) -> dict:
     """One round of an entry alone: how far the machine moves a policy from round to round."""
     m = policy_metrics(_by_task(result.records, workload), workload.tasks, result.seconds, result.grant_us)
     return {"critical_miss_rate": m["critical_miss_rate"], "throughput_fps": m["throughput_fps"],
-            "goodput_fps": m["goodput_fps"], "dropped": sum(t["dropped"] for t in m["tasks"].values())}
+            "goodput_fps": m["goodput_fps"], "dropped": sum(t["dropped"] for t in m["tasks"].values()),
+            **target.round_metrics(result)}
 
 
 def _report(target: BenchTarget, entries: Sequence[Entry], alone: Mapping[str, RunResult],
@@ -148,7 +153,7 @@ def _report(target: BenchTarget, entries: Sequence[Entry], alone: Mapping[str, R
                            [u for r in results for u in r.grant_us])
         target.entry_metrics(m, results, workload)
         if len(results) > 1:
-            m["rounds"] = [_round(r, workload) for r in results]
+            m["rounds"] = [_round(target, r, workload) for r in results]
         metrics[key] = m
         latencies[key] = {t: done_ms(rs) for t, rs in by_task.items()}
     isolation = {}

@@ -34,6 +34,8 @@ from aaron_ros.coordinator.metrics import worst
 NAN = float("nan")
 BASELINES = ("sequential", "naive")
 PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99}
+# The ROS bench's CPU outside the model stages, ms per frame received (also per round).
+CPU_OUTSIDE = "cpu_outside_stages_ms_per_frame"
 OPTIONAL_PACKAGES = ("numpy", "onnxruntime", "matplotlib", "PyYAML")
 
 
@@ -219,12 +221,19 @@ def render_markdown(report: dict) -> str:
 
 def _rounds_section(rounds: Mapping[str, Sequence[Mapping]]) -> list[str]:
     n = max(len(r) for r in rounds.values())
-    rows = [[str(i + 1)] + [f"{pct(r[i]['critical_miss_rate'])}, {fmt(r[i]['goodput_fps'])}, {r[i]['dropped']}"
-                            if i < len(r) else "" for r in rounds.values()] for i in range(n)]
+    cpu = any(CPU_OUTSIDE in x for r in rounds.values() for x in r)
+
+    def cell(x: Mapping) -> str:
+        out = f"{pct(x['critical_miss_rate'])}, {fmt(x['goodput_fps'])}, {x['dropped']}"
+        return f"{out}, {fmt(x.get(CPU_OUTSIDE), 2)}" if cpu else out
+
+    rows = [[str(i + 1)] + [cell(r[i]) if i < len(r) else "" for r in rounds.values()] for i in range(n)]
+    what = "critical miss rate, goodput fps, frames dropped" + (
+        ", CPU outside the model stages (ms per frame received)" if cpu else "")
     return ["## Round by round", "", md_table(["round", *rounds], rows), "",
-            "Per round: critical miss rate, goodput fps, frames dropped. Each round runs every policy "
-            "once, in turn, so what changes from one round to the next is the machine: a difference "
-            "between policies within one policy's spread over its rounds is noise.", ""]
+            f"Per round: {what}. Each round runs every policy once, in turn, so what changes from one "
+            "round to the next is the machine: a difference between policies within one policy's "
+            "spread over its rounds is noise.", ""]
 
 
 def _bound_section(bound: dict, policies: Mapping, iso: Mapping, cores: object) -> list[str]:

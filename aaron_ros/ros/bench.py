@@ -79,7 +79,7 @@ from aaron_ros.bench.driver import (
     bench_entries,
     drive,
 )
-from aaron_ros.bench.policy_report import write_policy_report
+from aaron_ros.bench.policy_report import CPU_OUTSIDE, write_policy_report
 from aaron_ros.bench.workload import Workload
 from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.common.report import fmt, md_table, pct
@@ -767,6 +767,9 @@ class RosTarget(BenchTarget):
         t = timing_metrics(result.extra.timings[task.name])
         return {"e2e_p50_ms": t["e2e_p50_ms"], "e2e_p99_ms": t["e2e_p99_ms"]}
 
+    def round_metrics(self, result: RunResult) -> dict:
+        return {CPU_OUTSIDE: cpu_per_frame([result])[CPU_OUTSIDE]}
+
     def entry_metrics(self, metrics: dict, results: Sequence[RunResult], workload: Workload) -> None:
         names = [t.name for t in workload.tasks]
         timings = _timings(results, names)
@@ -808,7 +811,7 @@ def cpu_per_frame(results: Sequence[RunResult]) -> dict:
     outside = sum(spent.get(role, 0.0) for role in SYSTEM_ROLES if role != "other") - stages
     per = 1e3 / received if received else float("nan")
     return {"cpu_ms_per_frame": {role: sec * per for role, sec in sorted(spent.items())},
-            "cpu_stages_ms_per_frame": stages * per, "cpu_outside_stages_ms_per_frame": outside * per,
+            "cpu_stages_ms_per_frame": stages * per, CPU_OUTSIDE: outside * per,
             "cpu_host_ms_per_frame": host * per,
             "cpu_coordinator_ms_per_frame": sum(r.extra.coordinator_cpu_s for r in results) * per}
 
@@ -892,7 +895,7 @@ def render_frame_time_markdown(report: dict) -> str:
     per_frame = md_table(["policy", "task", *parts, "sum ms"], rows)
     roles = sorted({r for p in policies.values() for r in p.get("cpu_ms_per_frame", {})})
     rows = [[key, *(fmt(p.get("cpu_ms_per_frame", {}).get(r)) for r in roles), fmt(p.get("cpu_stages_ms_per_frame")),
-             fmt(p.get("cpu_outside_stages_ms_per_frame")), fmt(p.get("cpu_host_ms_per_frame")),
+             fmt(p.get(CPU_OUTSIDE)), fmt(p.get("cpu_host_ms_per_frame")),
              fmt(p.get("cpu_coordinator_ms_per_frame"))] for key, p in policies.items()]
     cpu = md_table(["policy", *roles, "of which model stages", "outside model stages", "of which host work",
                     "of which the coordinator"], rows)

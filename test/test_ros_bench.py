@@ -19,6 +19,7 @@ from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart  # noqa: E402
 from aaron_ros.ros.bench import (  # noqa: E402
     PRIVATE_DOMAINS,
+    TAIL_SHARE,
     CameraProcess,
     Played,
     bench_domain,
@@ -156,6 +157,13 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
                 assert parts["stages"][0] > 0 and parts["conversion"][1] > 0 and parts["grant wait"][1] is None
             ft = p["tasks"][t]["frame_time"]
             assert set(ft) == {str(part) for part in FramePart}
+            # The tail: the same parts over the task's slowest results, whose mean e2e they add up to.
+            tail = p["tasks"][t]["frame_time_tail"]
+            assert set(tail) == set(ft)
+            e2e = sorted(dict(zip(data["fields"], row))["e2e_ms"] for row in data["frames"])
+            slowest = e2e[-math.ceil(len(e2e) * TAIL_SHARE):]
+            assert sum(v["wall_ms"] for v in tail.values()) == pytest.approx(sum(slowest) / len(slowest), abs=0.01)
+            assert sum(v["wall_ms"] for v in tail.values()) >= sum(v["wall_ms"] for v in ft.values())
         cpu = p["cpu_ms_per_frame"]
         assert {"executor", "clock", "lanes"} <= set(cpu) and cpu["executor"] > 0
         assert 0 < p["cpu_outside_stages_ms_per_frame"]
@@ -169,12 +177,13 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
 def test_files_and_tables(bench):
     names = {p.name for p in bench.out.iterdir()}
     assert {"report.json", "report.md", "latencies.json", "e2e.json", "latency_cdf.png", "miss_rate.png",
-            "throughput.png", "frame_time.png"} <= names
+            "throughput.png", "frame_time.png", "frame_time_tail.png"} <= names
     md = (bench.out / "report.md").read_text()
     assert "## Comparison" in md and "## End to end over ROS 2" in md
     assert md.index("## Comparison") < md.index("## End to end over ROS 2")
     assert "critical e2e p99 ms" in md and "transport p99 ms" in md and "goodput fps" in md
     assert md.index("## End to end over ROS 2") < md.index("## Where a frame's time goes")
+    assert md.index("## Where a frame's time goes") < md.index("The tail: the same over each task's slowest 1%")
     lat = json.loads((bench.out / "latencies.json").read_text())
     assert all(not math.isnan(v) for per in lat.values() for vs in per.values() for v in vs)
 

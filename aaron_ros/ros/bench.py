@@ -122,6 +122,7 @@ PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast 
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
 # 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
 STATUS_RATE_HZ = 2.0
+TAIL_SHARE = 0.01  # "the tail" of a task's results: its slowest 1% end to end, as its e2e p99 sees them
 OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
             FrameOutcome.OUTCOME_FAILED: Outcome.FAILED}
 TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
@@ -216,6 +217,12 @@ def bag_info(path: str | Path) -> tuple[int, float]:
     per_topic = n / max(1, len(conns))
     # Rounded: stamps in whole nanoseconds make 10 fps read 9.99999999.
     return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan")
+
+
+def slowest(timings: Sequence[FrameTiming]) -> list[FrameTiming]:
+    """The tail: a task's slowest results end to end, the last TAIL_SHARE of them (at least one)."""
+    n = math.ceil(len(timings) * TAIL_SHARE)
+    return sorted(timings, key=lambda x: x.e2e_ms)[-n:] if n else []
 
 
 def timing_metrics(timings: Sequence[FrameTiming]) -> dict:
@@ -778,9 +785,9 @@ class RosTarget(BenchTarget):
             metrics["tasks"][t]["dropped_too_late"] = sum(1 for r in results for rec in r.records
                                                           if rec.task == t and rec.error == TOO_LATE)
         for t in names:
-            metrics["tasks"][t]["frame_time"] = {
-                part: {"wall_ms": v.wall_s * 1e3, "cpu_ms": v.cpu_s * 1e3}
-                for part, v in mean_parts(x.parts for x in timings[t]).items()}
+            for key, frames in (("frame_time", timings[t]), ("frame_time_tail", slowest(timings[t]))):
+                metrics["tasks"][t][key] = {part: {"wall_ms": v.wall_s * 1e3, "cpu_ms": v.cpu_s * 1e3}
+                                            for part, v in mean_parts(x.parts for x in frames).items()}
         metrics.update(cpu_per_frame(results))
         pooled = timing_metrics([x for per in timings.values() for x in per])
         metrics.update({k: pooled[k] for k in TIMING_KEYS[:4]})
@@ -886,13 +893,16 @@ def render_frame_time_markdown(report: dict) -> str:
     by thread."""
     policies, tasks = report["policies"], report["workload"]["tasks"]
     parts = [str(p) for p in FramePart]
-    rows = []
-    for key, p in policies.items():
-        for t in tasks:
-            ft = p["tasks"].get(t["name"], {}).get("frame_time", {})
-            total = sum(v["wall_ms"] for v in ft.values())
-            rows.append([key, t["name"], *(_wall_cpu(ft.get(part)) for part in parts), fmt(total)])
-    per_frame = md_table(["policy", "task", *parts, "sum ms"], rows)
+
+    def per_frame(key: str) -> str:
+        rows = []
+        for name, p in policies.items():
+            for t in tasks:
+                ft = p["tasks"].get(t["name"], {}).get(key, {})
+                total = sum(v["wall_ms"] for v in ft.values())
+                rows.append([name, t["name"], *(_wall_cpu(ft.get(part)) for part in parts), fmt(total)])
+        return md_table(["policy", "task", *parts, "sum ms"], rows)
+
     roles = sorted({r for p in policies.values() for r in p.get("cpu_ms_per_frame", {})})
     rows = [[key, *(fmt(p.get("cpu_ms_per_frame", {}).get(r)) for r in roles), fmt(p.get("cpu_stages_ms_per_frame")),
              fmt(p.get(CPU_OUTSIDE)), fmt(p.get("cpu_host_ms_per_frame")),
@@ -906,7 +916,11 @@ def render_frame_time_markdown(report: dict) -> str:
         "the mean end-to-end latency). receive: stamp to the component's callback; grant wait: released "
         "or between stages without a grant; to lane / from lane / to publisher: hand-offs between threads; "
         "publish + delivery: the subscriber's end-to-end time minus the parts the result carries.", "",
-        per_frame, "",
+        per_frame("frame_time"), "",
+        f"The tail: the same over each task's slowest {TAIL_SHARE:.0%} of results end to end (at least one), "
+        "the frames its e2e p99 is made of. Where they differ from the mean is what makes the tail "
+        "(`frame_time_tail.png`).", "",
+        per_frame("frame_time_tail"), "",
         "CPU milliseconds per frame a component received, by thread of the container's process (the bag "
         "player, standing in for a camera driver, runs in a process of its own and is not counted; the "
         "bench monitor stands in for a subscriber; \"other\" holds the models' intra-op threads). The "
@@ -918,8 +932,9 @@ def render_frame_time_markdown(report: dict) -> str:
         "rest is messages and hand-offs.", "", cpu, ""])
 
 
-def plot_frame_time(report: dict, path: Path) -> Path:
-    """One panel per task: a bar per policy, cut into the parts of a frame's mean end-to-end time."""
+def plot_frame_time(report: dict, path: Path, key: str = "frame_time") -> Path:
+    """One panel per task: a bar per policy, cut into the parts of a frame's mean end-to-end time
+    (`key` frame_time_tail: of the task's slowest results)."""
     policies, tasks = report["policies"], report["workload"]["tasks"]
     colours = dict(zip(FramePart, colormaps["tab20"].colors))
     fig = Figure(figsize=(11, 1.2 + 0.45 * len(policies) * len(tasks)), layout="constrained")
@@ -928,7 +943,7 @@ def plot_frame_time(report: dict, path: Path) -> Path:
         keys = list(policies)
         left = np.zeros(len(keys))
         for part in FramePart:
-            widths = np.array([policies[k]["tasks"].get(t["name"], {}).get("frame_time", {})
+            widths = np.array([policies[k]["tasks"].get(t["name"], {}).get(key, {})
                                .get(str(part), {}).get("wall_ms", 0.0) for k in keys])
             ax.barh(keys, widths, left=left, color=colours[part], label=str(part) if ax is axes[0] else None)
             left += widths
@@ -937,9 +952,12 @@ def plot_frame_time(report: dict, path: Path) -> Path:
         ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']}), deadline {t['deadline_ms']:g} ms "
                      "(dashed)", fontsize="medium", fontweight="bold" if t["criticality"] == "critical" else "normal")
         ax.grid(axis="x", alpha=0.3)
-    axes[-1].set_xlabel("mean ms per result, camera stamp to result heard")
+    tail = key == "frame_time_tail"
+    axes[-1].set_xlabel(f"mean ms per result{f' of the slowest {TAIL_SHARE:.0%}' if tail else ''}, "
+                        "camera stamp to result heard")
     fig.legend(fontsize="small", loc="outside right upper")
-    fig.suptitle(f"Where a frame's time goes: {report['workload']['name']}")
+    whose = f"the slowest {TAIL_SHARE:.0%} of frames'" if tail else "a frame's"
+    fig.suptitle(f"Where {whose} time goes: {report['workload']['name']}")
     fig.savefig(path, dpi=100)
     return path
 
@@ -958,7 +976,8 @@ def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> l
     e2e.write_text(json.dumps({k: {t: {"fields": fields, "frames": [
         [*x[:-1], {p: [v.wall_s * 1e3, None if np.isnan(v.cpu_s) else v.cpu_s * 1e3] for p, v in x.parts.items()}]
         for x in xs]} for t, xs in per.items()} for k, per in timings.items()}) + "\n")
-    return [*paths[:3], e2e, *paths[3:], plot_frame_time(report, out / "frame_time.png")]
+    return [*paths[:3], e2e, *paths[3:], plot_frame_time(report, out / "frame_time.png"),
+            plot_frame_time(report, out / "frame_time_tail.png", "frame_time_tail")]
 
 
 def comparison_text(out_dir: str | Path) -> str:

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -282,7 +283,9 @@ def test_a_mask_is_made_only_while_a_node_reads_it(tmp_path, ros_domain):
 def test_one_conversion_per_image_and_none_for_a_dropped_frame(tmp_path, ros_domain):
     """Two components on one topic share one subscription, and at one input size convert each image
     once, in the first granted stage; frames dropped from the queue while waiting (keep_latest
-    under a burst) are never converted."""
+    under a burst) are never converted. OpenCV runs on the lane's own thread: its pool would wait
+    for a core granted to another lane."""
+    cv2.setNumThreads(4)  # as a process that set it before the container came up
     cfg = _config(tmp_path, components="[classify, twin]", extra="""\
         twin:
           ros__parameters:
@@ -295,6 +298,7 @@ def test_one_conversion_per_image_and_none_for_a_dropped_frame(tmp_path, ros_dom
     node = container.node
     pub = node.create_publisher(Image, "/cam/image", 50)
     comps = container.components
+    assert cv2.getNumThreads() == 1
     sent = [0]
 
     def publish() -> None:

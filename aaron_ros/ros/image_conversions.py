@@ -270,6 +270,15 @@ def array_to_compressed(arr: np.ndarray, fmt: str = "jpeg", header: Header | Non
     return CompressedImage(header=header or Header(), format=f"rgb8; {fmt} compressed bgr8", data=buf.tobytes())
 
 
+def opencv_on_callers_thread() -> None:
+    """OpenCV runs each call on the calling thread only (a process-wide setting). A frame's host work
+    (conversion, mask resize, drawing) runs inside its lane's grant, on that lane's one thread;
+    OpenCV's own pool would hand part of a resize to a core the coordinator granted to another lane
+    and wait for it there: the detector's slowest conversions took 3.0-4.9 ms for 0.2 ms of the
+    lane's CPU, 0.3-1.1 without the pool (results/ros_bench/opencv_tail_ab_cpu2_amd_epyc/)."""
+    cv2.setNumThreads(1)
+
+
 class ModelInput:
     """How images become one model's input: resized to `input_size` (H, W), stretched or
     letterboxed (see `fit`), scaled to [0, 1], normalised by `mean` and `std` (in the tensor's

@@ -47,6 +47,7 @@ from aaron_ros.ros.image_conversions import (
     fit,
     image_to_array,
     mask_to_image,
+    opencv_on_callers_thread,
 )
 from aaron_ros.ros.params import COMPONENT, ComponentParams, Transport, params_from_node, set_live
 from aaron_ros.ros.shared_input import Received, subscribe_images, unsubscribe_images
@@ -128,6 +129,7 @@ class PerceptionComponent(Node):
     def __init__(self, name: str, *, service: CoordinatorService, kernel_bag_dir: str = KERNEL_BAG_DIR,
                  context=None, parameter_overrides=None):
         super().__init__(name, context=context, parameter_overrides=parameter_overrides or [])
+        opencv_on_callers_thread()
         self.params = p = params_from_node(self, ComponentParams, name)
         self.service = service
         kernel_bag_path = p.kernel_bag_path(kernel_bag_root(kernel_bag_dir))

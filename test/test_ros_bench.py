@@ -155,6 +155,10 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
                 # Back to back: the parts add up to the end-to-end time the monitor heard.
                 assert sum(wall for wall, _ in parts.values()) == pytest.approx(x["e2e_ms"], abs=0.01)
                 assert parts["stages"][0] > 0 and parts["conversion"][1] > 0 and parts["grant wait"][1] is None
+                assert parts["subscriber's callback"][0] >= 0
+            # The middleware's time of arrival splits the subscriber's share: its executor took some.
+            assert any(dict(zip(data["fields"], row))["parts: [wall_ms, cpu_ms]"]["subscriber's callback"][0] > 0
+                       for row in data["frames"]), (key, t)
             ft = p["tasks"][t]["frame_time"]
             assert set(ft) == {str(part) for part in FramePart}
             # The tail: the same parts over the task's slowest results, whose mean e2e they add up to.

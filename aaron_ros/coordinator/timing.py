@@ -26,7 +26,8 @@ class FramePart(StrEnum):
     POST = "post-processing"  # decoding the output, building the messages, in the last granted stage
     FROM_LANE = "from lane"  # hand-off: stage done to seen by the coordinator
     TO_PUBLISHER = "to publisher"  # hand-off: frame ended to picked up for publishing
-    PUBLISH = "publish + delivery"  # the result stamped and published, to heard by a subscriber
+    PUBLISH = "publish + delivery"  # the result stamped and published, to its arrival at a subscriber
+    SUBSCRIBER = "subscriber's callback"  # arrived at the subscriber, to its callback: its own executor
 
 
 # The short form (a live table's one column): a frame coming in, waiting, in the model, going out.
@@ -34,7 +35,7 @@ PHASES: dict[str, tuple[FramePart, ...]] = {
     "in": (FramePart.RECEIVE, FramePart.DESERIALISE, FramePart.ADMISSION, FramePart.CONVERSION),
     "wait": (FramePart.GRANT_WAIT, FramePart.TO_LANE, FramePart.FROM_LANE, FramePart.TO_PUBLISHER),
     "model": (FramePart.STAGES,),
-    "out": (FramePart.POST, FramePart.PUBLISH),
+    "out": (FramePart.POST, FramePart.PUBLISH, FramePart.SUBSCRIBER),
 }
 
 

@@ -69,6 +69,7 @@ from matplotlib.figure import Figure
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 
 from aaron_ros.bench.driver import (
@@ -160,7 +161,7 @@ class FrameTiming(NamedTuple):
     latency_ms: float  # the node's own, release to done
     input_delay_ms: float  # header.stamp to arrival at the node
     stamp_ns: int  # header.stamp
-    parts: dict[str, PartTime]  # where its time went, with publish + delivery as heard here
+    parts: dict[str, PartTime]  # where its time went, with the two parts only a subscriber sees
 
     @property
     def transport_ms(self) -> float:
@@ -305,18 +306,24 @@ class SystemClient(Node):
         self._status: tuple[float, CoordinatorStatus] | None = None  # (when heard, monotonic), the latest
         self._heard: dict[str, list[FrameTiming]] = {task: [] for task in self._tasks}
         self._outcomes: list[FrameOutcome] = []
-        self._subs = [self.create_subscription(InferenceResult, topic, lambda m, t=task: self._on_result(t, m),
-                                               TRACE_QOS) for task, topic in results.items()]
+        self._subs = [self.create_subscription(InferenceResult, topic,
+                                               lambda m, info, t=task: self._on_result(t, m, info), TRACE_QOS)
+                      for task, topic in results.items()]
         self.create_subscription(FrameOutcomes, OUTCOMES_TOPIC, self._on_outcomes, TRACE_QOS)
         self.create_subscription(CoordinatorStatus, STATUS_TOPIC, self._on_status, 10)
         self._set_policy = self.create_client(SetPolicy, SET_POLICY_SERVICE)
 
-    def _on_result(self, task: str, msg: InferenceResult) -> None:
+    def _on_result(self, task: str, msg: InferenceResult, info: MessageInfo) -> None:
         now_ns = self.get_clock().now().nanoseconds  # the player stamps with the same clock
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
         e2e_ms = (now_ns - stamp_ns) / 1e6
         parts = {t.part: PartTime(t.wall_ms / 1e3, t.cpu_ms / 1e3) for t in msg.timing}
-        parts[FramePart.PUBLISH] = PartTime(max(0.0, e2e_ms / 1e3 - sum(p.wall_s for p in parts.values())))
+        # The middleware's own time of arrival (0 where it keeps none) splits what is left: the
+        # delivery, and this node's executor getting to the callback (the harness's, not the system's).
+        arrived_ns = info.get("received_timestamp", 0)
+        waited_s = (now_ns - arrived_ns) / 1e9 if 0 < arrived_ns <= now_ns else 0.0
+        parts[FramePart.PUBLISH] = PartTime(max(0.0, e2e_ms / 1e3 - sum(p.wall_s for p in parts.values()) - waited_s))
+        parts[FramePart.SUBSCRIBER] = PartTime(waited_s)
         timing = FrameTiming(msg.frame, e2e_ms, msg.latency_ms, msg.input_delay_ms, stamp_ns, parts)
         with self._lock:
             self._heard[task].append(timing)
@@ -915,7 +922,8 @@ def render_frame_time_markdown(report: dict) -> str:
         "in brackets, from the camera stamp to the result heard (the parts are back to back; their sum is "
         "the mean end-to-end latency). receive: stamp to the component's callback; grant wait: released "
         "or between stages without a grant; to lane / from lane / to publisher: hand-offs between threads; "
-        "publish + delivery: the subscriber's end-to-end time minus the parts the result carries.", "",
+        "publish + delivery: to the result's arrival at the subscriber (the middleware's time of arrival); "
+        "subscriber's callback: from there to the subscriber's callback, the bench node's own executor.", "",
         per_frame("frame_time"), "",
         f"The tail: the same over each task's slowest {TAIL_SHARE:.0%} of results end to end (at least one), "
         "the frames its e2e p99 is made of. Where they differ from the mean is what makes the tail "

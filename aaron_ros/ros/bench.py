@@ -124,6 +124,8 @@ PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast 
 # 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
 STATUS_RATE_HZ = 2.0
 TAIL_SHARE = 0.01  # "the tail" of a task's results: its slowest 1% end to end, as its e2e p99 sees them
+# A task's report keys: where its mean frame's time goes, and its tail's.
+FRAME_TIME, FRAME_TIME_TAIL = "frame_time", "frame_time_tail"
 OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
             FrameOutcome.OUTCOME_FAILED: Outcome.FAILED}
 TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
@@ -792,7 +794,7 @@ class RosTarget(BenchTarget):
             metrics["tasks"][t]["dropped_too_late"] = sum(1 for r in results for rec in r.records
                                                           if rec.task == t and rec.error == TOO_LATE)
         for t in names:
-            for key, frames in (("frame_time", timings[t]), ("frame_time_tail", slowest(timings[t]))):
+            for key, frames in ((FRAME_TIME, timings[t]), (FRAME_TIME_TAIL, slowest(timings[t]))):
                 metrics["tasks"][t][key] = {part: {"wall_ms": v.wall_s * 1e3, "cpu_ms": v.cpu_s * 1e3}
                                             for part, v in mean_parts(x.parts for x in frames).items()}
         metrics.update(cpu_per_frame(results))
@@ -924,11 +926,11 @@ def render_frame_time_markdown(report: dict) -> str:
         "or between stages without a grant; to lane / from lane / to publisher: hand-offs between threads; "
         "publish + delivery: to the result's arrival at the subscriber (the middleware's time of arrival); "
         "subscriber's callback: from there to the subscriber's callback, the bench node's own executor.", "",
-        per_frame("frame_time"), "",
+        per_frame(FRAME_TIME), "",
         f"The tail: the same over each task's slowest {TAIL_SHARE:.0%} of results end to end (at least one), "
         "the frames its e2e p99 is made of. Where they differ from the mean is what makes the tail "
         "(`frame_time_tail.png`).", "",
-        per_frame("frame_time_tail"), "",
+        per_frame(FRAME_TIME_TAIL), "",
         "CPU milliseconds per frame a component received, by thread of the container's process (the bag "
         "player, standing in for a camera driver, runs in a process of its own and is not counted; the "
         "bench monitor stands in for a subscriber; \"other\" holds the models' intra-op threads). The "
@@ -940,10 +942,11 @@ def render_frame_time_markdown(report: dict) -> str:
         "rest is messages and hand-offs.", "", cpu, ""])
 
 
-def plot_frame_time(report: dict, path: Path, key: str = "frame_time") -> Path:
+def plot_frame_time(report: dict, path: Path, tail: bool = False) -> Path:
     """One panel per task: a bar per policy, cut into the parts of a frame's mean end-to-end time
-    (`key` frame_time_tail: of the task's slowest results)."""
+    (with `tail`, of the task's slowest results)."""
     policies, tasks = report["policies"], report["workload"]["tasks"]
+    key = FRAME_TIME_TAIL if tail else FRAME_TIME
     colours = dict(zip(FramePart, colormaps["tab20"].colors))
     fig = Figure(figsize=(11, 1.2 + 0.45 * len(policies) * len(tasks)), layout="constrained")
     axes = fig.subplots(len(tasks), 1, squeeze=False)[:, 0]
@@ -960,7 +963,6 @@ def plot_frame_time(report: dict, path: Path, key: str = "frame_time") -> Path:
         ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']}), deadline {t['deadline_ms']:g} ms "
                      "(dashed)", fontsize="medium", fontweight="bold" if t["criticality"] == "critical" else "normal")
         ax.grid(axis="x", alpha=0.3)
-    tail = key == "frame_time_tail"
     axes[-1].set_xlabel(f"mean ms per result{f' of the slowest {TAIL_SHARE:.0%}' if tail else ''}, "
                         "camera stamp to result heard")
     fig.legend(fontsize="small", loc="outside right upper")
@@ -985,7 +987,7 @@ def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> l
         [*x[:-1], {p: [v.wall_s * 1e3, None if np.isnan(v.cpu_s) else v.cpu_s * 1e3] for p, v in x.parts.items()}]
         for x in xs]} for t, xs in per.items()} for k, per in timings.items()}) + "\n")
     return [*paths[:3], e2e, *paths[3:], plot_frame_time(report, out / "frame_time.png"),
-            plot_frame_time(report, out / "frame_time_tail.png", "frame_time_tail")]
+            plot_frame_time(report, out / "frame_time_tail.png", tail=True)]
 
 
 def comparison_text(out_dir: str | Path) -> str:

@@ -1,7 +1,10 @@
 """CPU per thread group of an f1tenth container (`aaron-ros run`, policy aaron, in this process), in
 ms per frame a component received, between two files appearing in SIGNALS (`go`: the bag starts;
 `stop`: it has ended). MODE: asis; nopub (each result built but not published: without the results
-threads' publish call); nobuild (neither built nor published). Run by ab.sh from a checkout's root.
+threads' publish call); nobuild (neither built nor published); readonly (each image taken and
+read, handed to no component); takeonly (each image taken, not even read); nosubmit (each
+frame taken by its components, never handed to the coordinator). Run by ab.sh from a
+checkout's root.
 
     thread_cpu.py SECONDS MODE SIGNALS
 """
@@ -14,7 +17,8 @@ import threading
 import time
 
 from aaron_ros.common.cpu import thread_cpu
-from aaron_ros.ros import perception
+from aaron_ros.coordinator import service
+from aaron_ros.ros import perception, shared_input
 from aaron_ros.ros import run as run_module
 
 FRAMES = 900  # the sample bag's 300 images, each received by three components
@@ -46,6 +50,18 @@ def main(seconds: float, mode: str, signals: str) -> None:
         publish(self, rec, result, frame)
 
     perception.PerceptionComponent._publish = patched
+
+    def images_to_nobody(self, data, info=None) -> None:
+        if isinstance(data, tuple):
+            data, info = data
+        if mode == "readonly":
+            self._read(data)
+            self._lost_before(info)
+
+    if mode in ("readonly", "takeonly"):
+        shared_input._Topic._on_data = images_to_nobody
+    if mode == "nosubmit":
+        service.CoordinatorService.submit = lambda *args, **kwargs: None
     snaps = []
 
     def watch() -> None:

@@ -43,7 +43,9 @@ collect how they ended; the end-to-end timings and frame counters ride in `RunRe
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -56,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -388,6 +390,24 @@ class SystemClient(Node):
         return out
 
 
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """This process's cyclic garbage collector held off while a replay is measured, then run. A
+    full collection of the bench's heap (its imports and every result heard so far) took up to
+    200 ms and holds the interpreter lock meanwhile, so the monitor's callbacks waited as long and
+    one policy's e2e tail carried the harness's pause. What survives is then frozen: the next
+    collections do not walk it again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
+        gc.freeze()
+
+
 def _submitted(counters: Mapping[str, int]) -> int:
     """Frames a component handed to the coordinator (it numbers them 0, 1, ... in that order)."""
     return counters["received"] - counters["rate_limited"] - counters["rejected"]
@@ -607,21 +627,21 @@ class BenchSystem:
         first = {n: _submitted(c) for n, c in before.items()}
         self.client.take()
         cpu_before = thread_cpu(self.container.pid)
-        # One subscriber per topic: the container's components on a topic share one subscription.
-        played = self.camera.play(1, self._matched, self._alive)
-
-        last_change, seen = time.monotonic(), None
-        give_up = time.monotonic() + timeout_s
-        while True:
-            now = time.monotonic()
-            counters, coordinator_cpu_s = self.client.counts(now, alive=self.container.check)
-            if counters != seen:
-                last_change, seen = now, counters
-            settled = now - last_change >= QUIET_S and all(
-                ended >= _submitted(c) - first[n] and heard >= c["published"] - before[n]["published"]
-                for n, c in counters.items() for ended, heard in [self.client.count(n, first[n])])
-            if settled or now >= give_up:
-                break
+        with collection_paused():
+            # One subscriber per topic: the container's components on a topic share one subscription.
+            played = self.camera.play(1, self._matched, self._alive)
+            last_change, seen = time.monotonic(), None
+            give_up = time.monotonic() + timeout_s
+            while True:
+                now = time.monotonic()
+                counters, coordinator_cpu_s = self.client.counts(now, alive=self.container.check)
+                if counters != seen:
+                    last_change, seen = now, counters
+                settled = now - last_change >= QUIET_S and all(
+                    ended >= _submitted(c) - first[n] and heard >= c["published"] - before[n]["published"]
+                    for n, c in counters.items() for ended, heard in [self.client.count(n, first[n])])
+                if settled or now >= give_up:
+                    break
         after, cpu_s = seen, cpu_by_role(cpu_before, thread_cpu(self.container.pid), thread_role)
         heard, outcomes = self.client.take()
         heard = {n: [t for t in heard.get(n, []) if t.frame >= first[n]] for n in self.tasks}  # this replay's

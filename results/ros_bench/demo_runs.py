@@ -37,16 +37,19 @@ def line(report: Path) -> str:
         f"{aaron['critical_e2e_p99_ms']:.1f} ({deadline:g})",
         f"{aaron['goodput_fps']:.1f} / {others[best]['goodput_fps']:.1f} ({best})",
         f"{aaron['throughput_fps']:.1f} / {policies['naive']['throughput_fps']:.1f}",
-        str(dropped), f"{aaron['cpu_outside_stages_ms_per_frame']:.2f}"])
+        str(dropped), f"{aaron['cpu_outside_stages_ms_per_frame']:.2f}", f"{aaron['cpu_host_ms_per_frame']:.2f}"])
 
 
 print("# The fresh-clone demos, run after run (2-core AMD EPYC)\n")
 print("Made by `demo_runs.py`. The others' critical misses show how busy the machine was in that "
-      "run's hour: a run interleaves its policies, so they share it.\n")
+      "run's hour: a run interleaves its policies, so they share it. So does the host work (the "
+      "frames' conversion and post-processing, compiled code doing the same work in every run since "
+      "`41b378e`): it moves only with the machine's speed that hour.\n")
 print("| commit (committed at) | case | `aaron` critical misses | the others' | `aaron` critical e2e p99 ms (deadline) "
       "| goodput fps: `aaron` / the best other | throughput fps: `aaron` / naive "
-      "| normal frames `aaron` dropped | CPU outside the model stages, ms per frame received |")
-print("|---|---|---|---|---|---|---|---|---|")
+      "| normal frames `aaron` dropped | CPU outside the model stages, ms per frame received "
+      "| of which host work |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 runs = [(report, case) for case in CASES for report in (HERE / f"{case}_cpu2_amd_epyc").glob("**/report.json")]
 for report, case in sorted(runs, key=lambda r: (when(commit_of(r[0])), CASES.index(r[1]))):
     commit = commit_of(report)

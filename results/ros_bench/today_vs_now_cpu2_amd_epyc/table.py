@@ -1,0 +1,26 @@
+"""ab.sh's runs as one table: ms of CPU per frame a component received, each side's own report.
+
+    table.py OUT
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+
+def main(out: str) -> None:
+    print("| round | side | policy | outside model stages | of which host work | whole container "
+          "| model stages | detector misses | goodput fps |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for report in sorted(pathlib.Path(out).glob("*_*/report.json"), key=lambda p: p.parent.name[::-1]):
+        side, rnd = report.parent.name.rsplit("_", 1)
+        for name, p in json.loads(report.read_text())["policies"].items():
+            host = p.get("cpu_host_ms_per_frame")
+            print(f"| {rnd} | {side} | {name} | {p['cpu_outside_stages_ms_per_frame']:.2f} | "
+                  f"{'' if host is None else f'{host:.2f}'} | {sum(p['cpu_ms_per_frame'].values()):.2f} | "
+                  f"{p['cpu_stages_ms_per_frame']:.2f} | {p['critical_miss_rate']:.1%} | {p['goodput_fps']:.1f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -13,8 +13,8 @@ def main(out: str) -> None:
     print("| round | side | policy | outside model stages | of which host work | whole container "
           "| model stages | detector misses | goodput fps |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for report in sorted(pathlib.Path(out).glob("*_*/report.json"), key=lambda p: p.parent.name[::-1]):
-        side, rnd = report.parent.name.rsplit("_", 1)
+    runs = [(*report.parent.name.rsplit("_", 1), report) for report in pathlib.Path(out).glob("*_*/report.json")]
+    for side, rnd, report in sorted(runs, key=lambda r: (int(r[1]), r[0])):  # by round, then before, now
         for name, p in json.loads(report.read_text())["policies"].items():
             host = p.get("cpu_host_ms_per_frame")
             print(f"| {rnd} | {side} | {name} | {p['cpu_outside_stages_ms_per_frame']:.2f} | "

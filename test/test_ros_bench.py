@@ -23,6 +23,8 @@ from aaron_ros.ros.bench import (  # noqa: E402
     TAIL_SHARE,
     CameraProcess,
     Played,
+    RosBenchOptions,
+    RosTarget,
     SystemClient,
     bench_domain,
     parse_played,
@@ -215,6 +217,23 @@ def test_single_component_config_keeps_the_rest_of_the_file(bench, tmp_path):
     assert [c.name for c in cfg.components] == ["segment"]
     assert cfg.component("segment").max_rate_hz == 5.0 and cfg.component("segment").input_topic == "cam/image"
     assert "classify" in cfg.nodes  # kept as another node's section: harmless
+
+
+def test_a_bag_played_faster_is_a_faster_camera(bench, tmp_path):
+    """bag_player's rate sets the camera the tasks see: each task's rate is that camera's, at most
+    its max_rate_hz (the 10 fps bag at 2x: classify at 20 Hz, segment still at its 5)."""
+    params = yaml.safe_load(bench.cfg.read_text())
+    params["bag_player"] = {"ros__parameters": {"rate": 2.0}}
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(params))
+    target = RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=cfg, policies=POLICIES))
+    try:
+        workload = target.workload()
+        assert {t.name: t.rate_hz for t in workload.tasks} == {"classify": 20.0, "segment": 5.0}
+        assert "played at 2x: a 20 fps camera" in workload.description
+        assert target.settings()["bag_fps"] == 10.0 and target.settings()["play_rate"] == 2.0
+    finally:
+        target.close()
 
 
 def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):

@@ -14,7 +14,7 @@ from aaron_ros.ros.config import ContainerConfig, load_config
 from aaron_ros.ros.params import ComponentParams, CoordinatorParams, ParamError, params_from_node
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ["f1tenth", "f1tenth_light", "ar_glasses"]
+SHIPPED = ["f1tenth", "f1tenth_light", "f1tenth_heavy", "ar_glasses"]
 
 BASE = """\
 /**:

@@ -737,7 +737,10 @@ class RosTarget(BenchTarget):
     def __init__(self, opts: RosBenchOptions):
         self.opts = opts
         self.config = load_config(opts.config)
-        self.bag_frames, self.fps = bag_info(opts.bag)
+        self.bag_frames, self.bag_fps = bag_info(opts.bag)
+        # The camera the container sees: the bag at its player's rate (2.0 makes a 30 fps bag a 60 fps camera).
+        self.play_rate = float(self.config.params_for("bag_player").get("rate", 1.0))
+        self.fps = self.bag_fps * self.play_rate
         self.label = f"ros bench {opts.config.stem}"
         # Each task fed at the camera's rate, at most its max_rate_hz.
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
@@ -782,16 +785,18 @@ class RosTarget(BenchTarget):
 
     def workload(self) -> Workload:
         bag, config = self.opts.bag, self.config
+        played = f", played at {self.play_rate:g}x: a {self.fps:.0f} fps camera" if self.play_rate != 1.0 else ""
         return Workload(name=config.path.stem,
                         description=(f"ROS 2 container from {config.path.name}, fed over DDS by the bag "
-                                     f"{bag.name} ({self.fps:.0f} fps); a task's rate is the camera's, at most "
-                                     f"its max_rate_hz. Latencies are the node's (release to done); end-to-end "
-                                     f"ones are camera stamp to result heard."),
+                                     f"{bag.name} ({self.bag_fps:.0f} fps{played}); a task's rate is the camera's, "
+                                     f"at most its max_rate_hz. Latencies are the node's (release to done); "
+                                     f"end-to-end ones are camera stamp to result heard."),
                         lanes=self.cores, tasks=self.tasks, path=config.path)
 
     def settings(self) -> dict:
         o = self.opts
-        return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.fps, "repeats": o.repeats,
+        return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.bag_fps, "play_rate": self.play_rate,
+                "repeats": o.repeats,
                 "lanes": self.cores, "lane_kind": resolve_kind(self.config.coordinator.device), "bags": self.bags,
                 "container": "aaron-ros run in a process of its own, reached over its topics and service",
                 "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 # The runs whose folder does not name their commit.
-COMMITS = {"report.json": "f013b65", "earlier_run": "d991196"}
-CASES = ("f1tenth", "f1tenth_light")
+COMMITS = {"report.json": "37993b1", "earlier_run": "d991196"}
+CASES = ("f1tenth", "f1tenth_light", "f1tenth_heavy")
+RUNS = ("report.json", "demo_*/report.json", "earlier_run/report.json")  # a case's folder: its demos only
 
 
 def commit_of(report: Path) -> str:
@@ -50,7 +51,8 @@ print("| commit (committed at) | case | `aaron` critical misses | the others' | 
       "| normal frames `aaron` dropped | CPU outside the model stages, ms per frame received "
       "| of which host work |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-runs = [(report, case) for case in CASES for report in (HERE / f"{case}_cpu2_amd_epyc").glob("**/report.json")]
+runs = [(report, case) for case in CASES for pattern in RUNS
+        for report in (HERE / f"{case}_cpu2_amd_epyc").glob(pattern)]
 for report, case in sorted(runs, key=lambda r: (when(commit_of(r[0])), CASES.index(r[1]))):
     commit = commit_of(report)
     print(f"| `{commit}` ({when(commit)}) | {case} | {line(report)} |")

@@ -27,6 +27,7 @@ from aaron_ros.ros.bench import (  # noqa: E402
     RosTarget,
     SystemClient,
     bench_domain,
+    headline_text,
     parse_played,
     private_domain,
     single_component_config,
@@ -202,6 +203,12 @@ def test_files_and_tables(bench):
     assert md.index("## Where a frame's time goes") < md.index("The tail: the same over each task's slowest 1%")
     lat = json.loads((bench.out / "latencies.json").read_text())
     assert all(not math.isnan(v) for per in lat.values() for vs in per.values() for v in vs)
+    # The glance the demo ends with: a line per policy, its goodput the report's.
+    title, head, _rule, *rows = headline_text(bench.out).splitlines()
+    assert title == "bench:" and head.split()[-2:] == ["goodput", "fps"]
+    assert [r.split()[0] for r in rows] == POLICIES
+    assert all(float(r.split()[-1]) == round(bench.report["policies"][k]["goodput_fps"], 1)
+               for r, k in zip(rows, POLICIES))
 
 
 def test_the_bench_never_collects_its_garbage_while_it_hears_results(bench):

@@ -85,7 +85,7 @@ from aaron_ros.bench.driver import (
 from aaron_ros.bench.policy_report import CPU_OUTSIDE, write_policy_report
 from aaron_ros.bench.workload import Workload
 from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
-from aaron_ros.common.report import fmt, md_table, pct
+from aaron_ros.common.report import fmt, md_table, pct, text_table
 from aaron_ros.common.stats import percentiles
 from aaron_ros.coordinator.coordinator import TOO_LATE
 from aaron_ros.coordinator.live import CLOCK_THREAD
@@ -1013,6 +1013,19 @@ def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> l
         for x in xs]} for t, xs in per.items()} for k, per in timings.items()}) + "\n")
     return [*paths[:3], e2e, *paths[3:], plot_frame_time(report, out / "frame_time.png"),
             plot_frame_time(report, out / "frame_time_tail.png", tail=True)]
+
+
+def headline_text(out_dir: str | Path) -> str:
+    """A bench at a glance, as the README quotes it: per policy the critical task's misses and
+    latencies (node p99; end to end and transport, p50 and p99, in ms) and the frames per second
+    done and done on time over every task."""
+    report = json.loads((Path(out_dir) / "report.json").read_text())
+    rows = [[key, pct(p.get("critical_miss_rate")), *(fmt(p.get(k)) for k in (
+        "critical_p99_ms", "critical_e2e_p50_ms", "critical_e2e_p99_ms", "critical_transport_p50_ms",
+        "critical_transport_p99_ms", "throughput_fps", "goodput_fps"))] for key, p in report["policies"].items()]
+    return f"{report['workload']['name']}:\n" + text_table(
+        ["policy", "critical miss rate", "critical p99", "e2e p50", "e2e p99", "transport p50", "transport p99",
+         "throughput fps", "goodput fps"], rows)
 
 
 def comparison_text(out_dir: str | Path) -> str:

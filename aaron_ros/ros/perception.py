@@ -103,13 +103,16 @@ class RateLimiter:
     A frame may come up to 20% of a period early (camera jitter), and the bucket holds 2
     frames, so the credit a dropped or late frame leaves is not lost: 30 fps limited to 20 Hz
     admits two of every three frames, not one of two, and a frame late by up to a period (a
-    driver's hiccup, the next one on time again) costs no frame after it."""
+    driver's hiccup, the next one on time again) costs no frame after it. The bucket starts
+    full, as it is after any pause: a source's first frame is often its latest (a camera
+    starting, a player opening its file), and with one frame's credit the next, on time,
+    came too soon after it."""
 
     EARLY, BUCKET = 0.2, 2.0
 
     def __init__(self, rate_hz: float):
         self.rate_hz = rate_hz
-        self._credit = 1.0
+        self._credit = self.BUCKET
         self._last: float | None = None
 
     def admit(self, now: float) -> bool:

@@ -104,8 +104,8 @@ class RateLimiter:
     frames, so the credit a dropped or late frame leaves is not lost: 30 fps limited to 20 Hz
     admits two of every three frames, not one of two, and a frame late by up to a period (a
     driver's hiccup, the next one on time again) costs no frame after it. The bucket starts
-    full, as it is after any pause: a source's first frame is often its latest (a camera
-    starting, a player opening its file), and with one frame's credit the next, on time,
+    full, as it is after any pause: a source's first frame often comes late (a camera starting;
+    the bag player's, 11 ms behind its schedule), and with one frame's credit the next, on time,
     came too soon after it."""
 
     EARLY, BUCKET = 0.2, 2.0

@@ -476,7 +476,7 @@ def test_rate_limiter_admits_the_asked_rate_from_camera_stamps():
     # A hiccup at the camera's rate: one frame 30 ms late, the next on time again; none is cut.
     lim = RateLimiter(30)
     assert all(lim.admit(t) for t in [k / 30 + (0.030 if k == 10 else 0.0) for k in range(20)])
-    # The same for the first frame (a player's first, 11 ms late as it opened its bag, measured).
+    # The same for the first frame (the bag player's first came 11-15 ms behind its schedule, measured).
     lim = RateLimiter(30)
     assert all(lim.admit(t) for t in [k / 30 + (0.011 if k == 0 else 0.0) for k in range(20)])
 

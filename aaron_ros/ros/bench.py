@@ -456,20 +456,25 @@ def parse_played(text: str) -> Played | None:
     return Played(int(done[1]), float(done[2]), *((int(lead[1]), int(lead[2])) if lead else ()))
 
 
+def play_rate(player_params: Mapping[str, Any]) -> float:
+    """The speed a file's `bag_player` plays at (2.0: a 30 fps bag is a 60 fps camera)."""
+    return float(player_params.get("rate", 1.0))
+
+
 class CameraProcess:
     """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
     `bag_player` parameters (rate, start offset, remaps, QoS)."""
 
     def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
-        remaps = parse_remaps(params.get("remap", ()))
+        remaps, rate = parse_remaps(params.get("remap", ())), play_rate(params)
         self.topics = [remaps.get(t, t) for t in image_topics(bag)]  # where it publishes
         self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
-                     "--rate", str(params.get("rate", 1.0)), "--start", str(params.get("start_offset_s", 0.0)),
+                     "--rate", str(rate), "--start", str(params.get("start_offset_s", 0.0)),
                      "--qos", str(params.get("qos", "sensor_data")), "--lead-in", str(lead_in_s),
                      *(["--remap", *params["remap"]] if remaps else [])]
         self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
         frames, fps = bag_info(bag)
-        span_s = frames / fps / float(params.get("rate", 1.0)) if np.isfinite(fps) and fps > 0 else 0.0
+        span_s = frames / fps / rate if np.isfinite(fps) and fps > 0 else 0.0
         # Its subscribers' wait, the bag at its rate, the wait for its DDS participant to go, and slack.
         self._limit_s = 2 * WAIT_MATCHED_S + span_s + lead_in_s + PLAYER_SLACK_S
 
@@ -738,9 +743,8 @@ class RosTarget(BenchTarget):
         self.opts = opts
         self.config = load_config(opts.config)
         self.bag_frames, self.bag_fps = bag_info(opts.bag)
-        # The camera the container sees: the bag at its player's rate (2.0 makes a 30 fps bag a 60 fps camera).
-        self.play_rate = float(self.config.params_for("bag_player").get("rate", 1.0))
-        self.fps = self.bag_fps * self.play_rate
+        self.play_rate = play_rate(self.config.params_for("bag_player"))
+        self.fps = self.bag_fps * self.play_rate  # the camera the container sees
         self.label = f"ros bench {opts.config.stem}"
         # Each task fed at the camera's rate, at most its max_rate_hz.
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
@@ -795,9 +799,9 @@ class RosTarget(BenchTarget):
 
     def settings(self) -> dict:
         o = self.opts
-        return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.bag_fps, "play_rate": self.play_rate,
-                "repeats": o.repeats,
-                "lanes": self.cores, "lane_kind": resolve_kind(self.config.coordinator.device), "bags": self.bags,
+        return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.bag_fps,
+                "play_rate": self.play_rate, "repeats": o.repeats, "lanes": self.cores,
+                "lane_kind": resolve_kind(self.config.coordinator.device), "bags": self.bags,
                 "container": "aaron-ros run in a process of its own, reached over its topics and service",
                 "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
                 if o.isolation else "not run",

@@ -68,11 +68,19 @@ def bench(tmp_path_factory):
                     progress=False)
     cfg, out = _config(tmp), tmp / "out"
     collecting: list[bool] = []  # whether this process's garbage collector could run as each result was heard
-    on_result = SystemClient._on_result
+    with_mask: list[bool] = []  # whether each segmentation result heard pointed to its mask
+    masks: list[str] = []  # the task of each mask heard
+    on_result, on_mask = SystemClient._on_result, SystemClient._on_mask
 
-    def heard(self, *args):
+    def heard(self, task, msg, *args):
         collecting.append(gc.isenabled())
-        on_result(self, *args)
+        if task == "segment":
+            with_mask.append(bool(msg.mask_topic))
+        on_result(self, task, msg, *args)
+
+    def heard_mask(self, task):
+        masks.append(task)
+        on_mask(self, task)
 
     domain = os.environ.get("ROS_DOMAIN_ID")
     os.environ["ROS_DOMAIN_ID"] = str(101 + os.getpid() % 100)  # apart from conftest's 1..100
@@ -82,6 +90,7 @@ def bench(tmp_path_factory):
             # coordinator may be built in this process.
             mp.setattr(CoordinatorService, "__init__", _built_here)
             mp.setattr(SystemClient, "_on_result", heard)
+            mp.setattr(SystemClient, "_on_mask", heard_mask)
             rc = main(["bench", "--bag", str(bag), "--config", str(cfg), "--policies", ",".join(POLICIES),
                        "--repeats", "1", "--out", str(out), "--no-progress"])
     finally:
@@ -91,7 +100,8 @@ def bench(tmp_path_factory):
             os.environ["ROS_DOMAIN_ID"] = domain
     assert rc == 0
     return SimpleNamespace(out=out, cfg=cfg, report=json.loads((out / "report.json").read_text()),
-                           e2e=json.loads((out / "e2e.json").read_text()), collecting=collecting)
+                           e2e=json.loads((out / "e2e.json").read_text()), collecting=collecting,
+                           with_mask=with_mask, masks=masks)
 
 
 def test_the_report_has_the_core_bench_keys_and_end_to_end_ones(bench):
@@ -216,6 +226,13 @@ def test_the_bench_never_collects_its_garbage_while_it_hears_results(bench):
     # e2e tail then measured the harness.
     assert bench.collecting and not any(bench.collecting)
     assert gc.isenabled()  # and the collector is back once the replays are done
+
+
+def test_the_bench_reads_the_masks_so_the_container_makes_them(bench):
+    """A component makes a mask only while a node reads it: the monitor reads them, as a planner
+    would, so segmentation's results point to their masks and the masks arrive."""
+    assert bench.with_mask and sum(bench.with_mask) >= 0.9 * len(bench.with_mask)
+    assert set(bench.masks) == {"segment"} and len(bench.masks) >= 0.9 * sum(bench.with_mask)
 
 
 def test_single_component_config_keeps_the_rest_of_the_file(bench, tmp_path):

@@ -19,6 +19,9 @@ them. The bench's node hears:
   its stages' lane CPU and its grants' decision times. These feed the same metrics and report as
   the core bench. (Batched at 10 Hz: the per-stage `/aaron/grants` trace, or a message per frame,
   would cost the container CPU that is part of what is measured.)
+- every component's masks (`<result topic>/mask`, where a segmentation component publishes them),
+  as a planner reads them: a component makes a mask only while a node reads it, and segmentation's
+  product is its mask, so the container is measured making them.
 - every component's result topic, as any subscriber would: per frame the end-to-end latency
   (receive time minus `header.stamp`, camera stamp to result heard), the node's `latency_ms`, and
   transport = end-to-end - latency_ms: image delivery in, the node's image conversion, result
@@ -70,9 +73,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
 from rclpy.time import Time
+from sensor_msgs.msg import Image
 
 from aaron_ros.bench.driver import (
     ISOLATION_POLICY,
@@ -313,6 +318,11 @@ class SystemClient(Node):
         self._subs = [self.create_subscription(InferenceResult, topic,
                                                lambda m, info, t=task: self._on_result(t, m, info), TRACE_QOS)
                       for task, topic in results.items()]
+        # Taken as bytes: the masks are read, as a consumer reads them, not checked here.
+        self._mask_subs = [self.create_subscription(Image, f"{topic}/mask", lambda data, t=task: self._on_mask(t),
+                                                    qos_profile_sensor_data, raw=True)
+                           for task, topic in results.items()]
+        self.masks = dict.fromkeys(self._tasks, 0)  # masks heard per task
         self.create_subscription(FrameOutcomes, OUTCOMES_TOPIC, self._on_outcomes, TRACE_QOS)
         self.create_subscription(CoordinatorStatus, STATUS_TOPIC, self._on_status, 10)
         self._set_policy = self.create_client(SetPolicy, SET_POLICY_SERVICE)
@@ -331,6 +341,10 @@ class SystemClient(Node):
         timing = FrameTiming(msg.frame, e2e_ms, msg.latency_ms, msg.input_delay_ms, stamp_ns, parts)
         with self._lock:
             self._heard[task].append(timing)
+
+    def _on_mask(self, task: str) -> None:
+        with self._lock:
+            self.masks[task] += 1
 
     def _on_outcomes(self, msg: FrameOutcomes) -> None:
         with self._lock:

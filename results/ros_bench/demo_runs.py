@@ -45,7 +45,9 @@ print("# The fresh-clone demos, run after run (2-core AMD EPYC)\n")
 print("Made by `demo_runs.py`. The others' critical misses show how busy the machine was in that "
       "run's hour: a run interleaves its policies, so they share it. So does the host work (the "
       "frames' conversion and post-processing, compiled code doing the same work in every run since "
-      "`41b378e`): it moves only with the machine's speed that hour.\n")
+      "`41b378e`): it moves only with the machine's speed that hour. Since `b8ebd85` the bench reads the "
+      "segmentation masks, so the container makes them: the host work and the CPU outside the stages "
+      "include them from there on.\n")
 print("| commit (committed at) | case | `aaron` critical misses | the others' | `aaron` critical e2e p99 ms (deadline) "
       "| goodput fps: `aaron` / the best other | throughput fps: `aaron` / naive "
       "| normal frames `aaron` dropped | CPU outside the model stages, ms per frame received "

@@ -18,20 +18,11 @@ pytest.importorskip("rclpy")
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart  # noqa: E402
-from aaron_ros.ros.bench import (  # noqa: E402
-    PRIVATE_DOMAINS,
-    TAIL_SHARE,
-    CameraProcess,
-    Played,
-    RosBenchOptions,
-    RosTarget,
-    SystemClient,
-    bench_domain,
-    headline_text,
-    parse_played,
-    private_domain,
-    single_component_config,
-)
+from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
+from aaron_ros.ros.bench.monitor import SystemClient  # noqa: E402
+from aaron_ros.ros.bench.playback import CameraProcess, Played, parse_played  # noqa: E402
+from aaron_ros.ros.bench.system import single_component_config  # noqa: E402
+from aaron_ros.ros.bench.target import PRIVATE_DOMAINS, TAIL_SHARE, RosTarget, bench_domain, private_domain  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
@@ -336,7 +327,7 @@ def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_cont
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from aaron_ros.ros import bench as ros_bench
+    from aaron_ros.ros.bench import playback
 
     bag = tmp_path / "cam"
     write_image_bag(bag, sample_frames(width=160, height=120, fps=10.0, seconds=2.0), topic="/cam/image",
@@ -368,7 +359,7 @@ def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_cont
 
     monkeypatch.setattr(camera, "_start", faulty_first)
     try:
-        with caplog.at_level("WARNING", logger=ros_bench.__name__):
+        with caplog.at_level("WARNING", logger=playback.__name__):
             frames, *_ = camera.play(1, matched, lambda: executor.spin_once(timeout_sec=0.02))
         for _ in range(20):  # the last frames still in flight
             executor.spin_once(timeout_sec=0.02)

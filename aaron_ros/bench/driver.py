@@ -2,7 +2,7 @@
 rounds, then the metrics and the report. What it drives is a `BenchTarget`, a way to feed frames
 to a running system and collect how they ended: the core bench replays timed arrivals in this
 process (`bench/policies.py`), the ROS bench replays a bag into the ROS 2 container
-(`ros/bench.py`). A target adds its own measurements through two hooks and `RunResult.extra`.
+(`ros/bench/`). A target adds its own measurements through two hooks and `RunResult.extra`.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Publishes `CoordinatorStatus` (with one `TaskStatus` per task) on /aaron/status 
 every finished stage as a `StageGrant` on /aaron/grants (with the pre- and post-processing
 it ran); with `publish_outcomes`, how every frame ended, as `FrameOutcome`s batched in
 `FrameOutcomes` at OUTCOMES_HZ, on /aaron/outcomes.
-Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/bench.py`).
+Service /aaron/set_policy. A benchmark or a monitor needs nothing else (`ros/bench/`).
 """
 from __future__ import annotations
 

@@ -1,0 +1,170 @@
+"""The bench's camera: the bag played by `aaron-ros play` in a process of its own, as a camera
+driver runs beside the perception on a robot (ros2_benchmark's playback node)."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from aaron_ros.ros.bag_player import parse_remaps
+from aaron_ros.ros.record import IMAGE_TYPES, image_topics, open_reader
+
+log = logging.getLogger(__name__)
+
+WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
+PLAYER_SLACK_S = 30.0
+PLAYER_EXIT_S = 10.0  # for the player to exit once it said what it published (its teardown is bounded at 5 s)
+MATCH_TRIES = 3  # players started, each given WAIT_MATCHED_S to be matched, before one plays anyway
+# What `aaron-ros play` prints (its log lines, on the same stream, say it too, but rounded).
+PLAYED = re.compile(r"^published (\d+) frames of .* in ([0-9.]+) s$", re.M)
+LEAD_IN = re.compile(r"^lead-in of (\d+) frames; measured from stamp (\d+) ns$", re.M)
+
+
+def bag_info(path: str | Path) -> tuple[int, float]:
+    """(Image messages, frames per second) of a bag, from its index."""
+    reader = open_reader(Path(path))
+    try:
+        conns = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
+        n = sum(c.msgcount for c in conns)
+        span_s = (reader.end_time - reader.start_time) / 1e9
+    finally:
+        reader.close()
+    if not n:
+        raise ValueError(f"bag {path} has no {' or '.join(IMAGE_TYPES)} message")
+    per_topic = n / max(1, len(conns))
+    # Rounded: stamps in whole nanoseconds make 10 fps read 9.99999999.
+    return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan")
+
+
+class Played(NamedTuple):
+    """What one play of the bag published."""
+
+    frames: int  # after the lead-in
+    seconds: float  # from the start after the lead-in to the last frame
+    lead_in: int = 0  # frames of the lead-in
+    measured_from_ns: int = 0  # the stamp of the first frame after it (0: no lead-in)
+
+
+def parse_played(text: str) -> Played | None:
+    """What `aaron-ros play` said it published, from its output; None when it did not say."""
+    done, lead = PLAYED.search(text), LEAD_IN.search(text)
+    if done is None:
+        return None
+    return Played(int(done[1]), float(done[2]), *((int(lead[1]), int(lead[2])) if lead else ()))
+
+
+def play_rate(player_params: Mapping[str, Any]) -> float:
+    """The speed a file's `bag_player` plays at (2.0: a 30 fps bag is a 60 fps camera)."""
+    return float(player_params.get("rate", 1.0))
+
+
+class CameraProcess:
+    """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
+    `bag_player` parameters (rate, start offset, remaps, QoS)."""
+
+    def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
+        remaps, rate = parse_remaps(params.get("remap", ())), play_rate(params)
+        self.topics = [remaps.get(t, t) for t in image_topics(bag)]  # where it publishes
+        self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
+                     "--rate", str(rate), "--start", str(params.get("start_offset_s", 0.0)),
+                     "--qos", str(params.get("qos", "sensor_data")), "--lead-in", str(lead_in_s),
+                     *(["--remap", *params["remap"]] if remaps else [])]
+        self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
+        frames, fps = bag_info(bag)
+        span_s = frames / fps / rate if np.isfinite(fps) and fps > 0 else 0.0
+        # Its subscribers' wait, the bag at its rate, the wait for its DDS participant to go, and slack.
+        self._limit_s = 2 * WAIT_MATCHED_S + span_s + lead_in_s + PLAYER_SLACK_S
+
+    def play(self, subscribers: int, matched: Callable[[], bool],
+             while_playing: Callable[[], None]) -> Played:
+        """Play the bag to its end once every topic has `subscribers` (the player's side of the
+        match) and `matched()` holds (the subscribers' side; 10 s at most each), calling
+        `while_playing` meanwhile.
+        A player not matched in time is started afresh (once in a demo, DDS discovery between the
+        container and a new player never completed, and a whole replay was lost); the last try
+        plays anyway, and what nobody hears is counted lost."""
+        cmd = [*self._cmd, "--wait-subscribers", str(subscribers), "--start-on-enter"]
+        said: list[str] = []  # its output as it comes: the line saying what it published ends the play
+        proc = reader = None
+        stopped = False
+        try:
+            for attempt in range(1, MATCH_TRIES + 1):
+                proc, reader = self._start(cmd, said)
+                give_up = time.monotonic() + WAIT_MATCHED_S
+                while not (heard := matched()) and proc.poll() is None and time.monotonic() < give_up:
+                    while_playing()
+                if heard or proc.poll() is not None or attempt == MATCH_TRIES:
+                    break
+                log.warning("bench: the bag player's topics not matched after %g s; starting it again (%d of %d)",
+                            WAIT_MATCHED_S, attempt + 1, MATCH_TRIES)
+                _interrupt(proc)
+                reader.join(5.0)
+                said.clear()
+            if not heard:
+                log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
+            proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
+            proc.stdin.flush()
+            give_up, exit_by = time.monotonic() + self._limit_s, None
+            while proc.poll() is None and time.monotonic() < give_up:
+                while_playing()
+                if exit_by is None and any(PLAYED.search(line) for line in said):
+                    exit_by = time.monotonic() + PLAYER_EXIT_S
+                elif exit_by is not None and time.monotonic() > exit_by:
+                    # Its frames are out: once, a player did not exit within 60 s after saying so.
+                    log.warning("bench: the bag player said what it published but had not exited %g s later; "
+                                "stopped it. Its last words: %s", PLAYER_EXIT_S, "".join(said[-2:]).strip())
+                    proc.kill()
+                    proc.wait()
+                    stopped = True
+            if proc.poll() is None:
+                raise RuntimeError(f"the bag player ({' '.join(cmd)}) has not ended after {self._limit_s:.0f} s; "
+                                   f"it said:\n{''.join(said).strip()[-2000:]}")
+        finally:
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                reader.join(5.0)
+        text = "".join(said)
+        played = parse_played(text)
+        if played is None or (proc.returncode and not stopped):
+            raise RuntimeError(f"the bag player ({' '.join(cmd)}) failed (exit code {proc.returncode}): "
+                               f"{text.strip()[-2000:]}")
+        if "not every topic" in text:
+            log.warning("bag player: not every component subscribed after 10 s; it played anyway")
+        return played
+
+    def _start(self, cmd: list[str], said: list[str]) -> tuple[subprocess.Popen, threading.Thread]:
+        """The player started, its output read into `said` as it comes."""
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=self._env)
+
+        def read() -> None:
+            for line in proc.stdout:
+                said.append(line)
+
+        reader = threading.Thread(target=read, name="player-output", daemon=True)
+        reader.start()
+        return proc, reader
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """Stop a player as Ctrl-C does, so that its DDS participant says goodbye: a killed one lingers
+    in the others' graphs and its publisher may pass for the next player's. Killed if it has not
+    ended within PLAYER_EXIT_S."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(PLAYER_EXIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

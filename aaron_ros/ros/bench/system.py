@@ -1,0 +1,316 @@
+"""The system under test and the harness around it: the container (`aaron-ros run` on the
+parameter file) in a process of its own, the camera in another, the monitor here; and one replay
+of the bag, measured (`BenchSystem.replay`)."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+from rclpy.time import Time
+
+from aaron_ros.bench.driver import RunResult
+from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
+from aaron_ros.coordinator.live import CLOCK_THREAD
+from aaron_ros.coordinator.timing import FramePart
+from aaron_ros.coordinator.types import JobRecord, Outcome
+from aaron_ros.msg import FrameOutcome
+from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient, collection_paused
+from aaron_ros.ros.bench.playback import WAIT_MATCHED_S, CameraProcess, Played
+from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, load_config
+from aaron_ros.ros.params import in_root
+
+log = logging.getLogger(__name__)
+
+# Waiting for the last frames of a replay to end and their results to be heard.
+SETTLE_TIMEOUT_S = 30.0
+QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no frame is coming
+START_TIMEOUT_S = 300.0  # for the container to load its models and report
+STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
+# The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
+# 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
+STATUS_RATE_HZ = 2.0
+OUTCOMES = {FrameOutcome.OUTCOME_DONE: Outcome.DONE, FrameOutcome.OUTCOME_DROPPED: Outcome.DROPPED,
+            FrameOutcome.OUTCOME_FAILED: Outcome.FAILED}
+
+
+@dataclass
+class Heard:
+    """What one replay of the bag measured beside the coordinator's records (`RunResult.extra`;
+    the result's `seconds` are from the player's start, after its lead-in, to its last frame).
+    The timings, records and counters are of the frames stamped after the lead-in; the CPU
+    figures are of the whole play, lead-in included, as is `host_cpu_s`, the frames' conversion
+    and post-processing."""
+
+    timings: dict[str, list[FrameTiming]]
+    # per task: frames, lead_in, received, received_play, rate_limited, rejected, lost, results, converted, shared
+    counters: dict[str, dict[str, int]]
+    frames: int  # published by the player after its lead-in
+    unsettled: dict[str, int] = field(default_factory=dict)  # frames counted dropped after the timeout
+    cpu_s: dict[str, float] = field(default_factory=dict)  # the container's CPU seconds by thread role
+    stages_cpu_s: float = 0.0  # the lane threads' CPU seconds in the frames' stages (their outcomes say)
+    coordinator_cpu_s: float = 0.0  # the coordinator's decisions and bookkeeping, on the executor and lanes
+    host_cpu_s: float = 0.0
+
+
+def thread_role(name: str) -> str:
+    """Which part of the running system a thread of the container's process is (`thread_cpu`)."""
+    if name.startswith("dds."):
+        return "dds"
+    if name.endswith(HELPER):
+        return "other"  # the models' intra-op threads, named after the lane that started them
+    if name == MAIN_THREAD:
+        return "executor"  # spins the container's executor
+    if name == CLOCK_THREAD:
+        return "clock"  # the coordinator's timers; its decisions run on the thread an event happens on
+    if name.startswith("lane-"):
+        return "lanes"
+    if name.startswith("results-"):
+        return "results"  # a component's results thread, publishing
+    return "other"  # the runtime's own threads
+
+
+def config_with(config: Path, changes: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """The parameter file with `changes` (node -> parameters) set in each node's section, written
+    to `path`. The `/**` sections go first, so a node's own section wins over them."""
+    data = yaml.safe_load(Path(config).read_text()) or {}
+    for node, values in changes.items():
+        key = next((k for k in data if str(k).lstrip("/") == node), node)
+        data.setdefault(key, {}).setdefault("ros__parameters", {}).update(values)
+    ordered = {k: v for k, v in data.items() if str(k).startswith("/*")}
+    path.write_text(yaml.safe_dump(ordered | data, sort_keys=False))
+    return path
+
+
+def single_component_config(config: Path, component: str, out_dir: Path) -> Path:
+    """The parameter file with only `component` in the container (its other sections kept)."""
+    return config_with(config, {CONTAINER_NODE: {"components": [component]}},
+                       Path(out_dir) / f"{Path(config).stem}_{component}_alone.yaml")
+
+
+class ContainerProcess:
+    """The system under test: `aaron-ros run` on a parameter file in a process of its own, as
+    `ros2 launch` would start it, with the coordinator's trace topics and a faster status on.
+    Its output goes to `log` (read back when it fails)."""
+
+    def __init__(self, config: Path, workdir: Path, domain_id: int, coordinator: Mapping[str, Any]):
+        trace = {"publish_outcomes": True, "status_rate_hz": STATUS_RATE_HZ}
+        self.config = config_with(config, {COORDINATOR_NODE: {**trace, **coordinator}},
+                                  workdir / f"{config.stem}_under_test.yaml")
+        self.log = workdir / f"{config.stem}_container.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(self.config),
+                                          "--no-table"], stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "ROS_DOMAIN_ID": str(domain_id)})
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:].strip()
+
+    def check(self) -> None:
+        """Raise if it has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the container ({self.config.name}) exited with code {self.proc.returncode}:\n"
+                               f"{self.tail()}")
+
+    def stop(self) -> None:
+        """Ctrl-C, as an operator stops it; killed if it has not ended in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("bench: the container did not stop within %g s of SIGINT; killed", STOP_TIMEOUT_S)
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _submitted(counters: Mapping[str, int]) -> int:
+    """Frames a component handed to the coordinator (it numbers them 0, 1, ... in that order)."""
+    return counters["received"] - counters["rate_limited"] - counters["rejected"]
+
+
+def _measured_counters(delta: Mapping[str, int], played: Played, submitted: int, submitted_lead: int,
+                       results_lead: int) -> dict[str, int]:
+    """A task's counters over the frames after the lead-in, from its component's counters over the
+    whole play (`delta`) and the frames it submitted in each part (their outcomes carry the stamp).
+    A lead-in frame not submitted counts as rate-limited there, as far as the play's rate-limited
+    frames go: so a frame lost or rejected in the lead-in counts in the measured part, never the
+    other way. Converted, shared and received_play (the CPU's frames) are the whole play's.
+    Without a lead-in, `delta` as it is."""
+    rate_limited_lead = min(delta["rate_limited"], max(0, played.lead_in - submitted_lead))
+    rate_limited = delta["rate_limited"] - rate_limited_lead
+    received = submitted + rate_limited + delta["rejected"]
+    return {"frames": played.frames, "lead_in": played.lead_in, "received": received,
+            "received_play": delta["received"], "rate_limited": rate_limited, "rejected": delta["rejected"],
+            "lost": max(0, played.frames - received),
+            "results": delta["published"] - results_lead, "converted": delta["converted"], "shared": delta["shared"]}
+
+
+def _record(o: FrameOutcome) -> JobRecord:
+    """A frame's end as the coordinator's record (times in s on the node's clock)."""
+    release = Time.from_msg(o.release).nanoseconds / 1e9
+    return JobRecord(o.task, o.frame, release, OUTCOMES[o.outcome],
+                     finished=None if math.isnan(o.latency_ms) else release + o.latency_ms / 1e3,
+                     started=None if math.isnan(o.queueing_ms) else release + o.queueing_ms / 1e3,
+                     error=o.error or None, versions=tuple(o.versions))
+
+
+class BenchSystem:
+    """The container in a process of its own (from the parameter file), the bag player in
+    another, and the bench's node on its own executor thread here: the bench reaches the container
+    only over its topics and its service."""
+
+    def __init__(self, config: Path, bag: Path, workdir: Path, policy: str | None = None,
+                 versions: str | None = None, kernel_bag_dir: str | None = None, domain_id: int | None = None,
+                 lead_in_s: float = 0.0):
+        self.config = load_config(config)
+        self.tasks = [c.name for c in self.config.components]
+        coordinator = {k: v for k, v in (("policy", policy), ("versions", versions),
+                                         ("kernel_bag_dir", kernel_bag_dir)) if v}
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.container: ContainerProcess | None = None
+        try:
+            domain = self.context.get_domain_id()
+            self.container = ContainerProcess(Path(config), workdir, domain, coordinator)
+            self.client = SystemClient({c.name: c.result_topic for c in self.config.components}, self.context)
+            self._executor = SingleThreadedExecutor(context=self.context)
+            self._executor.add_node(self.client)
+            self._thread = threading.Thread(target=self._spin, name="bench-monitor", daemon=True)
+            self._thread.start()
+            status = self.client.status(timeout=START_TIMEOUT_S, alive=self.container.check)
+            missing = [t for t in self.tasks if t not in {s.task for s in status.tasks}]
+            if missing:
+                raise RuntimeError(f"{config}: component(s) {missing} failed to load:\n{self.container.tail()}")
+            self.status = status
+            end = time.monotonic() + WAIT_MATCHED_S
+            while not self.client.results_matched() and time.monotonic() < end:
+                time.sleep(0.01)
+            if not self.client.results_matched():
+                log.warning("bench monitor: not every result topic matched after %g s", WAIT_MATCHED_S)
+            self.camera = CameraProcess(bag, self.config.params_for("bag_player"), domain, lead_in_s)
+        except BaseException:
+            self.close()
+            raise
+        outputs = {in_root(t) for t in self.camera.topics}
+        # Per task, the frames it could receive: a component on a topic the bag does not hold gets
+        # none. The container runs in the root namespace, where a relative name is the absolute one.
+        self._fed = {c.name: in_root(c.image_topic) in outputs for c in self.config.components}
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception as exc:  # the context shutting down under it
+                if self.context.ok():
+                    log.warning("bench monitor: %s", exc)
+
+    def _matched(self) -> bool:
+        """Does every component fed by the bag hear the player's publisher (its own status says)?"""
+        status = self.client.status(alive=self.container.check)
+        return all(t.input_publishers >= 1 for t in status.tasks if self._fed.get(t.task))
+
+    def _alive(self) -> None:
+        self.container.check()
+        time.sleep(0.02)
+
+    def replay(self, policy: str, versions: str, timeout_s: float = SETTLE_TIMEOUT_S) -> RunResult:
+        """Switch to `policy`, play the bag once and wait for every frame's end and result."""
+        self.client.switch(policy, versions)
+        before, coordinator_before = self.client.counts(alive=self.container.check)
+        # A component numbers the frames it submits 0, 1, ...: this replay's are from `first` on.
+        first = {n: _submitted(c) for n, c in before.items()}
+        self.client.take()
+        cpu_before = thread_cpu(self.container.pid)
+        with collection_paused():
+            # One subscriber per topic: the container's components on a topic share one subscription.
+            played = self.camera.play(1, self._matched, self._alive)
+            last_change, seen = time.monotonic(), None
+            give_up = time.monotonic() + timeout_s
+            while True:
+                now = time.monotonic()
+                counters, coordinator_cpu_s = self.client.counts(now, alive=self.container.check)
+                if counters != seen:
+                    last_change, seen = now, counters
+                settled = now - last_change >= QUIET_S and all(
+                    ended >= _submitted(c) - first[n] and heard >= c["published"] - before[n]["published"]
+                    for n, c in counters.items() for ended, heard in [self.client.count(n, first[n])])
+                if settled or now >= give_up:
+                    break
+        after, cpu_s = seen, cpu_by_role(cpu_before, thread_cpu(self.container.pid), thread_role)
+        heard, outcomes = self.client.take()
+        heard = {n: [t for t in heard.get(n, []) if t.frame >= first[n]] for n in self.tasks}  # this replay's
+
+        # This replay's frames: from `first` on, up to what the components had handed over at the end.
+        ours = [o for o in outcomes if o.task in first and first[o.task] <= o.frame < _submitted(after[o.task])]
+        # Measured: stamped from the first frame after the lead-in on (a frame that never ended counts).
+        start_ns = played.measured_from_ns
+        lead = {(o.task, o.frame) for o in ours if Time.from_msg(o.stamp).nanoseconds < start_ns}
+        unsettled: dict[str, int] = {}
+        out_records: list[JobRecord] = []
+        counters: dict[str, dict[str, int]] = {}
+        for n in self.tasks:
+            end = _submitted(after[n])
+            mine = {o.frame: _record(o) for o in ours if o.task == n}
+            missing = [f for f in range(first[n], end) if f not in mine]
+            if missing:  # not ended within the timeout: a frame that never came out is a miss
+                unsettled[n] = len(missing)
+                log.warning("%s under %s: %d frame(s) still unfinished after %.0f s, counted as dropped",
+                            n, policy, len(missing), timeout_s)
+                mine.update({f: JobRecord(n, f, float("nan"), Outcome.DROPPED, error="unfinished at the end "
+                                          "of the replay") for f in missing})
+            measured = [mine[f] for f in sorted(mine) if (n, f) not in lead]
+            out_records += measured
+            delta = {k: after[n][k] - before[n][k] for k in ("received", "rate_limited", "rejected", "published",
+                                                              "converted", "shared")}
+            counters[n] = _measured_counters(delta, played if self._fed[n] else Played(0, 0.0), len(measured),
+                                             len(mine) - len(measured),
+                                             sum(1 for t in heard[n] if t.stamp_ns < start_ns))
+        timings = {n: sorted((t for t in heard[n] if t.stamp_ns >= start_ns), key=lambda t: t.frame)
+                   for n in self.tasks}
+        # The CPU is the whole play's: so is the host work it is split by.
+        host_cpu_s = sum(t.parts[part].cpu_s for ts in heard.values() for t in ts
+                         for part in (FramePart.CONVERSION, FramePart.POST) if part in t.parts)
+        return RunResult(out_records, [us for o in ours if (o.task, o.frame) not in lead for us in o.decision_us],
+                         played.seconds,
+                         Heard(timings, counters, played.frames, unsettled, cpu_s,
+                               sum(ms for o in ours for ms in o.stage_cpu_ms) / 1e3,
+                               coordinator_cpu_s - coordinator_before, host_cpu_s))
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.stop()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.remove_node(self.client)
+            self.client.destroy_node()
+            executor.shutdown(timeout_sec=1.0)
+        self.context.try_shutdown()
+
+    def __enter__(self) -> BenchSystem:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

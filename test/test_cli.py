@@ -87,6 +87,10 @@ def test_zoo_cli_writes_report(tmp_path, capsys):
     ("models: [resnet18]\nthreads: 0\n", "threads"),
     ("models: [resnet18]\nduration_s: -1\n", "duration_s"),
     ("models: [resnet18]\nlanes: tpu\n", "tpu"),
+    ("models: resnet18\n", "models must be a list"),
+    ("threads: two\n", "threads must be an integer"),
+    ("duration_s: fast\n", "duration_s must be a number"),
+    ("- resnet18\n", "a mapping"),
 ])
 def test_bad_zoo_config_names_the_problem(tmp_path, capsys, text, key):
     cfg = tmp_path / "bad.yaml"
@@ -100,6 +104,13 @@ def test_bad_zoo_config_names_the_problem(tmp_path, capsys, text, key):
 def test_default_config_is_found_and_valid():
     cfg = load_zoo_config(find_config("zoo.yaml"))
     assert set(cfg.models) == set(model_names())
+
+
+def test_a_zoo_file_without_models_runs_every_zoo_model(tmp_path):
+    """The README's default for `models`: a file that leaves it out gets all of them, not a TypeError."""
+    cfg = tmp_path / "zoo.yaml"
+    cfg.write_text("duration_s: 2.0\n")
+    assert load_zoo_config(cfg).models == model_names()
 
 
 def test_kernel_bags_are_told_apart_from_rosbags_and_old_names_still_work(tmp_path, capsys, monkeypatch):

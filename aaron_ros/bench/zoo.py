@@ -26,7 +26,7 @@ from aaron_ros.runtime.lanes import Lane, LanePool, LaneSpec, resolve_kind
 
 @dataclass
 class ZooConfig:
-    models: list[str]
+    models: list[str] = field(default_factory=model_names)  # every zoo model
     lanes: str = "auto"  # lane kind: auto, cpu or cuda
     threads: int = 1  # intra-op threads per CPU lane
     duration_s: float = 10.0  # of the concurrent phase
@@ -35,6 +35,13 @@ class ZooConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.models, list) or not all(isinstance(m, str) for m in self.models):
+            raise ValueError(f"models must be a list of zoo model names, got {self.models!r}")
+        for key in ("threads", "isolation_frames", "warmup", "seed"):
+            if type(getattr(self, key)) is not int:
+                raise ValueError(f"{key} must be an integer, got {getattr(self, key)!r}")
+        if type(self.duration_s) not in (int, float):
+            raise ValueError(f"duration_s must be a number, got {self.duration_s!r}")
         known = model_names()
         unknown = [m for m in self.models if m not in known]
         if not self.models or unknown:
@@ -55,6 +62,8 @@ def load_zoo_config(path: str | Path, **overrides) -> ZooConfig:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read zoo config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a zoo config is a mapping of keys, got {type(data).__name__}")
     allowed = set(ZooConfig.__dataclass_fields__)
     extra = sorted(set(data) - allowed)
     if extra:

@@ -247,8 +247,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _warn_transport() -> None:
-    """Camera images cross processes whole only on Fast DDS's LARGE_DATA transports (measured:
-    PLATFORM_NOTES); unset, a best-effort camera into another process loses about a third here."""
+    """Camera images cross processes whole only on Fast DDS's LARGE_DATA transports (measured: README,
+    "Large images on best-effort QoS"); unset, a best-effort camera into another process loses about a third here."""
     if (os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp"
             and "FASTDDS_BUILTIN_TRANSPORTS" not in os.environ):
         log.warning("FASTDDS_BUILTIN_TRANSPORTS is not set: camera images between processes on Fast DDS's "

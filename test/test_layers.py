@@ -160,5 +160,5 @@ def test_floor_of_resolves_subfolders_and_relative_imports(tmp_path):
     assert floor_of("aaron_ros.kernels.bag") == "kernels"
     assert floor_of("aaron_ros.cli") == "cli"
     assert floor_of("aaron_ros.msg") is None
-    rel = [t for _, t in imports_of(PACKAGE / "kernels" / "background" / "calibration.py")]
+    rel = [t for _, t in imports_of(PACKAGE / "kernels" / "background" / "generators.py")]
     assert "aaron_ros.kernels.background.levels" in rel

@@ -23,7 +23,6 @@ from aaron_ros.cli import main
 from aaron_ros.ros.bag_player import BagPlayer
 from aaron_ros.ros.camera import CameraNode
 from aaron_ros.ros.image_conversions import (
-    cdr_stamp_ns,
     compressed_format,
     decode_compressed,
     image_to_array,
@@ -349,12 +348,9 @@ def test_player_errors_name_the_problem(ros_context, bag, tmp_path):
         BagPlayer(context=ros_context)
 
 
-def test_restamped_rewrites_only_the_stamp_and_the_stamp_reads_back_without_deserialising(bag):
+def test_restamped_rewrites_only_the_stamp(bag):
     data = next(read_image_bag(bag)).data
     out = restamped(data, 1_234_567_890_123_456_789)
-    assert cdr_stamp_ns(out) == 1_234_567_890_123_456_789
-    stamp = deserialize_message(data, Image).header.stamp
-    assert cdr_stamp_ns(data) == stamp.sec * 10**9 + stamp.nanosec
     a, b = deserialize_message(data, Image), deserialize_message(out, Image)
     assert (b.header.stamp.sec, b.header.stamp.nanosec) == (1_234_567_890, 123_456_789)
     assert len(out) == len(data) and bytes(a.data) == bytes(b.data) and a.header.frame_id == b.header.frame_id

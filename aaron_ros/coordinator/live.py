@@ -248,10 +248,3 @@ class LiveDriver:
             coord.drain(self.now())
         return coord.records
 
-
-def run_live(coord: Coordinator, pool: LanePool, bags: dict[str, KernelBag],
-             arrivals: Sequence[tuple[float, str]], duration_s: float,
-             make_input: Callable[[str], torch.Tensor]) -> list[JobRecord]:
-    """Replay `arrivals` (seconds from start, task) in real time for `duration_s`, then serve
-    what was released (at most DRAIN_TIMEOUT_S more); anything left after that is dropped."""
-    return LiveDriver(coord, pool, bags).run(arrivals, duration_s, make_input)

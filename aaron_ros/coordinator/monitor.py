@@ -54,14 +54,6 @@ class Monitor:
         with self._lock:
             self._tasks[spec.name].spec = spec
 
-    def reset(self) -> None:
-        with self._lock:
-            for t in self._tasks.values():
-                t.window.clear()
-                t.totals = dict.fromkeys(t.totals, 0)
-                t.latencies = LatencyHistogram()
-            self._since = None
-
     def snapshot(self, now: float) -> dict[str, dict]:
         """Per task: the window's p50/p95/p99 ms, miss rate and fps; the totals since the start
         (done, late, dropped, failed); and, under "run", the p50/p99 ms, miss rate and fps since

@@ -270,13 +270,6 @@ class CoordinatorService:
     def grant_us(self) -> list[float]:
         return self.driver.call(lambda c: list(c.grant_us)) if self.driver else []
 
-    def reset_stats(self) -> None:
-        """Zero the monitor (totals and window) and the grant-time log, e.g. between bench runs."""
-        if self.monitor is not None:
-            self.monitor.reset()
-        if self.driver is not None:
-            self.driver.call(lambda c: c.grant_us.clear())
-
     def stop(self, drain_timeout_s: float = 2.0) -> None:
         """Stop taking frames; in-flight work gets `drain_timeout_s`, the rest is counted dropped."""
         if self.driver is not None:

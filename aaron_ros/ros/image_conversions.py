@@ -103,14 +103,6 @@ def _stamp_format(data: bytes) -> str:
     return "<iI" if data[1] & 1 else ">iI"
 
 
-def cdr_stamp_ns(data: bytes) -> int:
-    """header.stamp of a serialised message, read without deserialising it."""
-    if len(data) < 12:
-        raise ImageError(f"a serialised message of {len(data)} bytes has no header")
-    sec, nsec = struct.unpack_from(_stamp_format(data), data, 4)
-    return sec * 10**9 + nsec
-
-
 @dataclass(frozen=True, slots=True)
 class ImageView:
     """A sensor_msgs/Image read straight from its CDR bytes: the fields an Image has, its data a

@@ -1,6 +1,5 @@
 """Background contention: generators that load one channel of a device (compute, memory, or real
-models) at a level, probes that measure pressure on a channel, and calibration of the levels."""
-from .calibration import calibrate
+models) at a level, and probes that measure pressure on a channel."""
 from .generators import Background, BackgroundStats
 from .levels import KINDS, LEVELS, Load, load_for
 from .probes import PROBE_KINDS, make_probe
@@ -13,7 +12,6 @@ __all__ = [
     "Background",
     "BackgroundStats",
     "Load",
-    "calibrate",
     "load_for",
     "make_probe",
     "run_standalone",

@@ -38,7 +38,6 @@ class FrameTiming(NamedTuple):
         return self.e2e_ms - self.latency_ms
 
 
-
 class SystemClient(Node):
     """The bench's node: it hears the container's status, frame outcomes and every result topic,
     and switches its policy by the `/aaron/set_policy` service, as any other node could."""

@@ -194,6 +194,11 @@ ERRORS = [
     ("default output topic taken",
      BASE + "    output_topic: /aaron/detector/result\n",
      "signs.ros__parameters.output_topic: /aaron/detector/result is already the output of detector"),
+    ("one model declared two ways",
+     BASE.replace("model: tiny_yolo", "model: my_pkg:net\n    input_size: [64, 80]\n    output: classes")
+     .replace("model: mobilenet_v3_small", "model: my_pkg:net\n    input_size: [64, 80]\n    output: raw"),
+     "signs.ros__parameters: model my_pkg.net is declared by detector too, differently (output 'classes' "
+     "against 'raw'): the container loads a model once"),
     ("input size",
      edited("queue_size: 1", "queue_size: 1\n    input_size: [416, 416]"),
      "detector.ros__parameters.input_size: tiny_yolo takes [320, 320] and its kernel bags are built for that size"),

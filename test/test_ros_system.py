@@ -868,6 +868,9 @@ def test_a_run_without_its_critical_component_or_with_a_bag_on_other_topics_says
     assert "component classify (perception) failed to load" in out, out  # the critical one
     assert "component segment reads /other/image, which the bag does not publish (/cam/image)" in out, out
     assert proc.returncode == 1 and "critical component(s) not loaded: classify" in proc.stderr, out
+    # The summary: a row that says so, and why on a line of its own under the table, whole.
+    assert any(line.split()[:3] == ["classify", "not", "loaded"] for line in out.splitlines()), out
+    assert "nowhere.pt" in out.split("\nERROR classify: not loaded: ")[1].splitlines()[0], out
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")

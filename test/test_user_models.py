@@ -14,7 +14,7 @@ import torch
 from user_models import TwoPath, gated, small_cnn, two_path
 
 from aaron_ros.models import ModelSpec, build_model, fuse, top_k_classes
-from aaron_ros.models.source import OnnxModule, rows_to_detections
+from aaron_ros.models.source import DeclarationError, OnnxModule, rows_to_detections
 from aaron_ros.ros.config import load_config
 from aaron_ros.ros.image_conversions import array_to_tensor
 
@@ -48,7 +48,7 @@ def test_a_factory_model_that_is_not_sequential_is_cut_where_one_tensor_flows(ca
 
 def test_a_model_torch_fx_cannot_trace_runs_as_one_stage_and_the_log_says_why(caplog):
     caplog.set_level(logging.INFO, "aaron_ros.models.auto_stages")
-    graph = build_model(ModelSpec("user_models:gated", input_size=(16, 16), output="classes"))
+    graph = build_model(ModelSpec("user_models:gated", input_size=(16, 16), output="raw"))
     assert len(graph) == 1 and "torch.fx cannot trace it" in caplog.text
     x = torch.randn(1, 3, 16, 16)
     with torch.inference_mode():
@@ -84,6 +84,45 @@ def test_an_onnx_file_is_cut_into_onnx_parts_and_runs_with_its_own_input_size(tm
         assert torch.equal(fused.run_stages(X), whole(X))
     with pytest.raises(ValueError, match=r"takes \[64, 80\], not input_size \[32, 32\]"):
         build_model(ModelSpec(str(path), input_size=(32, 32), output="classes"))
+
+
+def test_an_onnx_file_with_its_weights_beside_it_serves_from_any_folder(tmp_path, monkeypatch):
+    """`torch.onnx.export` writes the weights to `<file>.data` by default. The model is read with
+    them: it serves from any working directory, and its parts (which a kernel bag's ONNX Runtime
+    versions are built from) carry them."""
+    import onnx
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / "small_cnn.onnx"
+    onnx.save_model(onnx.load(_onnx(tmp_path)), path, save_as_external_data=True, location="small_cnn.onnx.data",
+                    size_threshold=0)
+    assert (folder / "small_cnn.onnx.data").is_file()
+    monkeypatch.chdir(tmp_path)
+    graph = build_model(ModelSpec(str(path), output="classes"))
+    assert graph.input_shape == (3, 64, 80)
+    for stage in graph.stages:
+        part = onnx.load_from_string(stage.module.onnx_bytes)
+        assert part.graph.initializer and all(t.data_location == onnx.TensorProto.DEFAULT
+                                              for t in part.graph.initializer)
+    with torch.inference_mode():
+        torch.testing.assert_close(graph.run_stages(X), small_cnn()(X), rtol=1e-4, atol=1e-5)
+    (folder / "small_cnn.onnx.data").unlink()
+    with pytest.raises(ValueError, match="small_cnn.onnx: its weights, kept in a file beside it, cannot be read"):
+        build_model(ModelSpec(str(path), output="classes"))
+
+
+@pytest.mark.parametrize("output, words", [
+    ("detections", r"detections does not fit user_models:small_cnn's output of shape \[1, 5\]: detections must"),
+    ("mask", r"mask does not fit user_models:small_cnn's output of shape \[1, 5\]: expected a 3-d output"),
+])
+def test_an_output_kind_the_model_does_not_give_is_refused_when_it_loads(output, words):
+    """Not a failure on every frame later: the model runs once at load and its output must fit."""
+    with pytest.raises(DeclarationError, match=rf"^output: {words}") as info:
+        build_model(ModelSpec("user_models:small_cnn", input_size=(16, 16), output=output))
+    assert info.value.key == "output"
+    fits = build_model(ModelSpec("user_models:small_cnn", input_size=(16, 16), output="classes"))
+    assert fits.output_kind == "classes"
 
 
 def test_detection_rows_become_boxes_best_first():

@@ -13,7 +13,7 @@ from . import inception_v3, mobilenet_v3, resnet, seg_net, shufflenet_v2, tiny_y
 from .auto_stages import auto_stages
 from .flops import count_flops, count_params
 from .postprocess import argmax_mask, top_k_classes
-from .source import POSTPROCESS, ModelSpec, OutputKind, SourceKind, load_source
+from .source import POSTPROCESS, DeclarationError, ModelSpec, OutputKind, SourceKind, load_source
 from .stage_graph import StageGraph, wrap
 from .weights import init_weights, load_weights
 
@@ -80,7 +80,16 @@ def _build_spec(spec: ModelSpec, seed: int) -> StageGraph:
     if not isinstance(module, nn.Sequential):
         module = auto_stages(module, torch.zeros(1, 3, h, w), spec.key) or module
     kind = OutputKind(spec.output)
-    return wrap(module, spec.key, (3, h, w), output_kind=str(kind), postprocess=POSTPROCESS[kind])
+    graph = wrap(module, spec.key, (3, h, w), output_kind=str(kind), postprocess=POSTPROCESS[kind])
+    if graph.postprocess is not None:  # refused at start, not on every frame
+        with torch.inference_mode():
+            out = graph.run_whole(torch.zeros(1, 3, h, w))
+        try:
+            graph.postprocess(out)
+        except ValueError as exc:
+            raise DeclarationError("output", f"{kind} does not fit {spec.model}'s output of shape "
+                                             f"{list(out.shape)}: {exc}") from None
+    return graph
 
 
 @dataclass(frozen=True)

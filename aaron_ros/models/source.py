@@ -132,6 +132,27 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
+def onnx_file_bytes(path: str) -> bytes:
+    """An ONNX file as one model's bytes with its weights in them. An exporter may write the
+    weights to a file beside the model (`torch.onnx.export` does by default): ONNX Runtime, given
+    bytes, would look for it in the working directory, and a kernel bag's copy would lack it."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+
+    data = Path(path).read_bytes()
+    model = onnx.load_from_string(data)
+    if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        return data  # as it is on disk, so that a kernel bag's weights check stays the file's
+    try:
+        load_external_data_for_model(model, str(Path(path).parent))
+    except (OSError, onnx.checker.ValidationError) as exc:
+        raise ValueError(f"{path}: its weights, kept in a file beside it, cannot be read: {exc}") from None
+    try:
+        return model.SerializeToString()
+    except ValueError as exc:  # protobuf holds at most 2 GB
+        raise ValueError(f"{path}: with its weights it is too large for one ONNX model ({exc})") from None
+
+
 def onnx_input_size(data: bytes, path: str) -> tuple[int, int]:
     """(H, W) of an ONNX model's first input, which must be a static (1, 3, H, W)."""
     import onnxruntime as ort
@@ -151,7 +172,7 @@ def load_source(model: str, input_size: tuple[int, ...] = ()) -> tuple[nn.Module
         raise ValueError(f"model file {model} does not exist")
     size = tuple(input_size)
     if kind is SourceKind.ONNX:
-        data = Path(model).read_bytes()
+        data = onnx_file_bytes(model)
         own = onnx_input_size(data, model)
         if size and size != own:
             raise ValueError(f"{model} takes {list(own)}, not input_size {list(size)}")

@@ -205,6 +205,18 @@ def _component_names(file: str, sections: dict[str, dict]) -> list[str]:
     return names
 
 
+def _same_declaration(file: str, first: ComponentParams, c: ComponentParams) -> None:
+    """Components share a model by its name, so they must declare it alike (the container loads
+    it once)."""
+    a, b = first.model_spec, c.model_spec
+    differ = [f"{k} {getattr(a, k)!r} against {getattr(b, k)!r}" for k in ("model", "weights", "input_size", "output")
+              if getattr(a, k) != getattr(b, k)]
+    if differ:
+        raise ValueError(f"{file}: {c.name}.{PARAMS}: model {c.model_spec.key} is declared by {first.name} too, "
+                         f"differently ({'; '.join(differ)}): the container loads a model once, so every "
+                         "component on it declares it alike")
+
+
 def load_config(path: str | os.PathLike) -> ContainerConfig:
     """Read and check a container parameter file; any problem is a ValueError naming file and key."""
     path = Path(path)
@@ -228,6 +240,7 @@ def load_config(path: str | os.PathLike) -> ContainerConfig:
     known_components = None
     components: list[ComponentParams] = []
     topics: dict[str, str] = {}
+    declared: dict[str, ComponentParams] = {}  # model -> the first component declaring it
     for n in names:
         own = sections[n]
         c = _build(file, COMPONENT, n, own, shared, lambda values, n=n: ComponentParams(name=n, **values))
@@ -243,6 +256,8 @@ def load_config(path: str | os.PathLike) -> ContainerConfig:
             raise ValueError(f"{file}: {src}.{PARAMS}.output_topic: {c.result_topic} is already the output "
                              f"of {topics[where]}; each component needs its own")
         topics[where] = n
+        if c.model:
+            _same_declaration(file, declared.setdefault(c.model_spec.key, c), c)
         components.append(c)
 
     return ContainerConfig(path=path, coordinator=coordinator, components=components,

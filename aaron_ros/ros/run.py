@@ -34,6 +34,11 @@ def _health(tasks) -> str:
     return "".join(f"\n{levels[t.level]} {t.task}: {t.message}" for t in tasks if t.level in levels)
 
 
+def _not_loaded_row(t, columns: int) -> tuple:
+    """A task whose component failed to load: its name, then dashes (why is said under the table)."""
+    return (t.task, "not loaded", *["-"] * (columns - 2))
+
+
 def _unconfigured(container: Container) -> str:
     return (f"{container.node.get_fully_qualified_name()} is {container.state}: no models loaded (a lifecycle "
             "manager configures and activates it)")
@@ -48,7 +53,7 @@ def status_table(container: Container) -> str:
     rows, tasks = [], container.coordinator.task_statuses()
     for t in tasks:
         if not_loaded(t):
-            rows.append((t.task, *["-"] * 14, t.message[:60]))
+            rows.append(_not_loaded_row(t, 16))
             continue
         recent = list(getattr(container.components.get(t.task), "recent", ()))
         phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
@@ -83,7 +88,7 @@ def summary_table(container: Container) -> str:
     seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)
     for t in tasks:
         if not_loaded(t):
-            rows.append((t.task, *["-"] * 15, t.message[:60]))
+            rows.append(_not_loaded_row(t, 17))
             continue
         run = snap[t.task]["run"]
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{run['p50_ms']:.1f}",
@@ -92,10 +97,11 @@ def summary_table(container: Container) -> str:
                      _unaccounted(t), _lost(container, t)))
     head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
             "on time", "late", "dropped", "failed", "rejected", "rate-limited", "unaccounted", "lost")
-    return (f"whole run ({seconds:.1f} s from the first frame's end), policy {svc.policy_name}: every frame "
-            "received is on time or late (published), dropped, failed, rejected or rate-limited, and "
+    return (f"whole run ({seconds:.1f} s from the first frame's end to the last), policy {svc.policy_name}: "
+            "every frame received is on time or late (published), dropped, failed, rejected or rate-limited, and "
             "unaccounted shows any that is none of them; lost: sent by a publisher of its input but never "
-            "received\n" + text_table(head, rows, left=3) + _failures(container, tasks))
+            "received\n" + text_table(head, rows, left=3) + _failures(container, tasks)
+            + _health([t for t in tasks if not_loaded(t)]))
 
 
 # For the container's drain (2 s) and its DDS teardown, which can hang (see finished_within).

@@ -50,19 +50,19 @@ def status_table(container: Container) -> str:
         return _unconfigured(container)
     svc = container.coordinator.service
     window = f"{svc.options.status_window_s:g} s"
+    head = ("task", "model", "criticality", "deadline", f"p50 ms ({window})", f"p99 ms ({window})",
+            f"{'/'.join(PHASES)} ms", f"miss ({window})", f"fps ({window})", "received", "done", "dropped",
+            "failed", "rejected", "rate-limited", "lost")
     rows, tasks = [], container.coordinator.task_statuses()
     for t in tasks:
         if not_loaded(t):
-            rows.append(_not_loaded_row(t, 16))
+            rows.append(_not_loaded_row(t, len(head)))
             continue
         recent = list(getattr(container.components.get(t.task), "recent", ()))
         phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
                      phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.received, t.published, t.dropped, t.failed,
                      t.rejected, t.rate_limited, _lost(container, t)))
-    head = ("task", "model", "criticality", "deadline", f"p50 ms ({window})", f"p99 ms ({window})",
-            f"{'/'.join(PHASES)} ms", f"miss ({window})", f"fps ({window})", "received", "done", "dropped",
-            "failed", "rejected", "rate-limited", "lost")
     return (f"policy {svc.policy_name} (versions {svc.versions}), lanes {', '.join(svc.lanes)}; "
             f"latency, misses and fps over the last {window}, frames since the start; in/wait/model/out: a "
             f"result's mean time coming in, waiting, in the model and going out (last {RECENT_FRAMES} results)\n"
@@ -86,17 +86,17 @@ def summary_table(container: Container) -> str:
     svc = container.coordinator.service
     snap, rows, tasks = svc.snapshot(), [], container.coordinator.task_statuses()
     seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)
+    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
+            "on time", "late", "dropped", "failed", "rejected", "rate-limited", "unaccounted", "lost")
     for t in tasks:
         if not_loaded(t):
-            rows.append(_not_loaded_row(t, 17))
+            rows.append(_not_loaded_row(t, len(head)))
             continue
         run = snap[t.task]["run"]
         rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{run['p50_ms']:.1f}",
                      f"{run['p99_ms']:.1f}", f"{run['miss_rate']:.1%}", f"{run['fps']:.1f}", t.received,
                      t.published - t.late, t.late, t.dropped, t.failed, t.rejected, t.rate_limited,
                      _unaccounted(t), _lost(container, t)))
-    head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
-            "on time", "late", "dropped", "failed", "rejected", "rate-limited", "unaccounted", "lost")
     return (f"whole run ({seconds:.1f} s from the first frame's end to the last), policy {svc.policy_name}: "
             "every frame received is on time or late (published), dropped, failed, rejected or rate-limited, and "
             "unaccounted shows any that is none of them; lost: sent by a publisher of its input but never "

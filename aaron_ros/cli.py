@@ -98,7 +98,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from aaron_ros.kernels.compile import CompileOptions, compile_many
-    from aaron_ros.models import model_names
+    from aaron_ros.models import describe, model_names
 
     if (args.model is None) == (args.config is None):
         raise ValueError("give --model (zoo models) or --config (a parameter file's models), one of them")
@@ -108,9 +108,15 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         if args.weights:
             raise ValueError("--weights comes from the parameter file's components with --config")
         config = load_config(args.config)
+        perception = [c for c in config.components if c.component == "perception"]
         # One bag per folder: components sharing a model share its bag.
-        models = list({config.kernel_bag(c): (c.model_spec, config.kernel_bag(c))
-                       for c in config.components if c.component == "perception"}.values())
+        models = list({config.kernel_bag(c): (c.model_spec, config.kernel_bag(c)) for c in perception}.values())
+        for spec, _ in models:  # every model built before any bag is (compile_many reads them cached)
+            try:
+                describe(spec)
+            except ValueError as exc:
+                names = ", ".join(c.name for c in perception if c.model_spec == spec)
+                raise ValueError(f"{args.config}: {names}.ros__parameters.model: {exc}") from None
     else:
         names = model_names() if args.model == "all" else args.model.split(",")
         unknown = [n for n in names if n not in model_names()]

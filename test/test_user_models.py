@@ -175,6 +175,20 @@ def test_a_declaration_that_cannot_be_built_says_why(model, words):
         build_model(ModelSpec(model, input_size=(64, 80), output="classes"))
 
 
+def test_compile_from_a_file_names_the_component_whose_model_cannot_be_built(tmp_path, capsys, monkeypatch):
+    """A file of several models says which component's is wrong, before any bag is built."""
+    from aaron_ros.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the file's kernel_bag_dir, kernel_bags/, is relative to it
+    cfg = _file(tmp_path, "model: missing/my.onnx\noutput: classes\n")
+    cfg.write_text(cfg.read_text().replace("components: [mine]", "components: [good, mine]")
+                   + "good:\n  ros__parameters:\n    model: user_models:small_cnn\n    input_size: [64, 80]\n"
+                   "    output: classes\n")
+    assert main(["compile", "--config", str(cfg), "--no-progress"]) == 2
+    assert f"{cfg}: mine.ros__parameters.model: model file missing/my.onnx does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "kernel_bags").exists()
+
+
 def test_factory_and_onnx_models_compile_from_the_file_and_serve_a_compressed_bag_with_labels(tmp_path, ros_domain):
     """The README's path: a parameter file declares the models, `compile --config` builds their
     kernel bags from it, and the container serves them from a jpeg bag with class names."""

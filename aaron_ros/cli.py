@@ -518,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
                    help=f"first wait (up to {WAIT_SUBSCRIBERS_S:g} s, then play anyway) until every topic has N "
                         "subscribers: frames published before a subscriber is matched are lost to it (default 1; "
-                        "0: do not wait)")
+                        "0: do not wait). A container counts once: its components on a topic share one "
+                        "subscription")
     y.add_argument("--start-on-enter", action="store_true",
                    help="then wait for a line on standard input before the first frame (a harness that "
                         "checks its own side of the match says go)")

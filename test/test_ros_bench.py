@@ -251,6 +251,23 @@ def test_a_bag_played_faster_is_a_faster_camera(bench, tmp_path):
         target.close()
 
 
+def test_a_bag_on_topics_no_component_reads_is_refused_before_any_container_starts(bench, tmp_path, caplog):
+    """Not a report of zero frames: the file's components and the bag's topics are read first."""
+    params = yaml.safe_load(bench.cfg.read_text())
+    params["/**"]["ros__parameters"]["input_topic"] = "front/image"
+    cfg = tmp_path / "front.yaml"
+    cfg.write_text(yaml.safe_dump(params))
+    with pytest.raises(ValueError, match=r"no component reads a topic the bag .*cam publishes \(/cam/image\): "
+                                         r"classify reads front/image, segment reads front/image\. A remap"):
+        RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=cfg, policies=POLICIES))
+    # One component fed, one not: it runs, and says which gets nothing.
+    params["segment"]["ros__parameters"]["input_topic"] = "/cam/image"
+    cfg.write_text(yaml.safe_dump(params))
+    with caplog.at_level("WARNING", logger="aaron_ros.ros.bench.target"):
+        RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=cfg, policies=POLICIES)).close()
+    assert "classify reads front/image, which the bag does not publish (/cam/image)" in caplog.text
+
+
 def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", "42")
     assert bench_domain() == 42

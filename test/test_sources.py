@@ -386,6 +386,13 @@ def test_camera_publishes_a_looped_video_file(ros_context, spin, tmp_path, encod
     assert np.abs(image_to_array(msg)[0, 0].astype(int) - (0, 100, 200)).max() <= 8
 
 
+def test_a_video_file_at_rate_zero_plays_at_its_own_frame_rate(ros_context, tmp_path):
+    cam = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter("device", value=str(blue_clip(tmp_path))), Parameter("rate_hz", value=0.0)])
+    cam.stop()
+    assert cam.rate_hz == pytest.approx(30.0)  # the clip's, not as fast as it decodes
+
+
 def test_camera_that_cannot_open_is_a_clear_error(ros_context, tmp_path):
     with pytest.raises(ValueError, match="camera device '.*missing.avi' cannot be opened"):
         CameraNode(context=ros_context, parameter_overrides=[

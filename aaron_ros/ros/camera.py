@@ -45,6 +45,13 @@ class CameraNode(Node):
             self._cap.release()
             hint = "" if self.is_file or self.device.isdigit() else " (no such file either)"
             raise ValueError(f"{name}: camera device {self.device!r} cannot be opened{hint}")
+        if self.is_file:  # rate_hz 0: the file's own rate, not as fast as it decodes
+            own = self._cap.get(cv2.CAP_PROP_FPS)
+            if own > 0 and not self.rate_hz:
+                self.rate_hz = own
+            elif own > 0 and abs(self.rate_hz - own) > 0.01 * own:
+                self.get_logger().info(f"{self.device} is {own:g} fps; published at {self.rate_hz:g} Hz "
+                                       "(rate_hz; 0.0 plays it at its own rate)")
         if self.width and not self.is_file:
             # A request: many cameras then deliver this size natively; frames are resized anyway.
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)

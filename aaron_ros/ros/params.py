@@ -323,7 +323,8 @@ BAG_PLAYER = NodeParams("bag_player", (
 CAMERA = NodeParams("camera", (
     Param("device", "0", "camera index (\"0\") or a video file / stream URL", any_type=True),
     Param("topic", "camera/image_raw", "where frames are published (relative: in the namespace)", check=topic),
-    Param("rate_hz", 30.0, "frames per second; 0 = as fast as the source", low=0.0),
+    Param("rate_hz", 30.0, "frames per second; 0 = the source's own (a video file's frame rate, "
+          "or as fast as a camera delivers)", low=0.0),
     Param("width", 0, "frame width; 0 (with height 0) = the source's", low=0),
     Param("height", 0, "frame height; 0 (with width 0) = the source's", low=0),
     Param("loop", True, "restart a video file at its end"),

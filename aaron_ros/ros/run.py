@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from aaron_ros.common.bounded import finished_within
-from aaron_ros.common.report import text_table
+from aaron_ros.common.report import fmt, pct, text_table
 from aaron_ros.coordinator.timing import PHASES, phase_ms
 from aaron_ros.ros.container import Container, ContainerOptions
 from aaron_ros.ros.coordinator_node import ERROR, WARN, not_loaded
@@ -85,7 +85,8 @@ def summary_table(container: Container) -> str:
         return _unconfigured(container)
     svc = container.coordinator.service
     snap, rows, tasks = svc.snapshot(), [], container.coordinator.task_statuses()
-    seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=0.0)
+    seconds = max((m["run"]["seconds"] for m in snap.values() if not math.isnan(m["run"]["seconds"])), default=None)
+    span = "no frame ended" if seconds is None else f"frames ended over {seconds:.1f} s"
     head = ("task", "model", "criticality", "deadline", "p50 ms", "p99 ms", "miss", "fps", "received",
             "on time", "late", "dropped", "failed", "rejected", "rate-limited", "unaccounted", "lost")
     for t in tasks:
@@ -93,11 +94,11 @@ def summary_table(container: Container) -> str:
             rows.append(_not_loaded_row(t, len(head)))
             continue
         run = snap[t.task]["run"]
-        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{run['p50_ms']:.1f}",
-                     f"{run['p99_ms']:.1f}", f"{run['miss_rate']:.1%}", f"{run['fps']:.1f}", t.received,
+        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", fmt(run["p50_ms"]),
+                     fmt(run["p99_ms"]), pct(run["miss_rate"]), fmt(run["fps"]), t.received,
                      t.published - t.late, t.late, t.dropped, t.failed, t.rejected, t.rate_limited,
                      _unaccounted(t), _lost(container, t)))
-    return (f"whole run ({seconds:.1f} s from the first frame's end to the last), policy {svc.policy_name}: "
+    return (f"whole run ({span}), policy {svc.policy_name}: "
             "every frame received is on time or late (published), dropped, failed, rejected or rate-limited, and "
             "unaccounted shows any that is none of them; lost: sent by a publisher of its input but never "
             "received\n" + text_table(head, rows, left=3) + _failures(container, tasks)

@@ -68,13 +68,19 @@ def play_rate(player_params: Mapping[str, Any]) -> float:
     return float(player_params.get("rate", 1.0))
 
 
+def played_topics(bag: Path, params: Mapping[str, Any]) -> list[str]:
+    """Where a play of `bag` with a file's `bag_player` parameters publishes (its remaps applied)."""
+    remaps = parse_remaps(params.get("remap", ()))
+    return [remaps.get(t, t) for t in image_topics(bag)]
+
+
 class CameraProcess:
     """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
     `bag_player` parameters (rate, start offset, remaps, QoS)."""
 
     def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
         remaps, rate = parse_remaps(params.get("remap", ())), play_rate(params)
-        self.topics = [remaps.get(t, t) for t in image_topics(bag)]  # where it publishes
+        self.topics = played_topics(bag, params)
         self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
                      "--rate", str(rate), "--start", str(params.get("start_offset_s", 0.0)),
                      "--qos", str(params.get("qos", "sensor_data")), "--lead-in", str(lead_in_s),

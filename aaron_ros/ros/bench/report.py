@@ -62,7 +62,8 @@ def render_e2e_markdown(report: dict) -> str:
         "late: it could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "
         "rejected (a bad image) or "
         "lost (never received). Miss rate is over the frames the coordinator got (done + dropped + "
-        "failed). Converted: images this task turned into tensors, in its first granted stage (a frame "
+        "failed). Converted (over the whole play, its lead-in included, as the CPU table): images this task "
+        "turned into tensors, in its first granted stage (a frame "
         "dropped while waiting is never converted); shared: its tensor came from another component "
         "reading the same topic at the same input size.", ""])
 

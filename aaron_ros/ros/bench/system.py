@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import FrameOutcome
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient, collection_paused
 from aaron_ros.ros.bench.playback import WAIT_MATCHED_S, CameraProcess, Played
-from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, load_config
+from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
 from aaron_ros.ros.params import in_root
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ class Heard:
     stages_cpu_s: float = 0.0  # the lane threads' CPU seconds in the frames' stages (their outcomes say)
     coordinator_cpu_s: float = 0.0  # the coordinator's decisions and bookkeeping, on the executor and lanes
     host_cpu_s: float = 0.0
+
+
+def fed_components(config: ContainerConfig, topics: Sequence[str]) -> dict[str, bool]:
+    """Per component, whether a camera on `topics` feeds it: one on a topic the bag does not hold
+    gets no frame. The container runs in the root namespace, where `x` and `/x` are one name."""
+    played = {in_root(t) for t in topics}
+    return {c.name: in_root(c.image_topic) in played for c in config.components}
 
 
 def thread_role(name: str) -> str:
@@ -211,10 +218,7 @@ class BenchSystem:
         except BaseException:
             self.close()
             raise
-        outputs = {in_root(t) for t in self.camera.topics}
-        # Per task, the frames it could receive: a component on a topic the bag does not hold gets
-        # none. The container runs in the root namespace, where a relative name is the absolute one.
-        self._fed = {c.name: in_root(c.image_topic) in outputs for c in self.config.components}
+        self._fed = fed_components(self.config, self.camera.topics)
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():

@@ -24,8 +24,8 @@ from aaron_ros.coordinator.metrics import worst
 from aaron_ros.coordinator.timing import mean_parts
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.ros.bench.monitor import FrameTiming
-from aaron_ros.ros.bench.playback import bag_info, play_rate
-from aaron_ros.ros.bench.system import SETTLE_TIMEOUT_S, BenchSystem, Heard, single_component_config
+from aaron_ros.ros.bench.playback import bag_info, play_rate, played_topics
+from aaron_ros.ros.bench.system import SETTLE_TIMEOUT_S, BenchSystem, Heard, fed_components, single_component_config
 from aaron_ros.ros.config import load_config
 from aaron_ros.runtime.lanes import resolve_kind
 
@@ -113,6 +113,16 @@ class RosTarget(BenchTarget):
         self.opts = opts
         self.config = load_config(opts.config)
         self.bag_frames, self.bag_fps = bag_info(opts.bag)
+        topics = played_topics(opts.bag, self.config.params_for("bag_player"))
+        fed = fed_components(self.config, topics)
+        unfed = [c for c in self.config.components if not fed[c.name]]
+        reads = ", ".join(f"{c.name} reads {c.image_topic}" for c in unfed)
+        if len(unfed) == len(self.config.components):  # before any container starts
+            raise ValueError(f"{opts.config}: no component reads a topic the bag {opts.bag} publishes "
+                             f"({', '.join(topics)}): {reads}. A remap in the file's bag_player section "
+                             "(remap: [\"/from:=/to\"]) moves the bag's topic")
+        if unfed:
+            log.warning("ros bench: %s, which the bag does not publish (%s): no frame for it", reads, ", ".join(topics))
         self.play_rate = play_rate(self.config.params_for("bag_player"))
         self.fps = self.bag_fps * self.play_rate  # the camera the container sees
         self.label = f"ros bench {opts.config.stem}"

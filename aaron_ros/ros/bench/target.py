@@ -131,8 +131,8 @@ class RosTarget(BenchTarget):
                       for t in self.config.tasks()]
         self._workdir = tempfile.TemporaryDirectory(prefix="aaron_ros_bench_")  # the files it runs from
         self.domain = bench_domain() if opts.domain_id is None else opts.domain_id
-        log.info("ros bench: container, camera and monitor on ROS domain %d (each task alone on another)",
-                 self.domain)
+        alone = f" (each task alone on one of {PRIVATE_DOMAINS[0]}-{PRIVATE_DOMAINS[1] - 1})" if opts.isolation else ""
+        log.info("ros bench: container, camera and monitor on ROS domain %d%s", self.domain, alone)
         self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir,
                              "lead_in_s": opts.lead_in_s}
         self._domains = {self.domain}  # each container on a domain of its own: see `alone`

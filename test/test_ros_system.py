@@ -817,6 +817,21 @@ def test_a_lifecycle_manager_in_another_process_brings_the_container_up_and_down
         context.try_shutdown()
 
 
+def test_after_cleanup_what_its_bag_player_sent_goes_with_the_ledgers(tmp_path, small_bag, ros_domain):
+    """Cleanup frees the components and their ledgers: the frames the container's own player sent
+    before are not counted against the next configuration's (they read as lost there)."""
+    container = Container(ContainerOptions(_config(tmp_path), bag=str(small_bag), domain_id=ros_domain))
+    try:
+        container.spin(duration_s=60)  # the bag, to its end
+        assert sum(container.published_on().values()) > 0
+        container.deactivate()
+        assert sum(container.published_on().values()) > 0  # still counted: the ledgers are still here
+        container.cleanup()
+        assert container.published_on() == {}
+    finally:
+        container.shutdown()
+
+
 def test_a_stage_that_never_returns_does_not_hold_the_shutdown(tmp_path, small_bag, ros_domain):
     # `stuck` is a fault injector (test/user_models.py): its model never returns on a camera frame.
     cfg = _config(tmp_path, components="[classify, stuck]", extra="""\

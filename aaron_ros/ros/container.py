@@ -247,6 +247,9 @@ class Container:
             n.destroy_node()
         if forget:
             self.components, self.coordinator = {}, None
+            # What its sources sent was counted against those components' ledgers, gone with them:
+            # a next configuration's would read it as lost.
+            self._published_before = {}
 
     def _stop_sources(self, forget: bool = True) -> None:
         """The bag player and camera stop (`forget=False`: still readable, as at shutdown)."""

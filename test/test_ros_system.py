@@ -29,7 +29,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from aaron_ros.msg import CoordinatorStatus, FrameOutcomes, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
-from aaron_ros.ros.coordinator_node import TRACE_QOS  # noqa: E402
+from aaron_ros.ros.coordinator_node import TRACE_QOS, WARN  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_compressed, array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 from aaron_ros.ros.run import status_table, summary_table  # noqa: E402
@@ -209,6 +209,8 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
     node.create_subscription(Image, "/aaron/segment/result/mask", masks.append, 10)
     grants = []
     node.create_subscription(StageGrant, "/aaron/grants", grants.append, 100)
+    diagnostics = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     good = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
     bad = [array_to_image(np.zeros((120, 160, 3), np.uint8), "rgb8") for _ in range(3)]
     bad[0].encoding = "yuv422_weird"
@@ -221,6 +223,11 @@ def test_bad_images_are_rejected_and_the_other_task_keeps_serving(tmp_path, ros_
             good_pub.publish(good)
             _spin_until(container, lambda: False, 0.15)
         assert _spin_until(container, lambda: len(results) >= 3 and masks, 30)
+        # What a monitor heard: the task fed nothing but bad images was a WARN saying so, the other never.
+        said = [(s.name, s.level, s.message) for d in diagnostics for s in d.status]
+        assert any(name == "aaron_ros: classify" and level == bytes([WARN]) and "bad image(s) rejected since the "
+                   "last report" in message for name, level, message in said), said
+        assert not any(name == "aaron_ros: segment" and "rejected" in message for name, _, message in said), said
     finally:
         container.shutdown()
     classify = container.components["classify"]

@@ -46,6 +46,7 @@ COUNTS = ("received", "rejected", "rate_limited", "lost", "bad_stamps", "convert
 LEDGER = ("received", "rejected", "rate_limited", "dropped", "failed", "published", "late", "lost")
 OK, WARN, ERROR = 0, 1, 2  # DiagnosticStatus levels, as TaskStatus.level carries them (an int, not a byte)
 NOT_LOADED = "not loaded: "  # the message of a task whose component failed to load
+NEWS = ("failed", "rejected", "bad_stamps")  # counts whose growth since the last report is what a report says
 STALE_PERIODS, STALE_MIN_S = 5, 1.0  # no frame for this many of its periods (at least this long): stale input
 STUCK_DEADLINES, STUCK_MIN_S = 10, 2.0  # a stage running this many deadlines (at least this long) is stuck
 OUTCOME_CODES = {Outcome.DONE: FrameOutcome.OUTCOME_DONE, Outcome.DROPPED: FrameOutcome.OUTCOME_DROPPED,
@@ -157,13 +158,12 @@ class CoordinatorNode(Node):
         diag.header.stamp = stamp
         self._diag_pub.publish(diag)
         for t in tasks:  # what the next report says is news against this one
-            self._reported[(t.task, "failed")], self._reported[(t.task, "bad_stamps")] = t.failed, t.bad_stamps
+            self._reported.update({(t.task, k): getattr(t, k) for k in NEWS})
 
     def _health(self, t: TaskStatus, extra: dict, running_s: float = 0.0) -> tuple[int, str]:
-        """(level, message): the worst of what is wrong; failures and bad stamps since the last
-        published report; `running_s`: how long its oldest running stage has run."""
-        failed = t.failed - self._reported.get((t.task, "failed"), 0)
-        bad_stamps = t.bad_stamps - self._reported.get((t.task, "bad_stamps"), 0)
+        """(level, message): the worst of what is wrong; failures, bad images and bad stamps since
+        the last published report; `running_s`: how long its oldest running stage has run."""
+        failed, rejected, bad_stamps = (getattr(t, k) - self._reported.get((t.task, k), 0) for k in NEWS)
         why = extra.get("last_error") or "see the log"
         if t.failed > 0 and t.published == 0:  # nothing it ever served succeeded: an ERROR until one does
             return ERROR, f"every frame failed: {why}"
@@ -178,6 +178,8 @@ class CoordinatorNode(Node):
             return WARN, "no publisher on its input topic"
         if t.received == 0:
             return WARN, "has received no frame"
+        if rejected > 0:  # a camera whose every image is refused would otherwise look healthy
+            return WARN, f"{rejected} bad image(s) rejected since the last report (the log says why)"
         quiet_s = (time.time_ns() - extra.get("last_received_ns", 0)) / 1e9
         if quiet_s > max(STALE_PERIODS / spec.rate_hz, STALE_MIN_S):
             return WARN, f"stale input: no frame for {quiet_s:.1f} s"

@@ -202,6 +202,9 @@ def publish_junk(seconds: float) -> None:
         dict(height=480, width=640, encoding="rgb8", step=1920, data=good.tobytes()[:1000]),  # truncated
         dict(height=0, width=0, encoding="rgb8", step=0, data=b""),  # empty
     ]
+    wait = time.monotonic() + 10.0  # best effort: what is sent before the container matches is lost
+    while pub.get_subscription_count() == 0 and time.monotonic() < wait:
+        time.sleep(0.05)
     frozen = node.get_clock().now().to_msg()
     end, i = time.monotonic() + seconds, 0
     while time.monotonic() < end:

@@ -98,8 +98,13 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
         raise ValueError(f"unknown workload {text!r}; shipped: {workload_names()}") from None
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """An int or float as YAML reads one (a bool is not a number here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _task(where: str, i: int, entry: object, known_models: list[str]) -> TaskSpec:
@@ -118,10 +123,9 @@ def _task(where: str, i: int, entry: object, known_models: list[str]) -> TaskSpe
         if key in entry and not (isinstance(entry[key], str) and entry[key]):
             raise ValueError(f"{here}: {key} must be a non-empty string, got {entry[key]!r}")
     for key in ("rate_hz", "deadline_ms"):
-        if not _is_number(entry[key]):
+        if not is_number(entry[key]):
             raise ValueError(f"{here}: {key} must be a number, got {entry[key]!r}")
-    if "queue_size" in entry and not (isinstance(entry["queue_size"], int)
-                                      and not isinstance(entry["queue_size"], bool)):
+    if "queue_size" in entry and not is_integer(entry["queue_size"]):
         raise ValueError(f"{here}: queue_size must be an integer, got {entry['queue_size']!r}")
     if entry["model"] not in known_models:
         raise ValueError(f"{here}: model: unknown model {entry['model']!r}; known: {known_models}")
@@ -159,7 +163,7 @@ def load_workload(name_or_path: str | os.PathLike) -> Workload:
     if not isinstance(description, str):
         raise ValueError(f"{where}: description must be a string, got {description!r}")
     lanes = data.get("lanes", os.cpu_count() or 1)
-    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+    if not is_integer(lanes) or lanes < 1:
         raise ValueError(f"{where}: lanes must be an integer >= 1, got {lanes!r}")
 
     entries = data.get("tasks")

@@ -16,6 +16,7 @@ import yaml
 from tqdm import tqdm
 
 from aaron_ros.bench.alone import time_alone
+from aaron_ros.bench.workload import is_integer, is_number
 from aaron_ros.common.machine import machine_info
 from aaron_ros.common.report import text_table, write_report
 from aaron_ros.common.stats import LatencySummary, summarize
@@ -38,9 +39,9 @@ class ZooConfig:
         if not isinstance(self.models, list) or not all(isinstance(m, str) for m in self.models):
             raise ValueError(f"models must be a list of zoo model names, got {self.models!r}")
         for key in ("threads", "isolation_frames", "warmup", "seed"):
-            if type(getattr(self, key)) is not int:
+            if not is_integer(getattr(self, key)):
                 raise ValueError(f"{key} must be an integer, got {getattr(self, key)!r}")
-        if type(self.duration_s) not in (int, float):
+        if not is_number(self.duration_s):
             raise ValueError(f"duration_s must be a number, got {self.duration_s!r}")
         known = model_names()
         unknown = [m for m in self.models if m not in known]

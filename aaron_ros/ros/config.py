@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +209,8 @@ def _same_declaration(file: str, first: ComponentParams, c: ComponentParams) -> 
     """Components share a model by its name, so they must declare it alike (the container loads
     it once)."""
     a, b = first.model_spec, c.model_spec
-    differ = [f"{k} {getattr(a, k)!r} against {getattr(b, k)!r}" for k in ("model", "weights", "input_size", "output")
-              if getattr(a, k) != getattr(b, k)]
+    differ = [f"{f.name} {getattr(a, f.name)!r} against {getattr(b, f.name)!r}" for f in fields(a)
+              if getattr(a, f.name) != getattr(b, f.name)]
     if differ:
         raise ValueError(f"{file}: {c.name}.{PARAMS}: model {c.model_spec.key} is declared by {first.name} too, "
                          f"differently ({'; '.join(differ)}): the container loads a model once, so every "

@@ -79,12 +79,12 @@ class CameraProcess:
     `bag_player` parameters (rate, start offset, remaps, QoS)."""
 
     def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
-        remaps, rate = parse_remaps(params.get("remap", ())), play_rate(params)
-        self.topics = played_topics(bag, params)
+        rate = play_rate(params)
+        self.topics = played_topics(bag, params)  # its remaps checked
         self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
                      "--rate", str(rate), "--start", str(params.get("start_offset_s", 0.0)),
                      "--qos", str(params.get("qos", "sensor_data")), "--lead-in", str(lead_in_s),
-                     *(["--remap", *params["remap"]] if remaps else [])]
+                     *(["--remap", *params["remap"]] if params.get("remap") else [])]
         self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
         frames, fps = bag_info(bag)
         span_s = frames / fps / rate if np.isfinite(fps) and fps > 0 else 0.0

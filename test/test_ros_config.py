@@ -340,6 +340,10 @@ def test_every_node_declares_its_table_with_descriptors(ros_context):
                 d = node.describe_parameter(p.name)
                 assert d.description == p.description != "" and d.additional_constraints == p.constraints, p.name
                 assert d.read_only == (not p.live), p.name
+            # Every one holds a value, an empty list too, so `ros2 param dump` gets them all back.
+            values = node.get_parameters([p.name for p in table.params])
+            assert all(v.type_ != Parameter.Type.NOT_SET for v in values), table.node
+            assert all(v.value == [] for v in values if v.name in ("input_size", "remap")), table.node
         finally:
             node.destroy_node()
 

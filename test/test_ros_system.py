@@ -382,6 +382,12 @@ def test_policy_switch_by_service_and_by_parameter_and_a_component_failing_at_lo
         assert container.coordinator.service.policy_name == "sequential"
         assert len(container.coordinator.service.lanes) == 1
         assert container.coordinator.get_parameter("versions").value == "solo"  # the service set the parameters
+        versions_alone = client.call_async(SetPolicy.Request(versions="eager"))  # no policy: the one in force
+        assert _spin_until(container, versions_alone.done, 10) and versions_alone.result().success
+        assert (container.coordinator.service.policy_name, container.coordinator.service.versions) == \
+            ("sequential", "eager")
+        back = client.call_async(SetPolicy.Request(versions="solo"))
+        assert _spin_until(container, back.done, 10) and back.result().success
 
         # As `ros2 param set` does it: the parameter services, over DDS.
         params = AsyncParameterClient(container.node, "aaron_coordinator")
@@ -768,6 +774,9 @@ def test_a_lifecycle_manager_in_another_process_brings_the_container_up_and_down
     camera = node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
     results: list = []
     node.create_subscription(InferenceResult, "/aaron/classify/result", results.append, 10)
+    health: list = []  # classify's diagnostic messages
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda a: health.extend(
+        d.message for d in a.status if d.name == "aaron_ros: classify"), 10)
     frame = array_to_image(np.full((120, 160, 3), 90, np.uint8), "rgb8")
 
     def serve(seconds: float, until=lambda: False) -> None:
@@ -795,13 +804,16 @@ def test_a_lifecycle_manager_in_another_process_brings_the_container_up_and_down
         serve(1.5)
         assert not results  # no model is loaded, nothing hears the camera
         assert transition("configure") and state() == "inactive"
-        serve(1.5)
+        serve(5, until=lambda: health)
         assert not results  # loaded, but not taking frames
+        assert health and health[-1].startswith("inactive"), health  # not taken for a dead camera
         assert transition("activate") and state() == "active"
         serve(30, until=lambda: len(results) >= 3)
         assert len(results) >= 3
         assert transition("deactivate") and state() == "inactive"
-        serve(1.0)  # what was in flight ends
+        health.clear()
+        serve(5, until=lambda: health)  # what was in flight ends meanwhile
+        assert health and health[-1].startswith("inactive"), health
         heard = len(results)
         serve(2.0)
         assert len(results) == heard  # no frame taken since

@@ -191,6 +191,7 @@ class Container:
             raise ValueError(f"{self.config.path}: no component could be loaded: "
                              + "; ".join(f"{name}: {why}" for name, why in self.failed.items()))
         self.coordinator.not_loaded = self.failed  # in /diagnostics as ERROR
+        self.coordinator.taking_frames = False  # until activate
         self.coordinator.start()
         for n in (self.coordinator, *self.components.values()):
             self.executor.add_node(n)
@@ -203,6 +204,7 @@ class Container:
         for comp in self.components.values():
             if hasattr(comp, "activate"):  # a component without it takes frames from its start
                 comp.activate()
+        self.coordinator.taking_frames = True
         if self.options.bag:
             from aaron_ros.ros.bag_player import BagPlayer
 
@@ -233,6 +235,8 @@ class Container:
         for comp in self.components.values():
             if hasattr(comp, "deactivate"):
                 comp.deactivate()
+        if self.coordinator is not None:
+            self.coordinator.taking_frames = False
         self.node.get_logger().info("deactivated: no frames taken; those in flight finish")
 
     def cleanup(self, drain_timeout_s: float = 2.0, forget: bool = True) -> None:

@@ -97,6 +97,9 @@ class CoordinatorNode(Node):
             self.create_timer(1.0 / OUTCOMES_HZ, self.publish_outcomes)
         self._srv = self.create_service(SetPolicy, SET_POLICY_SERVICE, self._set_policy)
         self._timer = None
+        # False while its container is configured but not active: its tasks' health says so, not
+        # "no publisher" (a deliberately paused container is not a dead camera).
+        self.taking_frames = True
 
     def start(self) -> None:
         """After every component registered its task: start serving and reporting."""
@@ -107,10 +110,12 @@ class CoordinatorNode(Node):
         self.add_on_set_parameters_callback(lambda params: set_live(self, COORDINATOR, params, self._apply))
 
     def _set_policy(self, req: SetPolicy.Request, res: SetPolicy.Response) -> SetPolicy.Response:
-        """The service sets the parameters (so `ros2 param get` tells the truth); an empty
-        `versions` is the policy's default."""
-        versions = req.versions or DEFAULT_VERSIONS.get(req.policy, "")
-        result = self.set_parameters_atomically([Parameter("policy", value=req.policy),
+        """The service sets the parameters (so `ros2 param get` tells the truth). An empty `policy`
+        keeps the one in force (to change the versions alone); an empty `versions` with a policy
+        named is that policy's default."""
+        policy = req.policy or self.params.policy
+        versions = req.versions or (DEFAULT_VERSIONS.get(policy, "") if req.policy else self.params.versions)
+        result = self.set_parameters_atomically([Parameter("policy", value=policy),
                                                  Parameter("versions", value=versions)])
         res.success = result.successful
         res.message = (f"policy {self.service.policy_name}, versions {self.service.versions}" if res.success
@@ -174,6 +179,8 @@ class CoordinatorNode(Node):
             # Stages are not preempted: its lane serves nothing else, and the task nothing more.
             return ERROR, (f"a stage has run for {running_s:.1f} s (deadline {spec.deadline_ms:g} ms): stuck, "
                            "holding a lane")
+        if not self.taking_frames:
+            return WARN, "inactive: its container is not active (lifecycle), no frame is taken"
         if t.input_publishers == 0:  # a task that hears nothing is not healthy
             return WARN, "no publisher on its input topic"
         if t.received == 0:

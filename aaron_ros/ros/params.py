@@ -14,6 +14,7 @@ came in. This module never imports rclpy at module level.
 from __future__ import annotations
 
 import array
+import copy
 import dataclasses
 import math
 import os
@@ -447,18 +448,38 @@ def _declare(node: Any, p: Param) -> Any:
 
     array_type = {"int_array": Parameter.Type.INTEGER_ARRAY, "str_array": Parameter.Type.STRING_ARRAY,
                   "float_array": Parameter.Type.DOUBLE_ARRAY}
-    # An empty list has no type of its own: it is declared by its type alone.
-    typed_default = array_type[p.kind] if p.kind in array_type and not p.default else p.default
-    typed_default = list(typed_default) if isinstance(typed_default, tuple) else typed_default
+    empty = p.kind in array_type and not p.default
+    typed_default = list(p.default) if isinstance(p.default, tuple) else p.default
     loose_default = None if p.kind in array_type else p.default
     attempts = [(p.any_type, True), (True, True), (True, False)]
     for i, (dynamic, ranges) in enumerate(attempts):
         try:
+            if empty and not dynamic:
+                return _declare_empty(node, p.name, array_type[p.kind], descriptor(p, dynamic, ranges))
             default = loose_default if dynamic else typed_default
             return node.declare_parameter(p.name, default, descriptor(p, dynamic, ranges)).value
         except (InvalidParameterTypeException, InvalidParameterValueException):
             if i == len(attempts) - 1:
                 raise
+
+
+def _declare_empty(node: Any, name: str, type_: Any, d: Any) -> Any:
+    """An array parameter whose default is empty. An empty list has no type of its own, so rclpy
+    declares it by its type alone, holding no value: `ros2 param get` of it, and `ros2 param dump`
+    of the node, would get nothing back. So it is declared writable, given its typed empty value,
+    then made read-only if its descriptor says so (before any on-set callback is added)."""
+    from rclpy.parameter import Parameter
+
+    writable = copy.deepcopy(d)  # rclpy keeps the descriptor it is given
+    writable.read_only = False
+    value = node.declare_parameter(name, type_, writable).value
+    if value is None:
+        node.set_parameters([Parameter(name, type_, [])])
+        value = []
+    if d.read_only:
+        d.type = writable.type  # which rclpy set from type_
+        node.set_descriptor(name, d)
+    return value
 
 
 def declare_params(node: Any, table: NodeParams, build: Callable[[dict], Any] | None = None) -> Any:

@@ -17,12 +17,21 @@ pytest.importorskip("rclpy")
 
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
-from aaron_ros.coordinator.timing import FramePart  # noqa: E402
+from aaron_ros.coordinator.timing import FramePart, PartTime  # noqa: E402
 from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
-from aaron_ros.ros.bench.monitor import SystemClient  # noqa: E402
+from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient  # noqa: E402
 from aaron_ros.ros.bench.playback import CameraProcess, Played, parse_played  # noqa: E402
+from aaron_ros.ros.bench.report import stall_lines  # noqa: E402
 from aaron_ros.ros.bench.system import single_component_config  # noqa: E402
-from aaron_ros.ros.bench.target import PRIVATE_DOMAINS, TAIL_SHARE, RosTarget, bench_domain, private_domain  # noqa: E402
+from aaron_ros.ros.bench.target import (  # noqa: E402
+    PRIVATE_DOMAINS,
+    STALL_MS,
+    TAIL_SHARE,
+    RosTarget,
+    bench_domain,
+    delivery_stalls,
+    private_domain,
+)
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
@@ -190,6 +199,7 @@ def test_where_a_frames_time_goes_covers_every_part_back_to_back(bench):
         assert 0 < p["cpu_coordinator_ms_per_frame"] < cpu["executor"] + cpu["lanes"]
         assert 0 < p["cpu_stages_ms_per_frame"] <= cpu["lanes"], (key, p["cpu_stages_ms_per_frame"], cpu)
         assert p["goodput_fps"] <= p["throughput_fps"]
+        assert set(p["delivery_stalled"]) == set(TASKS) and p["delivery_stall_max_ms"] >= 0.0
 
 
 def test_files_and_tables(bench):
@@ -206,10 +216,28 @@ def test_files_and_tables(bench):
     assert all(not math.isnan(v) for per in lat.values() for vs in per.values() for v in vs)
     # The glance the demo ends with: a line per policy, its goodput the report's.
     title, head, _rule, *rows = headline_text(bench.out).splitlines()
+    rows = [r for r in rows if not r.startswith("- ")]  # a delivery stall's line, where one happened
     assert title == "bench:" and head.split()[-2:] == ["goodput", "fps"]
     assert [r.split()[0] for r in rows] == POLICIES
     assert all(float(r.split()[-1]) == round(bench.report["policies"][k]["goodput_fps"], 1)
                for r, k in zip(rows, POLICIES))
+
+
+def test_a_delivery_stall_is_named_under_the_tables():
+    """Results held between the container's publish and the subscriber's middleware (every topic at
+    once, in about one replay in a hundred) are counted per task and named, not hidden in a p99."""
+    def heard(frame, publish_ms):
+        return FrameTiming(frame, 30.0 + publish_ms, 25.0, 1.0, frame,
+                           {FramePart.STAGES: PartTime(0.025), FramePart.PUBLISH: PartTime(publish_ms / 1e3)})
+
+    calm = {"det": [heard(i, 0.8) for i in range(10)], "seg": [heard(i, 1.2) for i in range(10)]}
+    burst = {"det": [*calm["det"], heard(10, 316.0), heard(11, 266.0)], "seg": [*calm["seg"], heard(10, 290.0)]}
+    assert delivery_stalls(calm) == {"delivery_stalled": {"det": 0, "seg": 0}, "delivery_stall_max_ms": 0.0}
+    stalled = delivery_stalls(burst)
+    assert stalled == {"delivery_stalled": {"det": 2, "seg": 1}, "delivery_stall_max_ms": 316.0}
+    assert STALL_MS < 266.0
+    (line,) = stall_lines({"naive": delivery_stalls(calm), "aaron": stalled})
+    assert line.startswith("- aaron: 3 result(s) (det 2, seg 1)") and "up to 316.0 ms" in line
 
 
 def test_the_bench_never_collects_its_garbage_while_it_hears_results(bench):

@@ -14,7 +14,7 @@ from aaron_ros.bench.policy_report import CPU_OUTSIDE, write_policy_report
 from aaron_ros.common.report import fmt, md_table, pct, text_table
 from aaron_ros.coordinator.timing import FramePart
 from aaron_ros.ros.bench.monitor import FrameTiming
-from aaron_ros.ros.bench.target import FRAME_TIME, FRAME_TIME_TAIL, TAIL_SHARE
+from aaron_ros.ros.bench.target import FRAME_TIME, FRAME_TIME_TAIL, STALL_MS, TAIL_SHARE
 
 # Per policy, after its critical miss rate: the critical task's latencies (node p99; end to end and
 # transport, p50 and p99) and the frames per second done over every task.
@@ -24,6 +24,15 @@ SUMMARY_KEYS = ("critical_p99_ms", "critical_e2e_p50_ms", "critical_e2e_p99_ms",
 
 def _summary_rows(policies: Mapping[str, dict], keys: Sequence[str]) -> list[list[str]]:
     return [[key, pct(p.get("critical_miss_rate")), *(fmt(p.get(k)) for k in keys)] for key, p in policies.items()]
+
+
+def stall_lines(policies: Mapping[str, dict]) -> list[str]:
+    """A line per policy whose results were held in delivery to the bench's subscriber."""
+    return [f"- {key}: {sum(p['delivery_stalled'].values())} result(s) ("
+            + ", ".join(f"{t} {n}" for t, n in p["delivery_stalled"].items() if n)
+            + f") reached the bench's subscriber more than {STALL_MS:g} ms after the container published them, "
+            f"up to {fmt(p['delivery_stall_max_ms'])} ms: its e2e figures carry that delivery stall"
+            for key, p in policies.items() if p.get("delivery_stall_max_ms", 0.0) > STALL_MS]
 
 
 def render_e2e_markdown(report: dict) -> str:
@@ -57,6 +66,9 @@ def render_e2e_markdown(report: dict) -> str:
         "by the bench's node, in a process of its own. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
+        *([*stall_lines(policies), "", "Held in delivery: before the subscriber's middleware received the result "
+           "(its own time of arrival), so neither the container's node latency nor the bench's executor; every "
+           "result topic at once when it happens.", ""] if stall_lines(policies) else []),
         f"Frames: published by the bag player after its lead-in ({lead_in}); each is done, dropped "
         "(its queue's overload rule, or too "
         "late: it could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "
@@ -175,7 +187,8 @@ def headline_text(out_dir: str | Path) -> str:
     report = json.loads((Path(out_dir) / "report.json").read_text())
     return f"{report['workload']['name']}:\n" + text_table(
         ["policy", "critical miss rate", "critical p99", "e2e p50", "e2e p99", "transport p50", "transport p99",
-         "throughput fps", "goodput fps"], _summary_rows(report["policies"], (*SUMMARY_KEYS, "goodput_fps")))
+         "throughput fps", "goodput fps"], _summary_rows(report["policies"], (*SUMMARY_KEYS, "goodput_fps"))) + \
+        "".join(f"\n{line}" for line in stall_lines(report["policies"]))
 
 
 def comparison_text(out_dir: str | Path) -> str:

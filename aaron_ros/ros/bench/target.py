@@ -9,7 +9,7 @@ import math
 import os
 import random
 import tempfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from aaron_ros.bench.workload import Workload
 from aaron_ros.common.stats import percentiles
 from aaron_ros.coordinator.coordinator import TOO_LATE
 from aaron_ros.coordinator.metrics import worst
-from aaron_ros.coordinator.timing import mean_parts
+from aaron_ros.coordinator.timing import FramePart, mean_parts
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.ros.bench.monitor import FrameTiming
 from aaron_ros.ros.bench.playback import bag_info, play_rate, played_topics
@@ -35,6 +35,10 @@ PRIVATE_DOMAINS = (150, 230)  # where the bench picks a domain of its own (Fast 
 TAIL_SHARE = 0.01  # "the tail" of a task's results: its slowest 1% end to end, as its e2e p99 sees them
 # A task's report keys: where its mean frame's time goes, and its tail's.
 FRAME_TIME, FRAME_TIME_TAIL = "frame_time", "frame_time_tail"
+# A result this much later at the subscriber's middleware than the container published it was held
+# in delivery: about one replay in a hundred holds one such stall, every result topic at once, for
+# 200-350 ms, whatever the policy (results/ros_bench/delivery_stalls_cpu2_amd_epyc/).
+STALL_MS = 50.0
 TIMING_KEYS = ("e2e_p50_ms", "e2e_p99_ms", "transport_p50_ms", "transport_p99_ms",
                "input_delay_p50_ms", "input_delay_p99_ms")
 
@@ -68,6 +72,15 @@ def slowest(timings: Sequence[FrameTiming]) -> list[FrameTiming]:
     """The tail: a task's slowest results end to end, the last TAIL_SHARE of them (at least one)."""
     n = math.ceil(len(timings) * TAIL_SHARE)
     return sorted(timings, key=lambda x: x.e2e_ms)[-n:] if n else []
+
+
+def delivery_stalls(timings: Mapping[str, Sequence[FrameTiming]]) -> dict:
+    """Per task, how many results were held more than STALL_MS between the container's publish and
+    the subscriber's middleware, and the longest such hold (ms): the e2e figures include them."""
+    held = {t: [x.parts[FramePart.PUBLISH].wall_s * 1e3 for x in xs if FramePart.PUBLISH in x.parts]
+            for t, xs in timings.items()}
+    return {"delivery_stalled": {t: sum(ms > STALL_MS for ms in v) for t, v in held.items()},
+            "delivery_stall_max_ms": max((ms for v in held.values() for ms in v if ms > STALL_MS), default=0.0)}
 
 
 def timing_metrics(timings: Sequence[FrameTiming]) -> dict:
@@ -206,7 +219,7 @@ class RosTarget(BenchTarget):
             for key, frames in ((FRAME_TIME, timings[t]), (FRAME_TIME_TAIL, slowest(timings[t]))):
                 metrics["tasks"][t][key] = {part: {"wall_ms": v.wall_s * 1e3, "cpu_ms": v.cpu_s * 1e3}
                                             for part, v in mean_parts(x.parts for x in frames).items()}
-        metrics.update(cpu_per_frame(results))
+        metrics.update(cpu_per_frame(results), **delivery_stalls(timings))
         pooled = timing_metrics([x for per in timings.values() for x in per])
         metrics.update({k: pooled[k] for k in TIMING_KEYS[:4]})
         critical = [metrics["tasks"][s.name] for s in workload.critical_tasks]

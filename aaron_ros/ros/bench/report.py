@@ -38,7 +38,7 @@ def stall_lines(policies: Mapping[str, dict]) -> list[str]:
 def render_e2e_markdown(report: dict) -> str:
     """The end-to-end section of report.md: per policy, then per policy and task."""
     policies, tasks = report["policies"], report["workload"]["tasks"]
-    iso = report.get("isolation", {})
+    iso, stalls = report.get("isolation", {}), stall_lines(report["policies"])
     lead_s = report.get("settings", {}).get("lead_in_s", 0.0)
     lead_in = (f"{lead_s:g} s of the bag played with no pause before each replay, stamped before the measured "
                "frames: no figure counts them but the CPU table" if lead_s else "none")
@@ -66,9 +66,9 @@ def render_e2e_markdown(report: dict) -> str:
         "by the bench's node, in a process of its own. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
-        *([*stall_lines(policies), "", "Held in delivery: before the subscriber's middleware received the result "
-           "(its own time of arrival), so neither the container's node latency nor the bench's executor; every "
-           "result topic at once when it happens.", ""] if stall_lines(policies) else []),
+        *([*stalls, "", "Held in delivery: before the subscriber's middleware received the result (its own "
+           "time of arrival), so neither the container's node latency nor the bench's executor; every result "
+           "topic at once when it happens.", ""] if stalls else []),
         f"Frames: published by the bag player after its lead-in ({lead_in}); each is done, dropped "
         "(its queue's overload rule, or too "
         "late: it could no longer meet its deadline), failed, rate-limited (above `max_rate_hz`, by design), "

@@ -426,6 +426,10 @@ def test_policy_switch_by_service_and_by_parameter_and_a_component_failing_at_lo
         container.shutdown()
     totals = container.coordinator.service.snapshot()["classify"]["totals"]
     assert totals["failed"] == 0 and totals["done"] >= 4
+    # The run's summary says the deadline changed during the run, not only its last value.
+    row = next(line.split() for line in summary_table(container).splitlines() if line.split()[:1] == ["classify"])
+    first = container.coordinator.service.first_specs["classify"].deadline_ms
+    assert row[3] == f"{first:g}->250" and first != 250.0, row
 
 
 def test_run_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):

@@ -109,6 +109,7 @@ class CoordinatorService:
         self.policy_name = options.policy
         self.versions = options.versions or DEFAULT_VERSIONS[options.policy]
         self.specs: dict[str, TaskSpec] = {}
+        self.first_specs: dict[str, TaskSpec] = {}  # as added: a run's summary shows what changed live
         self.models = models if models is not None else ModelSet(options.device)
         if self.models.lane_kind != resolve_kind(options.device):
             raise ValueError(f"the models live on {self.models.lane_kind} but the lanes are "
@@ -145,7 +146,7 @@ class CoordinatorService:
         if model.key != spec.model:
             raise ValueError(f"task {spec.name}: its model is {spec.model!r}, but {model.model} goes by {model.key!r}")
         graph = self.models.load(model, bag_dir)
-        self.specs[spec.name] = spec
+        self.specs[spec.name] = self.first_specs[spec.name] = spec
         self._on_finished[spec.name] = on_finished
         return graph
 

@@ -93,8 +93,9 @@ def summary_table(container: Container) -> str:
         if not_loaded(t):
             rows.append(_not_loaded_row(t, len(head)))
             continue
-        run = snap[t.task]["run"]
-        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", fmt(run["p50_ms"]),
+        run, first = snap[t.task]["run"], svc.first_specs[t.task].deadline_ms
+        deadline = f"{t.deadline_ms:g}" if first == t.deadline_ms else f"{first:g}->{t.deadline_ms:g}"  # set live
+        rows.append((t.task, t.model, t.criticality, deadline, fmt(run["p50_ms"]),
                      fmt(run["p99_ms"]), pct(run["miss_rate"]), fmt(run["fps"]), t.received,
                      t.published - t.late, t.late, t.dropped, t.failed, t.rejected, t.rate_limited,
                      _unaccounted(t), _lost(container, t)))

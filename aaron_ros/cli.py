@@ -54,11 +54,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in model_names()]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; known: {model_names()}")
-    rows = [("model", "input", "stages", "params (M)", "GFLOPs", "output")]
+    rows = [("model", "input", "stages", "params (M)", "GFLOPs", "output", "classes")]
     for n in names:
         info = describe(n)
         rows.append((n, "x".join(map(str, info.input_shape)), str(info.stages),
-                     f"{info.params / 1e6:.2f}", f"{info.gflops:.2f}", info.output_kind))
+                     f"{info.params / 1e6:.2f}", f"{info.gflops:.2f}", info.output_kind, str(info.classes or "-")))
     print(text_table(rows[0], rows[1:]))
     if not args.bench:
         return 0
@@ -289,29 +289,39 @@ def _cmd_record(args: argparse.Namespace) -> int:
         frames_from_video,
         resize_frames,
         sample_frames,
-        write_image_bag,
+        write_cameras_bag,
     )
 
+    cameras = [t.strip() for t in args.topic.split(",") if t.strip()]
+    # A camera's frame_id, by default its topic's first name (/front/image_raw: front).
+    frame_ids = args.frame_id.split(",") if args.frame_id else [t.strip("/").split("/")[0] for t in cameras]
+    if len(set(cameras)) != len(cameras) or len(frame_ids) != len(cameras):
+        raise ValueError(f"--topic {args.topic}: {len(cameras)} camera topic(s), each once, and as many "
+                         f"--frame-id values ({len(frame_ids)} given)")
+
+    def frames_of(camera: int):
+        """One camera's frames: the same video or folder for each, the sample with its own seed."""
+        if args.video or args.images:
+            if args.video:
+                frames = frames_from_video(args.video, args.fps)
+            else:
+                frames = frames_from_folder(args.images, args.fps or DEFAULT_RECORD_FPS)
+            if args.size:
+                frames = resize_frames(frames, *args.size)
+            return takewhile(lambda f: f[0] < args.seconds, frames) if args.seconds else frames
+        return sample_frames(width, height, fps, seconds, seed=args.seed + camera)
+
+    (width, height), fps, seconds = args.size or (640, 480), args.fps or DEFAULT_RECORD_FPS, args.seconds or 10.0
     if args.video or args.images:
-        if args.video:
-            frames = frames_from_video(args.video, args.fps)
-        else:
-            frames = frames_from_folder(args.images, args.fps or DEFAULT_RECORD_FPS)
-        if args.size:
-            frames = resize_frames(frames, *args.size)
-        if args.seconds:
-            frames = takewhile(lambda f: f[0] < args.seconds, frames)
         total, source = None, args.video or args.images
     else:
-        (width, height), fps = args.size or (640, 480), args.fps or DEFAULT_RECORD_FPS
-        seconds = args.seconds or 10.0
-        frames = sample_frames(width, height, fps, seconds, seed=args.seed)
-        total, source = max(1, round(seconds * fps)), f"the sample photographs at {width}x{height}"
-    topic = (Transport.COMPRESSED if args.encoding in COMPRESSIONS else Transport.RAW).topic(args.topic)
-    count = write_image_bag(args.out, frames, topic=topic, storage=args.storage,
-                            encoding=args.encoding, progress=not args.no_progress,
-                            overwrite=args.overwrite, total=total)
-    print(f"wrote {count} frames of {source} to {args.out} ({args.storage}, {topic}, {args.encoding})")
+        total, source = len(cameras) * max(1, round(seconds * fps)), f"the sample photographs at {width}x{height}"
+    transport = Transport.COMPRESSED if args.encoding in COMPRESSIONS else Transport.RAW
+    topics = [transport.topic(t) for t in cameras]
+    count = write_cameras_bag(args.out, {t: (fid, frames_of(i)) for i, (t, fid) in enumerate(zip(topics, frame_ids))},
+                              storage=args.storage, encoding=args.encoding, progress=not args.no_progress,
+                              overwrite=args.overwrite, total=total)
+    print(f"wrote {count} frames of {source} to {args.out} ({args.storage}, {', '.join(topics)}, {args.encoding})")
     return 0
 
 
@@ -494,7 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seconds", type=float, help="length (default: 10 for the sample, all of a video or folder)")
     r.add_argument("--fps", type=float, help="frame rate (default 30; a video's own rate)")
     r.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 640x480 for the sample, else native)")
-    r.add_argument("--topic", default="/camera/image_raw", help="the camera topic (default /camera/image_raw)")
+    r.add_argument("--topic", default="/camera/image_raw",
+                   help="the camera topic (default /camera/image_raw); several, comma-separated, for several cameras "
+                        "(the sample gives each its own view; a video or folder is the same on each)")
+    r.add_argument("--frame-id", help="each camera's header.frame_id, comma-separated as --topic "
+                                      "(default: its topic's first name: /front/image_raw -> front)")
     r.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage format")
     r.add_argument("--encoding", choices=["rgb8", "bgr8", "jpeg", "png"], default="rgb8",
                    help="an Image's pixel layout, or jpeg / png: CompressedImage messages on TOPIC/compressed")

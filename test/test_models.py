@@ -459,3 +459,8 @@ def test_flops_match_the_papers(name, gflops, tolerance):
     assert info.gflops == pytest.approx(gflops, rel=tolerance)
     assert (info.name, info.input_shape, info.output_kind) == (name, (3, 224, 224), "classes")
     assert info.stages == len(build_model(name))
+
+
+def test_a_model_says_how_many_classes_its_results_carry():
+    """What a `labels` file must cover: ImageNet's 1000, VOC's 20 boxes' classes, 19 mask classes."""
+    assert [describe(n).classes for n in ("mobilenet_v3_small", "tiny_yolo", "seg_net")] == [1000, 20, 19]

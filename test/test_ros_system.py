@@ -29,7 +29,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from aaron_ros.msg import CoordinatorStatus, FrameOutcomes, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
-from aaron_ros.ros.coordinator_node import TRACE_QOS, WARN  # noqa: E402
+from aaron_ros.ros.coordinator_node import ERROR, TRACE_QOS, WARN  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_compressed, array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 from aaron_ros.ros.run import status_table, summary_table  # noqa: E402
@@ -735,6 +735,9 @@ def test_the_command_line_the_launch_file_builds_runs_the_container_in_its_names
         executor.shutdown()
     assert heard[0].policy == "aaron", out
     assert proc.returncode == 0 and "__node:=aaron_container left out" in out, out
+    # No camera was started: the summary says why the critical task heard nothing, naming its topic.
+    assert "WARN classify: no publisher on its input topic /cam/image" in out, out
+    assert "critical component(s) received no frame: classify" in out, out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -838,6 +841,33 @@ def test_a_lifecycle_manager_in_another_process_brings_the_container_up_and_down
         executor.shutdown()
         node.destroy_node()
         context.try_shutdown()
+
+
+def test_a_topic_read_as_two_types_leaves_one_component_out_and_the_others_serve(tmp_path, small_bag, ros_domain):
+    """segment reads /cam/image/compressed as raw images, signs reads /cam/image with
+    image_transport compressed, the same topic as CompressedImage: DDS refuses the second type in
+    one process. That component takes no frame and says why; the container serves the others."""
+    cfg = _config(tmp_path, components="[classify, segment, signs]", segment_topic="/cam/image/compressed",
+                  extra="""\
+        signs:
+          ros__parameters:
+            model: mobilenet_v3_small
+            image_transport: compressed
+            deadline_ms: 300.0
+        """)
+    container = Container(ContainerOptions(cfg, bag=str(small_bag), domain_id=ros_domain))
+    try:
+        assert container.state == "active"
+        why = container.coordinator.not_subscribed["signs"]
+        assert "/cam/image/compressed" in why and "segment reads it as Image" in why, why
+        assert set(container.coordinator.not_subscribed) == {"signs"}
+        container.spin(duration_s=60)  # the bag, to its end
+        assert container.components["classify"].counters["published"] > 0
+        health = {t.task: t for t in container.coordinator.task_statuses()}
+        assert health["signs"].level == ERROR and "could not be subscribed" in health["signs"].message
+        assert "ERROR signs: takes no frame" in summary_table(container)
+    finally:
+        container.shutdown()
 
 
 def test_after_cleanup_what_its_bag_player_sent_goes_with_the_ledgers(tmp_path, small_bag, ros_domain):

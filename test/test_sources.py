@@ -162,6 +162,25 @@ def test_record_compressed_and_read_back(tmp_path, encoding):
         assert error == 0 if encoding == "png" else error < 8, error
 
 
+def test_record_several_cameras_each_on_its_topic_with_its_frame_id(tmp_path, capsys):
+    """`record --topic /front/image_raw,/rear/image_raw`: one bag, each camera its own view and
+    frame_id, the frames of one moment on both."""
+    out = tmp_path / "two"
+    assert main(["record", "--out", str(out), "--seconds", "0.5", "--fps", "10", "--size", "64x48",
+                 "--topic", "/front/image_raw,/rear/image_raw", "--no-progress"]) == 0
+    msgs = list(read_image_bag(out))
+    by_topic = {t: [deserialize_message(m.data, Image) for m in msgs if m.topic == t]
+                for t in ("/front/image_raw", "/rear/image_raw")}
+    assert [len(v) for v in by_topic.values()] == [5, 5] and len(msgs) == 10
+    assert {i.header.frame_id for i in by_topic["/front/image_raw"]} == {"front"}
+    assert {i.header.frame_id for i in by_topic["/rear/image_raw"]} == {"rear"}
+    front, rear = by_topic.values()
+    assert [i.header.stamp for i in front] == [i.header.stamp for i in rear]
+    assert not np.array_equal(image_to_array(front[0]), image_to_array(rear[0]))  # two views
+    assert main(["record", "--out", str(tmp_path / "bad"), "--topic", "/a,/b", "--frame-id", "a", "--no-progress"]) != 0
+    assert "as many --frame-id values (1 given)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_write_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path, bag):
     with pytest.raises(ValueError, match="already exists"):
         write_image_bag(bag, numbered_frames(2, 10.0), progress=False)
@@ -242,6 +261,18 @@ def test_frames_from_video_and_folder(tmp_path):
 
 
 # --- the bag player ----------------------------------------------------------
+
+
+def test_player_waits_only_for_the_topics_it_is_told(ros_context, bag):
+    """A container's player waits for subscribers only on the topics its components read: a bag
+    topic nobody reads held the container's executor 5 s."""
+    p = player(ros_context, bag)
+    try:
+        (topic,) = p.published_on
+        assert p.wait_for_subscribers(1, timeout=5.0, topics=set())  # nothing to wait for: at once
+        assert not p.wait_for_subscribers(1, timeout=0.2, topics={topic})  # nobody reads it
+    finally:
+        p.destroy_node()
 
 
 def test_player_publishes_every_frame_in_order_with_recorded_spacing(ros_context, spin, bag):

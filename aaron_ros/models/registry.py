@@ -100,10 +100,15 @@ class ModelInfo:
     params: int
     gflops: float  # one batch-1 forward pass
     output_kind: str
+    classes: int | None  # the class ids its results carry (a labels file needs as many lines); None: raw
 
     @classmethod
     def of(cls, graph: StageGraph) -> ModelInfo:
         example = torch.zeros(1, *graph.input_shape)  # values do not change the FLOP count
+        with torch.inference_mode():
+            out = graph.model(example)
+        classes = {"classes": lambda: out.shape[-1], "mask": lambda: out.shape[1],
+                   "detections": lambda: getattr(graph.postprocess, "num_classes", None)}
         return cls(
             name=graph.name,
             input_shape=graph.input_shape,
@@ -111,6 +116,7 @@ class ModelInfo:
             params=count_params(graph.model),
             gflops=count_flops(graph.model, example) / 1e9,
             output_kind=graph.output_kind,
+            classes=classes.get(graph.output_kind, lambda: None)(),
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from rclpy.context import Context
 from rclpy.exceptions import InvalidTopicNameException
@@ -99,11 +99,14 @@ class BagPlayer(Node):
         """Frames published this run, per topic as subscribers resolve it."""
         return {self._topic_names[t]: n for t, n in self._published.items()}
 
-    def wait_for_subscribers(self, count: int = 1, timeout: float = 5.0) -> bool:
-        """Wait until every output topic has `count` subscribers (frames published before a
-        subscriber is matched are lost to it); False on timeout."""
+    def wait_for_subscribers(self, count: int = 1, timeout: float = 5.0,
+                             topics: Collection[str] | None = None) -> bool:
+        """Wait until every output topic (those of `topics`, as subscribers resolve them, when
+        given) has `count` subscribers (frames published before a subscriber is matched are lost
+        to it); False on timeout."""
+        pubs = [p for p in self._pubs.values() if topics is None or p.topic_name in topics]
         deadline = time.monotonic() + timeout
-        while any(p.get_subscription_count() < count for p in self._pubs.values()):
+        while any(p.get_subscription_count() < count for p in pubs):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)

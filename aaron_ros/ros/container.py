@@ -19,6 +19,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from aaron_ros.ros.components import find_component
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, in_any_namespace, load_config
 from aaron_ros.ros.coordinator_node import CoordinatorNode
 from aaron_ros.ros.failures import FailureLog
-from aaron_ros.ros.params import CONTAINER, declare_params
+from aaron_ros.ros.params import CONTAINER, Transport, declare_params
 from aaron_ros.ros.stall import StallWatch
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,16 @@ def _culprit(exc: BaseException) -> str:
             name = owner.get_name()
         tb = tb.tb_next
     return name
+
+
+def _transport_hint(topic: str, played: Collection[str]) -> str:
+    """Where a topic nobody publishes is the other image transport's name of a played one."""
+    compressed = Transport.COMPRESSED.topic
+    if raw := next((t for t in played if compressed(t) == topic), None):
+        return f"; the bag publishes {raw} as raw images, which image_transport: raw reads"
+    if compressed(topic) in played:
+        return f"; the bag publishes {compressed(topic)}, which image_transport: compressed reads"
+    return ""
 
 
 def command_line_params(ros_args: list[str]) -> list[Parameter]:
@@ -132,6 +143,7 @@ class Container:
         self.camera = None
         self.coordinator: CoordinatorNode | None = None
         self._player_started = False
+        self._player_waits_for: set[str] = set()  # the player's topics a component reads
         self._published_before: dict[str, int] = {}  # by sources since stopped (deactivated)
         self._stop = threading.Event()
         self._callback_failures = None  # a FailureLog, once the container's node exists
@@ -201,9 +213,15 @@ class Container:
 
     def activate(self) -> None:
         """The components take frames; the container's own sources start."""
-        for comp in self.components.values():
+        self.coordinator.not_subscribed.clear()
+        for name, comp in self.components.items():
             if hasattr(comp, "activate"):  # a component without it takes frames from its start
-                comp.activate()
+                try:
+                    comp.activate()
+                except Exception as exc:  # its input cannot be subscribed: the others still serve
+                    self.coordinator.not_subscribed[name] = f"{type(exc).__name__}: {exc}"
+                    self.node.get_logger().error(f"component {name} takes no frame: its input could not be "
+                                                 f"subscribed: {self.coordinator.not_subscribed[name]}")
         self.coordinator.taking_frames = True
         if self.options.bag:
             from aaron_ros.ros.bag_player import BagPlayer
@@ -213,12 +231,14 @@ class Container:
             self.executor.add_node(self.player)
             self._player_started = False  # by spin(), once the components hear it
             played = set(self.player.published_on)
-            for name, comp in self.components.items():
-                topic = getattr(comp, "input_topic", None)
+            read = {name: getattr(comp, "input_topic", None) for name, comp in self.components.items()}
+            self._player_waits_for = played & set(read.values())  # a topic nobody reads is not waited for
+            for name, topic in read.items():
                 if topic is not None and topic not in played:
                     self.node.get_logger().warning(
                         f"component {name} reads {topic}, which the bag does not publish ({', '.join(sorted(played))}):"
-                        " it gets no frame from it (a bag_player remap, or -r, moves a topic)")
+                        f" it gets no frame from it{_transport_hint(topic, played)} (a bag_player remap, or -r, moves "
+                        "a topic)")
         if self.options.camera:
             from aaron_ros.ros.camera import CameraNode
 
@@ -298,7 +318,10 @@ class Container:
                 player = self.player
                 if player is not None and not self._player_started:
                     # Frames published before the components' subscriptions match would be lost.
-                    player.wait_for_subscribers(1, timeout=5.0)
+                    if not player.wait_for_subscribers(1, timeout=5.0, topics=self._player_waits_for):
+                        self.node.get_logger().warning(
+                            f"bag_player: {', '.join(sorted(self._player_waits_for))} not matched by the components "
+                            "reading it after 5 s; playing anyway (frames before the match are lost)")
                     player.start()
                     self._player_started = True
                 elif player is not None and player.wait(0):

@@ -85,6 +85,7 @@ class CoordinatorNode(Node):
         # Counters kept by the components themselves (bad images, rate limit), per task.
         self.task_counters: dict[str, Callable[[], dict]] = {}
         self.not_loaded: dict[str, str] = {}  # component -> why it failed to load (the container's)
+        self.not_subscribed: dict[str, str] = {}  # component -> why its input could not be subscribed
         self._reported: dict[tuple[str, str], int] = {}  # (task, count) at the last report: what is news
         self._status_pub = self.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -170,6 +171,8 @@ class CoordinatorNode(Node):
         the last published report; `running_s`: how long its oldest running stage has run."""
         failed, rejected, bad_stamps = (getattr(t, k) - self._reported.get((t.task, k), 0) for k in NEWS)
         why = extra.get("last_error") or "see the log"
+        if t.task in self.not_subscribed:
+            return ERROR, f"takes no frame: its input could not be subscribed: {self.not_subscribed[t.task]}"
         if t.failed > 0 and t.published == 0:  # nothing it ever served succeeded: an ERROR until one does
             return ERROR, f"every frame failed: {why}"
         if failed > 0:
@@ -182,7 +185,7 @@ class CoordinatorNode(Node):
         if not self.taking_frames:
             return WARN, "inactive: its container is not active (lifecycle), no frame is taken"
         if t.input_publishers == 0:  # a task that hears nothing is not healthy
-            return WARN, "no publisher on its input topic"
+            return WARN, f"no publisher on its input topic {extra.get('input_topic', '')}".rstrip()
         if t.received == 0:
             return WARN, "has received no frame"
         if rejected > 0:  # a camera whose every image is refused would otherwise look healthy

@@ -204,15 +204,15 @@ class PerceptionComponent(Node):
         unsubscribe_images(self)
         self._sub = None
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int | str]:
         """Its frame counters since the start, the publishers its input is matched with, when it
-        last heard a frame, and its latest failure's first line."""
+        last heard a frame, its latest failure's first line, and its input topic."""
         try:
             publishers = self._sub.get_publisher_count() if self._sub is not None else 0
         except Exception:  # rclpy's InvalidHandle: the node is destroyed (shut down), it hears none
             publishers = 0
         return {**self.counters, "input_publishers": publishers, "last_received_ns": self.last_received_ns,
-                "last_error": self.failures.last}
+                "last_error": self.failures.last, "input_topic": self.input_topic}
 
     def destroy_node(self) -> None:
         unsubscribe_images(self)

@@ -9,9 +9,10 @@ scikit-image (``sample_frames``), a video file or a folder of images. A bag is a
 """
 from __future__ import annotations
 
+import heapq
 import math
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -191,6 +192,10 @@ def _remove_old_bag(out: Path) -> None:
         raise ValueError(f"{out} exists and is not a bag folder (no metadata.yaml); not removing it")
 
 
+def _numbered(camera: int, frames: Iterable[tuple[float, np.ndarray]]) -> Iterator[tuple[float, int, np.ndarray]]:
+    return ((t, camera, frame) for t, frame in frames)
+
+
 def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarray]],
                     topic: str = "/camera/image_raw", frame_id: str = "camera", storage: str = "mcap",
                     encoding: str = "rgb8", progress: bool = True, overwrite: bool = False,
@@ -199,6 +204,15 @@ def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarr
     time is the same stamp); returns the number written. `encoding` jpeg or png writes
     CompressedImage messages instead (on `topic` as given: image_transport would name it
     `<camera topic>/compressed`). `total` only sizes the progress bar."""
+    return write_cameras_bag(out_path, {topic: (frame_id, frames)}, storage, encoding, progress, overwrite, total)
+
+
+def write_cameras_bag(out_path: str | Path, cameras: Mapping[str, tuple[str, Iterable[tuple[float, np.ndarray]]]],
+                      storage: str = "mcap", encoding: str = "rgb8", progress: bool = True,
+                      overwrite: bool = False, total: int | None = None) -> int:
+    """`write_image_bag` for several cameras: `cameras` maps each topic to its frame_id and its
+    frames, written in stamp order (frames of one stamp on several topics: one moment seen by
+    each camera)."""
     out = Path(out_path)
     if storage not in STORAGES:
         raise ValueError(f"unknown storage {storage!r}; known: {', '.join(STORAGES)}")
@@ -214,10 +228,13 @@ def write_image_bag(out_path: str | Path, frames: Iterable[tuple[float, np.ndarr
     try:
         with Writer(out, version=BAG_VERSION, storage_plugin=STORAGES[storage]) as writer:
             msgtype = COMPRESSED_TYPE if encoding in COMPRESSIONS else IMAGE_TYPE
-            conn = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
-            for t, frame in tqdm(frames, total=total, desc=f"recording {out.name}", unit="frame",
-                                 disable=not progress):
+            conns = [(writer.add_connection(topic, msgtype, typestore=TYPESTORE), frame_id)
+                     for topic, (frame_id, _) in cameras.items()]
+            streams = [_numbered(i, frames) for i, (_, frames) in enumerate(cameras.values())]
+            for t, i, frame in tqdm(heapq.merge(*streams, key=lambda x: x[:2]), total=total,
+                                    desc=f"recording {out.name}", unit="frame", disable=not progress):
                 stamp = START_NS + round(t * 1e9)
+                conn, frame_id = conns[i]
                 writer.write(conn, stamp, _image_cdr(frame, stamp, frame_id, encoding))
                 count += 1
             if not count:

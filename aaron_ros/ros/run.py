@@ -53,15 +53,18 @@ def status_table(container: Container) -> str:
     head = ("task", "model", "criticality", "deadline", f"p50 ms ({window})", f"p99 ms ({window})",
             f"{'/'.join(PHASES)} ms", f"miss ({window})", f"fps ({window})", "received", "done", "dropped",
             "failed", "rejected", "rate-limited", "lost")
-    rows, tasks = [], container.coordinator.task_statuses()
+    rows, tasks, snap = [], container.coordinator.task_statuses(), svc.snapshot()
     for t in tasks:
         if not_loaded(t):
             rows.append(_not_loaded_row(t, len(head)))
             continue
         recent = list(getattr(container.components.get(t.task), "recent", ()))
         phases = "/".join(f"{v:.1f}" for v in phase_ms(recent).values()) if recent else "-"
-        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}",
-                     phases, f"{t.miss_rate:.1%}", f"{t.fps:.1f}", t.received, t.published, t.dropped, t.failed,
+        # No frame ended in the window: no latency or miss rate to show (the status message carries 0).
+        quiet = math.isnan(snap.get(t.task, {}).get("miss_rate", math.nan))
+        p50, p99, miss = ("-", "-", "-") if quiet else (f"{t.p50_ms:.1f}", f"{t.p99_ms:.1f}", f"{t.miss_rate:.1%}")
+        rows.append((t.task, t.model, t.criticality, f"{t.deadline_ms:g}", p50, p99,
+                     phases, miss, f"{t.fps:.1f}", t.received, t.published, t.dropped, t.failed,
                      t.rejected, t.rate_limited, _lost(container, t)))
     return (f"policy {svc.policy_name} (versions {svc.versions}), lanes {', '.join(svc.lanes)}; "
             f"latency, misses and fps over the last {window}, frames since the start; in/wait/model/out: a "
@@ -103,7 +106,7 @@ def summary_table(container: Container) -> str:
             "every frame received is on time or late (published), dropped, failed, rejected or rate-limited, and "
             "unaccounted shows any that is none of them; lost: sent by a publisher of its input but never "
             "received\n" + text_table(head, rows, left=3) + _failures(container, tasks)
-            + _health([t for t in tasks if not_loaded(t)]))
+            + _health([t for t in tasks if not_loaded(t) or t.received == 0]))
 
 
 # For the container's drain (2 s) and its DDS teardown, which can hang (see finished_within).
@@ -163,7 +166,12 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
     print(summary_table(container), flush=True)  # also after a run without the live table
     if stop_asked:
         return 128 + stop_asked[0]  # stopped by a signal: the shell's code for it
-    lost = [c.name for c in container.config.components if c.name in container.failed and c.criticality == "critical"]
+    critical = [c.name for c in container.config.components if c.criticality == "critical"]
+    lost = [name for name in critical if name in container.failed]
+    deaf = [name for name in critical if name in container.components
+            and getattr(container.components[name], "counters", {}).get("received", 1) == 0]
+    if deaf:  # said, not failed: a container launched before its camera hears nothing either
+        print(f"critical component(s) received no frame: {', '.join(deaf)}", file=sys.stderr, flush=True)
     if lost:  # the others served, but a robot must not take this run for a good one
         print(f"critical component(s) not loaded: {', '.join(lost)}", file=sys.stderr, flush=True)
         return 1

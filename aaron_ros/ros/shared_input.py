@@ -115,6 +115,12 @@ def subscribe_images(node: Node, topic: str, qos: str, listener: Listener,
     first such node still alive; returned for its topic name and publisher count."""
     topics = _TOPICS.setdefault(node.context, {})
     key = (node.resolve_topic_name(topic), qos, msg_type)
+    # One process's participant holds one type per topic: DDS would refuse the subscription.
+    if other := next((t for (name, _, kind), t in topics.items() if name == key[0] and kind is not msg_type
+                      and t.alive and t.listeners), None):
+        raise ValueError(f"{key[0]}: read as {msg_type.__name__} here, but {other.listeners[0][0].get_name()} reads it "
+                         f"as {other.msg_type.__name__}: one topic carries one message type (image_transport: "
+                         "compressed reads <topic>/compressed)")
     shared = topics.get(key)
     if shared is None or not shared.alive:
         shared = topics[key] = _Topic(node, key[0], qos, msg_type)

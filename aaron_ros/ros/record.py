@@ -193,6 +193,7 @@ def _remove_old_bag(out: Path) -> None:
 
 
 def _numbered(camera: int, frames: Iterable[tuple[float, np.ndarray]]) -> Iterator[tuple[float, int, np.ndarray]]:
+    # A function, not a generator expression in a loop: each stream keeps its own camera index.
     return ((t, camera, frame) for t, frame in frames)
 
 

@@ -294,10 +294,13 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     cameras = [t.strip() for t in args.topic.split(",") if t.strip()]
     # A camera's frame_id, by default its topic's first name (/front/image_raw: front).
-    frame_ids = args.frame_id.split(",") if args.frame_id else [t.strip("/").split("/")[0] for t in cameras]
-    if len(set(cameras)) != len(cameras) or len(frame_ids) != len(cameras):
-        raise ValueError(f"--topic {args.topic}: {len(cameras)} camera topic(s), each once, and as many "
-                         f"--frame-id values ({len(frame_ids)} given)")
+    frame_ids = ([f.strip() for f in args.frame_id.split(",")] if args.frame_id
+                 else [t.strip("/").split("/")[0] for t in cameras])
+    if len(set(cameras)) != len(cameras):
+        raise ValueError(f"--topic {args.topic}: a camera topic given twice")
+    if len(frame_ids) != len(cameras) or not all(frame_ids):
+        raise ValueError(f"--frame-id {args.frame_id}: one non-empty frame_id per --topic camera "
+                         f"({len(cameras)}), comma-separated in the same order")
 
     def frames_of(camera: int):
         """One camera's frames: the same video or folder for each, the sample with its own seed."""
@@ -321,7 +324,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
     count = write_cameras_bag(args.out, {t: (fid, frames_of(i)) for i, (t, fid) in enumerate(zip(topics, frame_ids))},
                               storage=args.storage, encoding=args.encoding, progress=not args.no_progress,
                               overwrite=args.overwrite, total=total)
-    print(f"wrote {count} frames of {source} to {args.out} ({args.storage}, {', '.join(topics)}, {args.encoding})")
+    each = f" ({count // len(topics)} per camera)" if len(topics) > 1 else ""
+    print(f"wrote {count} frames{each} of {source} to {args.out} "
+          f"({args.storage}, {', '.join(topics)}, {args.encoding})")
     return 0
 
 

@@ -177,8 +177,12 @@ def test_record_several_cameras_each_on_its_topic_with_its_frame_id(tmp_path, ca
     front, rear = by_topic.values()
     assert [i.header.stamp for i in front] == [i.header.stamp for i in rear]
     assert not np.array_equal(image_to_array(front[0]), image_to_array(rear[0]))  # two views
-    assert main(["record", "--out", str(tmp_path / "bad"), "--topic", "/a,/b", "--frame-id", "a", "--no-progress"]) != 0
-    assert "as many --frame-id values (1 given)" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    for topics, ids, words in (("/a,/b", "a", "one non-empty frame_id per --topic camera (2)"),
+                               ("/a,/b", "a,", "one non-empty frame_id per --topic camera (2)"),
+                               ("/a,/a", None, "a camera topic given twice")):
+        args = ["record", "--out", str(tmp_path / "bad"), "--topic", topics, "--no-progress"]
+        assert main(args + (["--frame-id", ids] if ids else [])) != 0
+        assert words in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_write_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path, bag):

@@ -302,6 +302,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
         raise ValueError(f"--frame-id {args.frame_id}: one non-empty frame_id per --topic camera "
                          f"({len(cameras)}), comma-separated in the same order")
 
+    # The sample's size, rate and length.
+    (width, height), fps, seconds = args.size or (640, 480), args.fps or DEFAULT_RECORD_FPS, args.seconds or 10.0
+
     def frames_of(camera: int):
         """One camera's frames: the same video or folder for each, the sample with its own seed."""
         if args.video or args.images:
@@ -314,7 +317,6 @@ def _cmd_record(args: argparse.Namespace) -> int:
             return takewhile(lambda f: f[0] < args.seconds, frames) if args.seconds else frames
         return sample_frames(width, height, fps, seconds, seed=args.seed + camera)
 
-    (width, height), fps, seconds = args.size or (640, 480), args.fps or DEFAULT_RECORD_FPS, args.seconds or 10.0
     if args.video or args.images:
         total, source = None, args.video or args.images
     else:

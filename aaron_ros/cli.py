@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aaron_ros.common.bounded import finished_within
@@ -363,18 +366,20 @@ def _cmd_play(args: argparse.Namespace) -> int:
             else:
                 print(f"not every topic had {args.wait_subscribers} subscriber(s) after {WAIT_SUBSCRIBERS_S:g} s; "
                       "playing anyway", file=sys.stderr)
-        if args.start_on_enter:
-            sys.stdin.readline()
-        player.start()
-        while not player.wait(0):
-            executor.spin_once(timeout_sec=0.1)
-        if player.error is not None:
-            raise player.error
+        # One play, or one per line on standard input until it closes (a harness's replays, from one
+        # camera process and DDS participant as on a robot).
+        for _ in _stdin_lines(lambda: executor.spin_once(timeout_sec=0)) if args.start_on_enter else [None]:
+            player.start()
+            while not player.wait(0):
+                executor.spin_once(timeout_sec=0.1)
+            if player.error is not None:
+                raise player.error
+            if args.lead_in:
+                print(f"lead-in of {player.lead_in} frames; measured from stamp {player.measured_from_ns} ns",
+                      flush=True)
+            print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s", flush=True)
         # Best effort drops what a writer had not delivered when it goes away: let the last frames land.
         time.sleep(MATCH_SETTLE_S)
-        if args.lead_in:
-            print(f"lead-in of {player.lead_in} frames; measured from stamp {player.measured_from_ns} ns", flush=True)
-        print(f"published {player.published} frames of {args.bag} in {player.seconds:.3f} s", flush=True)
         played = True
     finally:
         def down() -> None:
@@ -390,6 +395,28 @@ def _cmd_play(args: argparse.Namespace) -> int:
             os._exit(0 if played else 1)
         log.info("the DDS participant went down")  # what the bench reads when a player is slow to exit
     return 0
+
+
+def _stdin_lines(idle: Callable[[], None]) -> Iterator[None]:
+    """One item per line read on standard input, until it closes; `idle` called meanwhile (the
+    player's executor, so that its parameters are served between plays)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            lines.put(line)
+        lines.put("")  # closed
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            idle()
+            continue
+        if not line:
+            return
+        yield
 
 
 class _Help(argparse.HelpFormatter):
@@ -542,8 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "0: do not wait). A container counts once: its components on a topic share one "
                         "subscription")
     y.add_argument("--start-on-enter", action="store_true",
-                   help="then wait for a line on standard input before the first frame (a harness that "
-                        "checks its own side of the match says go)")
+                   help="then play once per line on standard input, until it closes (a harness that checks "
+                        "its own side of the match says go, and replays the bag from one camera process)")
     y.set_defaults(func=_cmd_play)
 
     u = _command(sub, "run", "start the container (coordinator + components) from a parameter file")

@@ -326,9 +326,11 @@ def test_what_the_player_said_it_published_is_read_from_its_printed_lines_not_it
     assert parse_played(said.splitlines(keepends=True)[0]) is None  # the log line alone
 
 
-def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_domain):
+def test_the_camera_plays_from_a_process_of_its_own_once_per_replay(tmp_path, ros_context, ros_domain):
     """The bench's image source is `aaron-ros play` in another process: its frames reach a
-    subscriber here over DDS, and it waits for that subscriber before the first frame."""
+    subscriber here over DDS, and it waits for that subscriber before the first frame. The same
+    process plays every replay, as one camera driver serves a robot's whole trip, and ends, with
+    its participant, when the bench closes it."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
@@ -347,14 +349,27 @@ def test_the_camera_plays_from_a_process_of_its_own(tmp_path, ros_context, ros_d
         executor.spin_once(timeout_sec=0.02)
         names.update(node.get_node_names())
 
+    def settle() -> None:  # the last frames still in flight
+        for _ in range(20):
+            spin()
+
     camera = CameraProcess(bag, {"remap": ["/cam/image:=/renamed"]}, ros_domain)
     assert camera.topics == ["/renamed"]
-    frames, seconds, *_ = camera.play(1, lambda: node.count_publishers("/renamed") >= 1, spin)
-    for _ in range(20):  # the last frames still in flight
-        spin()
-    assert frames == FRAMES and seconds > 0
-    assert len(got) == FRAMES  # none lost: it waited for this subscriber
-    assert "bag_player" in names and [n.get_name() for n in executor.get_nodes()] == ["listener"]  # not ours
+    try:
+        frames, seconds, *_ = camera.play(1, lambda: node.count_publishers("/renamed") >= 1, spin)
+        settle()
+        player = camera._proc
+        assert frames == FRAMES and seconds > 0
+        assert len(got) == FRAMES  # none lost: it waited for this subscriber
+        assert "bag_player" in names and [n.get_name() for n in executor.get_nodes()] == ["listener"]  # not ours
+
+        again, *_ = camera.play(1, lambda: node.count_publishers("/renamed") >= 1, spin)
+        settle()
+        assert again == FRAMES and len(got) == 2 * FRAMES
+        assert camera._proc is player and player.poll() is None  # the same process, still serving
+    finally:
+        camera.close()
+    assert player.returncode == 0  # it ended as its input closed, not killed
     executor.shutdown()
     node.destroy_node()
 
@@ -386,10 +401,10 @@ def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_cont
     starts = []
     start = camera._start
 
-    def faulty_first(cmd, said):
+    def faulty_first(cmd):
         starts.append(cmd)
         unheard = fault == "unheard" and len(starts) == 1
-        return start(cmd + ["--remap", "/cam/image:=/nowhere"] if unheard else cmd, said)
+        return start(cmd + ["--remap", "/cam/image:=/nowhere"] if unheard else cmd)
 
     refused: set[bytes] = set()
 
@@ -409,6 +424,7 @@ def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_cont
         for _ in range(20):  # the last frames still in flight
             executor.spin_once(timeout_sec=0.02)
     finally:
+        camera.close()
         executor.shutdown()
         node.destroy_node()
     assert len(starts) == 2 and "starting it again (2 of 3)" in caplog.text and "playing anyway" not in caplog.text

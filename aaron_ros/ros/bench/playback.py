@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 WAIT_MATCHED_S = 10.0  # for the components to match the bag player's publishers
 PLAYER_SLACK_S = 30.0
-PLAYER_EXIT_S = 10.0  # for the player to exit once it said what it published (its teardown is bounded at 5 s)
+PLAYER_EXIT_S = 10.0  # for the player to exit once its input closed (its teardown is bounded at 5 s)
 MATCH_TRIES = 3  # players started, each given WAIT_MATCHED_S to be matched, before one plays anyway
 # What `aaron-ros play` prints (its log lines, on the same stream, say it too, but rounded).
 PLAYED = re.compile(r"^published (\d+) frames of .* in ([0-9.]+) s$", re.M)
@@ -75,8 +75,10 @@ def played_topics(bag: Path, params: Mapping[str, Any]) -> list[str]:
 
 
 class CameraProcess:
-    """The bag played once per call by `aaron-ros play` in a process of its own, with the file's
-    `bag_player` parameters (rate, start offset, remaps, QoS)."""
+    """The bag played by `aaron-ros play` in a process of its own, with the file's `bag_player`
+    parameters (rate, start offset, remaps, QoS): one process and DDS participant for every play,
+    as one camera driver runs for a robot's whole trip, each play started by a line on its input.
+    `close()` ends it."""
 
     def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
         rate = play_rate(params)
@@ -88,89 +90,95 @@ class CameraProcess:
         self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
         frames, fps = bag_info(bag)
         span_s = frames / fps / rate if np.isfinite(fps) and fps > 0 else 0.0
-        # Its subscribers' wait, the bag at its rate, the wait for its DDS participant to go, and slack.
-        self._limit_s = 2 * WAIT_MATCHED_S + span_s + lead_in_s + PLAYER_SLACK_S
+        # The bag at its rate, the lead-in, and slack.
+        self._limit_s = span_s + lead_in_s + PLAYER_SLACK_S
+        self._proc: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+        self._said: list[str] = []  # its output as it comes, since it started
+        self._plays = 0  # asked of it since it started
 
     def play(self, subscribers: int, matched: Callable[[], bool],
              while_playing: Callable[[], None]) -> Played:
         """Play the bag to its end once every topic has `subscribers` (the player's side of the
-        match) and `matched()` holds (the subscribers' side; 10 s at most each), calling
-        `while_playing` meanwhile.
+        match, the first time) and `matched()` holds (the subscribers' side; 10 s at most each),
+        calling `while_playing` meanwhile.
         A player not matched in time is started afresh (once in a demo, DDS discovery between the
         container and a new player never completed, and a whole replay was lost); the last try
         plays anyway, and what nobody hears is counted lost."""
         cmd = [*self._cmd, "--wait-subscribers", str(subscribers), "--start-on-enter"]
-        said: list[str] = []  # its output as it comes: the line saying what it published ends the play
-        proc = reader = None
-        stopped = False
-        try:
-            for attempt in range(1, MATCH_TRIES + 1):
-                proc, reader = self._start(cmd, said)
-                give_up = time.monotonic() + WAIT_MATCHED_S
-                while not (heard := matched()) and proc.poll() is None and time.monotonic() < give_up:
-                    while_playing()
-                if heard or proc.poll() is not None or attempt == MATCH_TRIES:
-                    break
-                log.warning("bench: the bag player's topics not matched after %g s; starting it again (%d of %d)",
-                            WAIT_MATCHED_S, attempt + 1, MATCH_TRIES)
-                _interrupt(proc)
-                reader.join(5.0)
-                said.clear()
-            if not heard:
-                log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
-            proc.stdin.write("\n")  # go (it also waits for its own side of the match first)
-            proc.stdin.flush()
-            give_up, exit_by = time.monotonic() + self._limit_s, None
-            while proc.poll() is None and time.monotonic() < give_up:
+        for attempt in range(1, MATCH_TRIES + 1):
+            if self._proc is None:
+                self._start(cmd)
+            give_up = time.monotonic() + WAIT_MATCHED_S
+            while not (heard := matched()) and self._proc.poll() is None and time.monotonic() < give_up:
                 while_playing()
-                if exit_by is None and any(PLAYED.search(line) for line in said):
-                    exit_by = time.monotonic() + PLAYER_EXIT_S
-                elif exit_by is not None and time.monotonic() > exit_by:
-                    # Its frames are out: once, a player did not exit within 60 s after saying so.
-                    log.warning("bench: the bag player said what it published but had not exited %g s later; "
-                                "stopped it. Its last words: %s", PLAYER_EXIT_S, "".join(said[-2:]).strip())
-                    proc.kill()
-                    proc.wait()
-                    stopped = True
-            if proc.poll() is None:
-                raise RuntimeError(f"the bag player ({' '.join(cmd)}) has not ended after {self._limit_s:.0f} s; "
-                                   f"it said:\n{''.join(said).strip()[-2000:]}")
-        finally:
-            if proc is not None:
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait()
-                reader.join(5.0)
-        text = "".join(said)
+            if heard or self._proc.poll() is not None or attempt == MATCH_TRIES:
+                break
+            log.warning("bench: the bag player's topics not matched after %g s; starting it again (%d of %d)",
+                        WAIT_MATCHED_S, attempt + 1, MATCH_TRIES)
+            self._stop()
+        if not heard:
+            log.warning("bench: the bag player's topics not matched after %g s; playing anyway", WAIT_MATCHED_S)
+        said_before, first = len(self._said), self._plays == 0
+        self._plays += 1
+        try:
+            self._proc.stdin.write("\n")  # go (the first time, it also waits for its own side of the match)
+            self._proc.stdin.flush()
+        except OSError:  # it has exited: said below
+            pass
+        give_up = time.monotonic() + self._limit_s + (WAIT_MATCHED_S if first else 0.0)
+        while (self._proc.poll() is None and time.monotonic() < give_up
+               and not any(PLAYED.search(line) for line in self._said[said_before:])):
+            while_playing()
+        text = "".join(self._said[said_before:])
         played = parse_played(text)
-        if played is None or (proc.returncode and not stopped):
-            raise RuntimeError(f"the bag player ({' '.join(cmd)}) failed (exit code {proc.returncode}): "
-                               f"{text.strip()[-2000:]}")
-        if "not every topic" in text:
+        if played is None:
+            failed = (f"failed (exit code {self._proc.returncode})" if self._proc.poll() is not None
+                      else f"has not ended a play after {self._limit_s:.0f} s")
+            self.close()
+            raise RuntimeError(f"the bag player ({' '.join(cmd)}) {failed}; it said:\n"
+                               f"{''.join(self._said).strip()[-2000:]}")
+        if first and "not every topic" in "".join(self._said):
             log.warning("bag player: not every component subscribed after 10 s; it played anyway")
         return played
 
-    def _start(self, cmd: list[str], said: list[str]) -> tuple[subprocess.Popen, threading.Thread]:
-        """The player started, its output read into `said` as it comes."""
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=self._env)
+    def close(self) -> None:
+        """End the player as its input closing does, so that its DDS participant says goodbye."""
+        if self._proc is None:
+            return
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass  # it has exited
+        try:
+            self._proc.wait(PLAYER_EXIT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("bench: the bag player had not ended %g s after its input closed; interrupted it. "
+                        "Its last words: %s", PLAYER_EXIT_S, "".join(self._said[-2:]).strip())
+        self._stop()
+
+    def _stop(self) -> None:
+        """Stop the player as Ctrl-C does (a killed one lingers in the others' graphs and its
+        publisher may pass for the next player's); killed if it has not ended within PLAYER_EXIT_S."""
+        proc, self._proc = self._proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(PLAYER_EXIT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._reader.join(5.0)
+
+    def _start(self, cmd: list[str]) -> None:
+        """The player started, its output read into `_said` as it comes."""
+        self._said, self._plays = (said := []), 0
+        self._proc = proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, text=True, env=self._env)
 
         def read() -> None:
             for line in proc.stdout:
                 said.append(line)
 
-        reader = threading.Thread(target=read, name="player-output", daemon=True)
-        reader.start()
-        return proc, reader
-
-
-def _interrupt(proc: subprocess.Popen) -> None:
-    """Stop a player as Ctrl-C does, so that its DDS participant says goodbye: a killed one lingers
-    in the others' graphs and its publisher may pass for the next player's. Killed if it has not
-    ended within PLAYER_EXIT_S."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(PLAYER_EXIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        self._reader = threading.Thread(target=read, name="player-output", daemon=True)
+        self._reader.start()

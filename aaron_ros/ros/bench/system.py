@@ -301,6 +301,9 @@ class BenchSystem:
                                coordinator_cpu_s - coordinator_before, host_cpu_s))
 
     def close(self) -> None:
+        camera = getattr(self, "camera", None)
+        if camera is not None:
+            camera.close()
         if self.container is not None:
             self.container.stop()
         self._stop.set()

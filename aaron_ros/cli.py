@@ -368,6 +368,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
                       "playing anyway", file=sys.stderr)
         # One play, or one per line on standard input until it closes (a harness's replays, from one
         # camera process and DDS participant as on a robot).
+        if args.start_on_enter:
+            log.info("playing the bag once per line on standard input (Enter), until it closes (Ctrl-D)")
         for _ in _stdin_lines(lambda: executor.spin_once(timeout_sec=0)) if args.start_on_enter else [None]:
             player.start()
             while not player.wait(0):
@@ -393,7 +395,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0 if played else 1)
-        log.info("the DDS participant went down")  # what the bench reads when a player is slow to exit
+        log.info("the DDS participant left the domain")  # its normal end, which a slow player's last words show
     return 0
 
 
@@ -500,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--policies", default="all", help="'all' or a comma list")
     w.add_argument("--versions", help="comma list of version settings: eager,solo,adaptive")
     w.add_argument("--duration", type=float, default=20.0, help="seconds per policy (summed over rounds)")
-    w.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
+    w.add_argument("--repeats", type=_at_least_one, default=2, help="interleaved rounds")
     w.add_argument("--isolation", type=float, default=4.0, help="seconds of each task alone (with --bag: "
                    "each task replays the whole bag alone; 0 skips it)")
     w.add_argument("--lead-in", type=float, default=LEAD_IN_S, metavar="S",
@@ -597,6 +599,17 @@ def build_parser() -> argparse.ArgumentParser:
         bs.add_argument("--no-plot", action="store_true", help="no versions.png beside the manifest")
         bs.set_defaults(func=_cmd_kernel_bag_show)
     return p
+
+
+def _at_least_one(text: str) -> int:
+    """A whole number of at least 1 (a count of rounds)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def _seconds_or_empty(text: str) -> float | None:

@@ -106,6 +106,7 @@ def test_without_isolation_and_on_failure_the_target_is_closed():
     assert len(target.calls) == 1 and target.calls[0].startswith("aaron/") and target.closed
     assert result.report["isolation"] == {} and result.alone == {}
     assert "rounds" not in result.report["policies"]["aaron"]  # one round: nothing to spread
+    assert "- critical p99 / isolated p99: - (" in render_markdown(result.report)  # no ratio, not "-x"
     broken = Scripted(fail_at=3)
     with pytest.raises(RuntimeError, match="broke"):
         drive(broken, bench_entries(["sequential", "aaron"]), repeats=2, progress=False)

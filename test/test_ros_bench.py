@@ -21,7 +21,7 @@ from aaron_ros.coordinator.timing import FramePart, PartTime  # noqa: E402
 from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient  # noqa: E402
 from aaron_ros.ros.bench.playback import CameraProcess, Played, parse_played  # noqa: E402
-from aaron_ros.ros.bench.report import stall_lines  # noqa: E402
+from aaron_ros.ros.bench.report import render_e2e_markdown, stall_lines  # noqa: E402
 from aaron_ros.ros.bench.system import single_component_config  # noqa: E402
 from aaron_ros.ros.bench.target import (  # noqa: E402
     PRIVATE_DOMAINS,
@@ -127,7 +127,7 @@ def test_the_report_has_the_core_bench_keys_and_end_to_end_ones(bench):
         iso = r["isolation"][t]
         assert iso["p50_ms"] > 0 and iso["p99_ms"] >= iso["p50_ms"] and iso["e2e_p99_ms"] >= iso["p99_ms"]
     assert r["settings"]["bag_frames"] == FRAMES and r["settings"]["repeats"] == 1
-    bags = r["settings"]["bags"]  # an empty kernel_bag_dir: eager versions, with the reason
+    bags = r["settings"]["kernel_bags"]  # an empty kernel_bag_dir: eager versions, with the reason
     assert set(bags) == {"mobilenet_v3_small", "seg_net"} and not any(b.startswith("kernel bag") for b in bags.values())
 
 
@@ -288,12 +288,24 @@ def test_a_bag_on_topics_no_component_reads_is_refused_before_any_container_star
     with pytest.raises(ValueError, match=r"no component reads a topic the bag .*cam publishes \(/cam/image\): "
                                          r"classify reads front/image, segment reads front/image\. A remap"):
         RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=cfg, policies=POLICIES))
-    # One component fed, one not: it runs, and says which gets nothing.
+    # One component fed, one not: it runs, says which gets nothing, runs no container for it alone
+    # (the player would wait for a subscriber that never comes), and the report says why it is empty.
     params["segment"]["ros__parameters"]["input_topic"] = "/cam/image"
     cfg.write_text(yaml.safe_dump(params))
     with caplog.at_level("WARNING", logger="aaron_ros.ros.bench.target"):
-        RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=cfg, policies=POLICIES)).close()
-    assert "classify reads front/image, which the bag does not publish (/cam/image)" in caplog.text
+        target = RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=cfg, policies=POLICIES))
+    try:
+        assert "classify reads front/image, which the bag does not publish (/cam/image)" in caplog.text
+        classify = next(t for t in target.tasks if t.name == "classify")
+        alone = target.alone(classify)
+        assert alone.records == [] and alone.extra.timings == {"classify": []}
+        assert target.settings()["unfed"] == {"classify": "reads front/image, which the bag does not publish "
+                                                          "(/cam/image)"}
+        report = {"policies": {}, "workload": {"tasks": []}, "settings": target.settings()}
+        assert ("- classify received no frame: it reads front/image, which the bag does not publish (/cam/image)"
+                in render_e2e_markdown(report))
+    finally:
+        target.close()
 
 
 def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
@@ -315,6 +327,13 @@ def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
 def test_bench_needs_one_source(argv, tmp_path, capsys):
     assert main(["bench", *argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "aaron-ros bench: error:" in capsys.readouterr().err
+
+
+def test_zero_rounds_are_refused_before_any_run_naming_the_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "--bag", "b", "--config", "f1tenth", "--repeats", "0", "--out", str(tmp_path / "o")])
+    assert stopped.value.code == 2
+    assert "argument --repeats: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_what_the_player_said_it_published_is_read_from_its_printed_lines_not_its_rounded_log():

@@ -109,7 +109,7 @@ class CoreTarget(BenchTarget):
         o = self.opts
         return {"duration_s": o.duration_s, "repeats": o.repeats, "isolation_s": o.isolation_s,
                 "lanes": self._workload.lanes, "lane_kind": resolve_kind(o.lanes), "seed": o.seed,
-                "bags": bag_sources(self.models.bags)}
+                "kernel_bags": bag_sources(self.models.bags)}
 
 
 def run_bench(workload: Workload, opts: BenchOptions) -> tuple[dict, dict]:

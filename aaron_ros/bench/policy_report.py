@@ -57,6 +57,12 @@ def _num(value: object) -> float:
     return NAN if value is None else float(value)
 
 
+def _times(ratio: object) -> str:
+    """A ratio as "1.07x", or "-" where there is none (no isolation run)."""
+    text = fmt(ratio, 2)
+    return text if text == "-" else f"{text}x"
+
+
 def _ratio(a: object, b: object) -> float:
     a, b = _num(a), _num(b)
     if math.isnan(a) or math.isnan(b) or b == 0:
@@ -189,7 +195,7 @@ def render_markdown(report: dict) -> str:
             rows), "",
             f"- total throughput: {fmt(p.get('throughput_fps'))} frames/s, goodput (on time) "
             f"{fmt(p.get('goodput_fps'))} frames/s",
-            f"- critical p99 / isolated p99: {fmt(p.get('critical_p99_over_isolated'), 2)}x"
+            f"- critical p99 / isolated p99: {_times(p.get('critical_p99_over_isolated'))}"
             f" (critical p99 {fmt(p.get('critical_p99_ms'))} ms)",
             f"- grant overhead: p50 {fmt(p.get('grant_us_p50'))} us, p99 {fmt(p.get('grant_us_p99'))} us"
             + _share_of_stage(p), ""]
@@ -287,6 +293,8 @@ def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence
     fig = Figure(figsize=(5 * len(tasks), 4), layout="constrained")
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, t in zip(axes, tasks):
+        if not any(len(latencies.get(key, {}).get(t["name"], ())) for key in report["policies"]):
+            mark_no_data(ax)
         for key, p in report["policies"].items():
             lat = np.sort(np.asarray(latencies.get(key, {}).get(t["name"], ()), dtype=np.float64))
             if lat.size == 0:
@@ -312,6 +320,11 @@ def plot_latency_cdf(report: dict, latencies: Mapping[str, Mapping[str, Sequence
         ax.legend(fontsize="small")
     fig.savefig(path, dpi=100)
     return path
+
+
+def mark_no_data(ax) -> None:
+    """Say so on a panel with nothing to draw, rather than leave an empty frame."""
+    ax.text(0.5, 0.5, "no frame done", transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
 def plot_miss_rate(report: dict, path: Path) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from aaron_ros.bench.policy_report import CPU_OUTSIDE, write_policy_report
+from aaron_ros.bench.policy_report import CPU_OUTSIDE, mark_no_data, write_policy_report
 from aaron_ros.common.report import fmt, md_table, pct, text_table
 from aaron_ros.coordinator.timing import FramePart
 from aaron_ros.ros.bench.monitor import FrameTiming
@@ -40,6 +40,8 @@ def render_e2e_markdown(report: dict) -> str:
     policies, tasks = report["policies"], report["workload"]["tasks"]
     iso, stalls = report.get("isolation", {}), stall_lines(report["policies"])
     lead_s = report.get("settings", {}).get("lead_in_s", 0.0)
+    unfed = [f"- {name} received no frame: it {why}"
+             for name, why in report.get("settings", {}).get("unfed", {}).items()]
     lead_in = (f"{lead_s:g} s of the bag played with no pause before each replay, stamped before the measured "
                "frames: no figure counts them but the CPU table" if lead_s else "none")
     summary = md_table(["policy", "critical miss rate", "critical p99 ms", "critical e2e p50 ms",
@@ -66,6 +68,7 @@ def render_e2e_markdown(report: dict) -> str:
         "by the bench's node, in a process of its own. Transport: end-to-end minus the node's latency (image delivery, "
         "conversion, post-processing, result delivery); input: stamp to the image's arrival at the node.",
         "", per_task, "",
+        *([*unfed, ""] if unfed else []),
         *([*stalls, "", "Held in delivery: before the subscriber's middleware received the result (its own "
            "time of arrival), so neither the container's node latency nor the bench's executor; every result "
            "topic at once when it happens.", ""] if stalls else []),
@@ -98,7 +101,7 @@ def render_frame_time_markdown(report: dict) -> str:
         for name, p in policies.items():
             for t in tasks:
                 ft = p["tasks"].get(t["name"], {}).get(key, {})
-                total = sum(v["wall_ms"] for v in ft.values())
+                total = sum(v["wall_ms"] for v in ft.values()) if ft else None  # None: no result heard
                 rows.append([name, t["name"], *(_wall_cpu(ft.get(part)) for part in parts), fmt(total)])
         return md_table(["policy", "task", *parts, "sum ms"], rows)
 
@@ -148,6 +151,8 @@ def plot_frame_time(report: dict, path: Path, tail: bool = False) -> Path:
                                .get(str(part), {}).get("wall_ms", 0.0) for k in keys])
             ax.barh(keys, widths, left=left, color=colours[part], label=str(part) if ax is axes[0] else None)
             left += widths
+        if not left.any():
+            mark_no_data(ax)
         ax.axvline(t["deadline_ms"], color="k", linestyle="--", linewidth=1)
         ax.invert_yaxis()
         ax.set_title(f"{t['name']} ({t['model']}, {t['criticality']}), deadline {t['deadline_ms']:g} ms "

@@ -136,8 +136,15 @@ class RosTarget(BenchTarget):
                              "(remap: [\"/from:=/to\"]) moves the bag's topic")
         if unfed:
             log.warning("ros bench: %s, which the bag does not publish (%s): no frame for it", reads, ", ".join(topics))
+        # Why each of them gets no frame, for the report.
+        self.unfed = {c.name: f"reads {c.image_topic}, which the bag does not publish ({', '.join(topics)})"
+                      for c in unfed}
         self.play_rate = play_rate(self.config.params_for("bag_player"))
         self.fps = self.bag_fps * self.play_rate  # the camera the container sees
+        span_s = (self.bag_frames / len(topics) - 1) / self.fps if np.isfinite(self.fps) and self.fps > 0 else 0.0
+        if opts.lead_in_s and opts.lead_in_s >= span_s:
+            log.warning("ros bench: a lead-in of %g s is as long as the bag (%.1f s played): each replay plays the "
+                        "whole bag once as its lead-in, then measures it once", opts.lead_in_s, span_s)
         self.label = f"ros bench {opts.config.stem}"
         # Each task fed at the camera's rate, at most its max_rate_hz.
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
@@ -158,6 +165,8 @@ class RosTarget(BenchTarget):
         return system
 
     def alone(self, task: TaskSpec) -> RunResult:
+        if task.name in self.unfed:  # no frame would reach it: no container to start
+            return RunResult([], [], 0.0, Heard({task.name: []}, {}, 0))
         cfg = single_component_config(self.opts.config, task.name, Path(self._workdir.name))
         # Not the policies' domain: in 3 of 12 benches of fresh-clone demos on one domain, the first
         # policy run after these had a player and container that never matched, or a player that
@@ -194,11 +203,11 @@ class RosTarget(BenchTarget):
         o = self.opts
         return {"bag": o.bag.name, "bag_frames": self.bag_frames, "bag_fps": self.bag_fps,
                 "play_rate": self.play_rate, "repeats": o.repeats, "lanes": self.cores,
-                "lane_kind": resolve_kind(self.config.coordinator.device), "bags": self.bags,
+                "lane_kind": resolve_kind(self.config.coordinator.device), "kernel_bags": self.bags,
                 "container": "aaron-ros run in a process of its own, reached over its topics and service",
                 "isolation": f"{ISOLATION_POLICY}/{ISOLATION_VERSIONS}, each task alone in its own container"
                 if o.isolation else "not run",
-                "lead_in_s": o.lead_in_s,
+                "lead_in_s": o.lead_in_s, "unfed": self.unfed,
                 "transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default")}
 
     def alone_metrics(self, task: TaskSpec, result: RunResult) -> dict:

@@ -107,9 +107,10 @@ class CoordinatorService:
                  predictor: ContentionPredictor | None = None):
         self.options = options
         self.policy_name = options.policy
+        self.policies = [options.policy]  # each policy in force in turn: a run's summary shows what changed live
         self.versions = options.versions or DEFAULT_VERSIONS[options.policy]
         self.specs: dict[str, TaskSpec] = {}
-        self.first_specs: dict[str, TaskSpec] = {}  # as added: a run's summary shows what changed live
+        self.deadlines: dict[str, list[float]] = {}  # per task, each deadline in force in turn (ms), likewise
         self.models = models if models is not None else ModelSet(options.device)
         if self.models.lane_kind != resolve_kind(options.device):
             raise ValueError(f"the models live on {self.models.lane_kind} but the lanes are "
@@ -146,7 +147,8 @@ class CoordinatorService:
         if model.key != spec.model:
             raise ValueError(f"task {spec.name}: its model is {spec.model!r}, but {model.model} goes by {model.key!r}")
         graph = self.models.load(model, bag_dir)
-        self.specs[spec.name] = self.first_specs[spec.name] = spec
+        self.specs[spec.name] = spec
+        self.deadlines[spec.name] = [spec.deadline_ms]
         self._on_finished[spec.name] = on_finished
         return graph
 
@@ -233,6 +235,8 @@ class CoordinatorService:
         lanes = [lane.name for lane in self._pool][:pol.lanes(self.cores, len(self.specs))]
         self.driver.switch_policy(pol, lanes, self._chooser(versions))
         self.policy_name, self.versions = policy, versions
+        if policy != self.policies[-1]:
+            self.policies.append(policy)
         log.info("policy switched to %s (versions %s) on %d lane(s)", policy, versions, len(lanes))
 
     def update_task(self, spec: TaskSpec) -> None:
@@ -245,6 +249,8 @@ class CoordinatorService:
         if self.monitor is not None:
             self.monitor.update_task(spec)
         self.specs[spec.name] = spec
+        if spec.deadline_ms != self.deadlines[spec.name][-1]:
+            self.deadlines[spec.name].append(spec.deadline_ms)
 
     @property
     def lanes(self) -> list[str]:

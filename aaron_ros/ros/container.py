@@ -66,13 +66,33 @@ def _transport_hint(topic: str, played: Collection[str]) -> str:
     return ""
 
 
-def command_line_params(ros_args: list[str]) -> list[Parameter]:
-    """The `-p NAME:=VALUE` (`--param`) of ROS arguments, each value read as YAML, as rcl reads it."""
+def command_line_params(ros_args: list[str], node: str) -> list[Parameter]:
+    """The `-p [NODE:]NAME:=VALUE` (`--param`) of ROS arguments that reach `node`, each value read
+    as YAML, as rcl reads it. A rule's NODE is the node's name in any namespace (rcl matches a plain
+    one only in the root namespace) or its fully qualified name under `-r __ns:=` (which rcl refuses)."""
+    pairs = list(zip(ros_args, ros_args[1:]))
+    namespace = next((v.split(":=", 1)[1] for f, v in reversed(pairs)
+                      if f in ("-r", "--remap") and v.startswith("__ns:=")), "/")
+    names = {node, f"{namespace.rstrip('/')}/{node}"}
     out = []
-    for flag, value in zip(ros_args, ros_args[1:]):
+    for flag, value in pairs:
         if flag in ("-p", "--param") and ":=" in value:
             name, text = value.split(":=", 1)
-            out.append(Parameter(name, value=yaml.safe_load(text)))
+            target, _, name = name.rpartition(":")
+            if not target or target in names:
+                out.append(Parameter(name, value=yaml.safe_load(text)))
+    return out
+
+
+def params_files_in_any_namespace(ros_args: list[str], out_dir: str | Path) -> list[str]:
+    """The ROS arguments with each `--params-file`'s plain node sections read in any namespace, as
+    the parameter file's are (`in_any_namespace`)."""
+    out = list(ros_args)
+    for i, flag in enumerate(out[:-1]):
+        if flag == "--params-file":
+            folder = Path(out_dir) / f"params_file_{i}"  # two files may share a name
+            folder.mkdir()
+            out[i + 1] = str(in_any_namespace(out[i + 1], folder))
     return out
 
 
@@ -88,6 +108,9 @@ def rcl_args(ros_args: list[str], params_file: str | None = None) -> list[str]:
         if a in ("-r", "--remap") and i + 1 < len(ros_args) and ros_args[i + 1].startswith(_NODE_RENAME):
             log.info("ROS argument %s %s left out: the container's nodes keep their own names", a, ros_args[i + 1])
             skip = True
+            continue
+        if a in ("-p", "--param") and i + 1 < len(ros_args) and ros_args[i + 1].startswith("/"):
+            skip = True  # a fully qualified node's rule, which rcl refuses: `command_line_params` applies it
             continue
         out.append(a)
     own = ["--params-file", params_file] if params_file else []
@@ -131,7 +154,8 @@ class Container:
         self.context = rclpy.Context()
         self._files = tempfile.TemporaryDirectory(prefix="aaron_ros_")
         params_file = str(in_any_namespace(options.config, self._files.name))
-        init = {"args": rcl_args(options.ros_args, params_file), "context": self.context,
+        ros_args = params_files_in_any_namespace(options.ros_args, self._files.name)
+        init = {"args": rcl_args(ros_args, params_file), "context": self.context,
                 "signal_handler_options": SignalHandlerOptions.NO}
         if options.domain_id is not None:
             init["domain_id"] = options.domain_id
@@ -157,7 +181,7 @@ class Container:
         """A node's parameters beyond the file: `-p` from the ROS arguments (rcl would let the
         file's node sections win over them), then this container's own options; the later win."""
         extra = [Parameter(k, value=v) for k, v in values.items() if v not in (None, "")]
-        return command_line_params(self.options.ros_args) + extra + self.options.extra_overrides.get(node, [])
+        return command_line_params(self.options.ros_args, node) + extra + self.options.extra_overrides.get(node, [])
 
     def _build(self) -> None:
         self.node = ContainerNode(self)
@@ -363,7 +387,8 @@ class ContainerNode(LifecycleNode):
     """The container's own node (`aaron_container`): its lifecycle moves the whole container."""
 
     def __init__(self, container: Container):
-        super().__init__(CONTAINER_NODE, context=container.context)
+        super().__init__(CONTAINER_NODE, context=container.context,
+                         parameter_overrides=container._overrides(CONTAINER_NODE))
         self._container = container
         self.error: Exception | None = None  # what made the last transition fail
 

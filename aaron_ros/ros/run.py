@@ -96,13 +96,13 @@ def summary_table(container: Container) -> str:
         if not_loaded(t):
             rows.append(_not_loaded_row(t, len(head)))
             continue
-        run, first = snap[t.task]["run"], svc.first_specs[t.task].deadline_ms
-        deadline = f"{t.deadline_ms:g}" if first == t.deadline_ms else f"{first:g}->{t.deadline_ms:g}"  # set live
+        run = snap[t.task]["run"]
+        deadline = "->".join(f"{d:g}" for d in svc.deadlines[t.task])  # each in force in turn, when set live
         rows.append((t.task, t.model, t.criticality, deadline, fmt(run["p50_ms"]),
                      fmt(run["p99_ms"]), pct(run["miss_rate"]), fmt(run["fps"]), t.received,
                      t.published - t.late, t.late, t.dropped, t.failed, t.rejected, t.rate_limited,
                      _unaccounted(t), _lost(container, t)))
-    return (f"whole run ({span}), policy {svc.policy_name}: "
+    return (f"whole run ({span}), policy {'->'.join(svc.policies)}: "
             "every frame received is on time or late (published), dropped, failed, rejected or rate-limited, and "
             "unaccounted shows any that is none of them; lost: sent by a publisher of its input but never "
             "received\n" + text_table(head, rows, left=3) + _failures(container, tasks)

@@ -106,7 +106,6 @@ class CoordinatorService:
     def __init__(self, options: ServiceOptions, models: ModelSet | None = None,
                  predictor: ContentionPredictor | None = None):
         self.options = options
-        self.policy_name = options.policy
         self.policies = [options.policy]  # each policy in force in turn: a run's summary shows what changed live
         self.versions = options.versions or DEFAULT_VERSIONS[options.policy]
         self.specs: dict[str, TaskSpec] = {}
@@ -234,8 +233,8 @@ class CoordinatorService:
         check_versions(versions)
         lanes = [lane.name for lane in self._pool][:pol.lanes(self.cores, len(self.specs))]
         self.driver.switch_policy(pol, lanes, self._chooser(versions))
-        self.policy_name, self.versions = policy, versions
-        if policy != self.policies[-1]:
+        self.versions = versions
+        if policy != self.policy_name:
             self.policies.append(policy)
         log.info("policy switched to %s (versions %s) on %d lane(s)", policy, versions, len(lanes))
 
@@ -251,6 +250,11 @@ class CoordinatorService:
         self.specs[spec.name] = spec
         if spec.deadline_ms != self.deadlines[spec.name][-1]:
             self.deadlines[spec.name].append(spec.deadline_ms)
+
+    @property
+    def policy_name(self) -> str:
+        """The policy in force."""
+        return self.policies[-1]
 
     @property
     def lanes(self) -> list[str]:

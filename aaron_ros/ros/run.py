@@ -166,10 +166,9 @@ def run(config: str | Path, bag: str | None = None, duration_s: float | None = N
     print(summary_table(container), flush=True)  # also after a run without the live table
     if stop_asked:
         return 128 + stop_asked[0]  # stopped by a signal: the shell's code for it
-    critical = [c.name for c in container.config.components if c.criticality == "critical"]
-    lost = [name for name in critical if name in container.failed]
-    deaf = [name for name in critical if name in container.components
-            and getattr(container.components[name], "counters", {}).get("received", 1) == 0]
+    lost = [c.name for c in container.config.components if c.name in container.failed and c.criticality == "critical"]
+    statuses = container.coordinator.task_statuses() if container.coordinator is not None else []
+    deaf = [t.task for t in statuses if t.criticality == "critical" and not not_loaded(t) and t.received == 0]
     if deaf:  # said, not failed: a container launched before its camera hears nothing either
         print(f"critical component(s) received no frame: {', '.join(deaf)}", file=sys.stderr, flush=True)
     if lost:  # the others served, but a robot must not take this run for a good one

@@ -30,8 +30,9 @@ PLAYED = re.compile(r"^published (\d+) frames of .* in ([0-9.]+) s$", re.M)
 LEAD_IN = re.compile(r"^lead-in of (\d+) frames; measured from stamp (\d+) ns$", re.M)
 
 
-def bag_info(path: str | Path) -> tuple[int, float]:
-    """(Image messages, frames per second) of a bag, from its index."""
+def bag_info(path: str | Path) -> tuple[int, float, float]:
+    """(Image messages, frames per second, seconds from its first message to its last) of a bag,
+    from its index."""
     reader = open_reader(Path(path))
     try:
         conns = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
@@ -43,7 +44,7 @@ def bag_info(path: str | Path) -> tuple[int, float]:
         raise ValueError(f"bag {path} has no {' or '.join(IMAGE_TYPES)} message")
     per_topic = n / max(1, len(conns))
     # Rounded: stamps in whole nanoseconds make 10 fps read 9.99999999.
-    return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan")
+    return n, round((per_topic - 1) / span_s, 3) if per_topic > 1 and span_s > 0 else float("nan"), span_s
 
 
 class Played(NamedTuple):
@@ -88,7 +89,7 @@ class CameraProcess:
                      "--qos", str(params.get("qos", "sensor_data")), "--lead-in", str(lead_in_s),
                      *(["--remap", *params["remap"]] if params.get("remap") else [])]
         self._env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
-        frames, fps = bag_info(bag)
+        frames, fps, _ = bag_info(bag)
         span_s = frames / fps / rate if np.isfinite(fps) and fps > 0 else 0.0
         # The bag at its rate, the lead-in, and slack.
         self._limit_s = span_s + lead_in_s + PLAYER_SLACK_S

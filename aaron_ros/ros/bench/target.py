@@ -125,7 +125,7 @@ class RosTarget(BenchTarget):
     def __init__(self, opts: RosBenchOptions):
         self.opts = opts
         self.config = load_config(opts.config)
-        self.bag_frames, self.bag_fps = bag_info(opts.bag)
+        self.bag_frames, self.bag_fps, bag_span_s = bag_info(opts.bag)
         topics = played_topics(opts.bag, self.config.params_for("bag_player"))
         fed = fed_components(self.config, topics)
         unfed = [c for c in self.config.components if not fed[c.name]]
@@ -141,7 +141,7 @@ class RosTarget(BenchTarget):
                       for c in unfed}
         self.play_rate = play_rate(self.config.params_for("bag_player"))
         self.fps = self.bag_fps * self.play_rate  # the camera the container sees
-        span_s = (self.bag_frames / len(topics) - 1) / self.fps if np.isfinite(self.fps) and self.fps > 0 else 0.0
+        span_s = bag_span_s / self.play_rate  # as played
         if opts.lead_in_s and opts.lead_in_s >= span_s:
             log.warning("ros bench: a lead-in of %g s is as long as the bag (%.1f s played): each replay plays the "
                         "whole bag once as its lead-in, then measures it once", opts.lead_in_s, span_s)

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from aaron_ros.common.bounded import finished_within
+from aaron_ros.common.bounded import dump_stacks_on_signal, finished_within
 from aaron_ros.common.paths import KERNEL_BAG_DIR
 
 log = logging.getLogger("aaron_ros")
@@ -237,7 +237,8 @@ def _bench_ros(args: argparse.Namespace) -> int:
     opts = RosBenchOptions(bag=Path(args.bag), config=find_config(args.config), policies=policies,
                            versions=args.versions.split(",") if args.versions else None, repeats=args.repeats,
                            kernel_bag_dir=args.kernel_bags, isolation=args.isolation > 0,
-                           lead_in_s=args.lead_in, progress=not args.no_progress)
+                           lead_in_s=args.lead_in, progress=not args.no_progress,
+                           log_dir=Path(args.out) / "logs")
     log.info("ros bench %s on %s: %s, %d round(s)%s", opts.config.name, args.bag,
              ", ".join(k for k, _, _ in opts.entries()), opts.repeats,
              ", each task alone first" if opts.isolation else "")
@@ -513,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--bags", dest="kernel_bags", action=_OldName, new="--kernel-bags", help="deprecated: --kernel-bags")
     w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"],
                    help="with --workload: lane kind (auto: CUDA streams where a GPU is present)")
-    w.add_argument("--out", required=True, help="folder for report.md, report.json and the plots")
+    w.add_argument("--out", required=True, help="folder for report.md, report.json and the plots (with --bag, "
+                   "also logs/: each container's output)")
     w.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     w.set_defaults(func=_cmd_bench)
 
@@ -632,6 +634,7 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    dump_stacks_on_signal()
     own, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(own)
     args.ros_args = ros_args

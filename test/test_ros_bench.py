@@ -18,7 +18,10 @@ pytest.importorskip("rclpy")
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart, PartTime  # noqa: E402
+from aaron_ros.coordinator.types import Outcome  # noqa: E402
 from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
+from aaron_ros.ros.bench import system as system_module  # noqa: E402
+from aaron_ros.ros.bench import target as target_module  # noqa: E402
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient  # noqa: E402
 from aaron_ros.ros.bench.playback import CameraProcess, Played, parse_played  # noqa: E402
 from aaron_ros.ros.bench.report import render_e2e_markdown, stall_lines  # noqa: E402
@@ -33,6 +36,7 @@ from aaron_ros.ros.bench.target import (  # noqa: E402
     private_domain,
 )
 from aaron_ros.ros.config import load_config  # noqa: E402
+from aaron_ros.ros.coordinator_node import STATUS_TOPIC  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
 FRAMES = 20  # 2 s at 10 fps
@@ -214,6 +218,11 @@ def test_files_and_tables(bench):
     assert md.index("## Where a frame's time goes") < md.index("The tail: the same over each task's slowest 1%")
     lat = json.loads((bench.out / "latencies.json").read_text())
     assert all(not math.isnan(v) for per in lat.values() for vs in per.values() for v in vs)
+    # Each container's output kept: each task's alone, then the policies'.
+    logs = {p.name: p.read_text() for p in (bench.out / "logs").iterdir()}
+    assert set(logs) == {"bench_classify_alone_container.log", "bench_segment_alone_container.log",
+                         "bench_container.log"}
+    assert all("container up" in text for text in logs.values()), logs
     # The glance the demo ends with: a line per policy, its goodput the report's.
     title, head, _rule, *rows = headline_text(bench.out).splitlines()
     rows = [r for r in rows if not r.startswith("- ")]  # a delivery stall's line, where one happened
@@ -306,6 +315,38 @@ def test_a_bag_on_topics_no_component_reads_is_refused_before_any_container_star
                 in render_e2e_markdown(report))
     finally:
         target.close()
+
+
+def test_a_container_that_never_reports_is_started_again_on_another_domain(bench, tmp_path, monkeypatch, caplog):
+    """Its log kept beside the second's (a log of the last bench in the folder goes); the replay
+    served by the second."""
+    starts: list[int] = []
+    real = target_module.BenchSystem
+
+    def bench_system(*args, **kwargs):
+        starts.append(kwargs["domain_id"])
+        # An injected fault: the first container given 0.5 s to report, which no real one does.
+        monkeypatch.setattr(system_module, "START_TIMEOUT_S", 0.5 if len(starts) == 1 else 300.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target_module, "BenchSystem", bench_system)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "bench_container.log").write_text("the last bench's")
+    with caplog.at_level("WARNING", logger="aaron_ros.ros.bench.target"):
+        target = RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=bench.cfg, policies=POLICIES,
+                                           log_dir=logs))
+        try:
+            result = target.alone(next(t for t in target.tasks if t.name == "classify"))
+        finally:
+            target.close()
+    assert len(starts) == 2 and starts[0] != starts[1], starts
+    first, second = logs / "bench_classify_alone_container.log", logs / "bench_classify_alone_container_2.log"
+    assert sorted(logs.iterdir()) == [first, second]
+    assert f"sent no status on {STATUS_TOPIC} within 0.5 s of its start (on ROS domain {starts[0]}); its output, " \
+           f"its threads' stacks at the end: {first}. Starting it again on domain {starts[1]}" in caplog.text
+    assert "container up" in second.read_text()
+    assert [r.outcome for r in result.records].count(Outcome.DONE) > 0
 
 
 def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):

@@ -4,6 +4,7 @@ good ones; the policy switch service; a component that fails to load; SIGTERM sh
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -434,7 +435,7 @@ def test_policy_switch_by_service_and_by_parameter_and_a_component_failing_at_lo
     assert "policy aaron->sequential->priority:" in summary.splitlines()[0]
 
 
-def test_run_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):
+def test_run_writes_its_stacks_on_sigusr1_and_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):
     cfg = _config(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(cfg), "--no-table"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -445,6 +446,17 @@ def test_run_exits_cleanly_on_sigterm(tmp_path, small_bag, ros_domain):
         if "container up" in line:
             break
     assert any("container up" in line for line in lines), "".join(lines)
+    # What the bench asks of a container that does not report: where each thread is. It goes on.
+    proc.send_signal(signal.SIGUSR1)
+    dump = []
+    for line in proc.stdout:
+        dump.append(line)
+        if re.search(r'aaron_ros/ros/run\.py", line \d+ in run$', line):  # the main thread, spinning
+            break
+    assert any("(most recent call first)" in line for line in dump), "".join(dump)
+    assert any(re.search(r"^Thread 0x[0-9a-f]+ \(most recent call first\)", line) for line in dump), "".join(dump)
+    time.sleep(1.0)
+    assert proc.poll() is None, "".join(lines + dump)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:

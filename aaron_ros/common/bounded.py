@@ -1,8 +1,24 @@
 """Work that must not hold a process for ever."""
 from __future__ import annotations
 
+import faulthandler
+import signal
+import sys
 import threading
 from collections.abc import Callable
+from typing import TextIO
+
+# `kill -USR1 PID` has an aaron-ros process write every thread's stack to stderr, and go on: how one
+# stuck in a call that never returns (a model load, a DDS participant) says where it is.
+DUMP_STACKS = signal.SIGUSR1
+
+
+def dump_stacks_on_signal(out: TextIO | None = None) -> None:
+    """From now on DUMP_STACKS writes the stacks to `out` (default: the process's own stderr, not
+    one a caller swapped in, which may have no file number)."""
+    out = out or sys.__stderr__
+    if out is not None:
+        faulthandler.register(DUMP_STACKS, file=out, all_threads=True)
 
 
 def finished_within(fn: Callable[[], object], seconds: float, name: str = "bounded") -> bool:

@@ -3,17 +3,19 @@
 A run once gave no result for 10 s under load and the cause was never found. A thread of its own
 watches the container: when the executor has not turned for STALL_S, or frames arrive and for
 STALL_S none is published, failed or refused (rejected, rate-limited), it says so and writes every
-thread's stack to stderr, once per stall. `kill -USR1 <pid>` writes them on demand.
+thread's stack to stderr, once per stall. `kill -USR1 <pid>` writes them on demand
+(`aaron-ros` answers it from its start, while the models load too).
 """
 from __future__ import annotations
 
 import faulthandler
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from aaron_ros.common.bounded import dump_stacks_on_signal
 
 STALL_S = 8.0  # above the 5 s the loop may wait for a bag's subscribers
 CHECK_S = 0.5
@@ -35,8 +37,8 @@ class StallWatch:
         self._beat = time.monotonic()
 
     def start(self) -> None:
-        if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
-            faulthandler.register(signal.SIGUSR1, file=self._out, all_threads=True)
+        if threading.current_thread() is threading.main_thread():
+            dump_stacks_on_signal(self._out)
         self._thread = threading.Thread(target=self._watch, name="stall_watch", daemon=True)
         self._thread.start()
 

@@ -23,6 +23,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 
 from aaron_ros.bench.driver import RunResult
+from aaron_ros.common.bounded import DUMP_STACKS
 from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.coordinator.live import CLOCK_THREAD
 from aaron_ros.coordinator.timing import FramePart
@@ -31,7 +32,9 @@ from aaron_ros.msg import FrameOutcome
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient, collection_paused
 from aaron_ros.ros.bench.playback import WAIT_MATCHED_S, CameraProcess, Played
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
+from aaron_ros.ros.coordinator_node import STATUS_TOPIC
 from aaron_ros.ros.params import in_root
+from aaron_ros.ros.run import SHUTDOWN_S
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,10 @@ log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 30.0
 QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no frame is coming
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
-STOP_TIMEOUT_S = 10.0  # for the container to stop after SIGINT
+# For the container to stop after SIGINT: its drain, then its own bound on the DDS teardown.
+STOP_TIMEOUT_S = SHUTDOWN_S + 5.0
+DUMP_WAIT_S = 1.0  # for a container to write its stacks (`DUMP_STACKS`)
+CONTAINER_LOGS = "*_container*.log"  # what ContainerProcess names its logs
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
 # 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
 STATUS_RATE_HZ = 2.0
@@ -111,13 +117,14 @@ def single_component_config(config: Path, component: str, out_dir: Path) -> Path
 class ContainerProcess:
     """The system under test: `aaron-ros run` on a parameter file in a process of its own, as
     `ros2 launch` would start it, with the coordinator's trace topics and a faster status on.
-    Its output goes to `log` (read back when it fails)."""
+    Its output goes to `log`, in `log_dir` (read back when it fails)."""
 
-    def __init__(self, config: Path, workdir: Path, domain_id: int, coordinator: Mapping[str, Any]):
+    def __init__(self, config: Path, workdir: Path, domain_id: int, coordinator: Mapping[str, Any],
+                 log_dir: Path | None = None):
         trace = {"publish_outcomes": True, "status_rate_hz": STATUS_RATE_HZ}
         self.config = config_with(config, {COORDINATOR_NODE: {**trace, **coordinator}},
                                   workdir / f"{config.stem}_under_test.yaml")
-        self.log = workdir / f"{config.stem}_container.log"
+        self.log = _new_file(Path(log_dir or workdir), f"{config.stem}_container", ".log")
         with self.log.open("w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(self.config),
                                           "--no-table"], stdout=out, stderr=subprocess.STDOUT,
@@ -134,18 +141,36 @@ class ContainerProcess:
         """Raise if it has exited."""
         if self.proc.poll() is not None:
             raise RuntimeError(f"the container ({self.config.name}) exited with code {self.proc.returncode}:\n"
-                               f"{self.tail()}")
+                               f"{self.tail()}\n(its whole output: {self.log})")
+
+    def dump_stacks(self) -> None:
+        """Have it write every thread's stack into its log (it goes on running)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(DUMP_STACKS)
+            time.sleep(DUMP_WAIT_S)
 
     def stop(self) -> None:
-        """Ctrl-C, as an operator stops it; killed if it has not ended in time."""
+        """Ctrl-C, as an operator stops it; killed, its stacks in its log, if it has not ended in time."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                log.warning("bench: the container did not stop within %g s of SIGINT; killed", STOP_TIMEOUT_S)
+                self.dump_stacks()
+                log.warning("bench: the container did not stop within %g s of SIGINT; killed (its threads' stacks "
+                            "are at the end of %s)", STOP_TIMEOUT_S, self.log)
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _new_file(folder: Path, stem: str, suffix: str) -> Path:
+    """`folder/stem+suffix`, or `stem_2`, `stem_3`, ... where that is taken: a log is never overwritten."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path, n = folder / f"{stem}{suffix}", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}{suffix}"
+    return path
 
 
 def _submitted(counters: Mapping[str, int]) -> int:
@@ -179,6 +204,10 @@ def _record(o: FrameOutcome) -> JobRecord:
                      error=o.error or None, versions=tuple(o.versions))
 
 
+class ContainerSilent(TimeoutError):
+    """The container was running but sent no status within START_TIMEOUT_S."""
+
+
 class BenchSystem:
     """The container in a process of its own (from the parameter file), the bag player in
     another, and the bench's node on its own executor thread here: the bench reaches the container
@@ -186,7 +215,7 @@ class BenchSystem:
 
     def __init__(self, config: Path, bag: Path, workdir: Path, policy: str | None = None,
                  versions: str | None = None, kernel_bag_dir: str | None = None, domain_id: int | None = None,
-                 lead_in_s: float = 0.0):
+                 lead_in_s: float = 0.0, log_dir: Path | None = None):
         self.config = load_config(config)
         self.tasks = [c.name for c in self.config.components]
         coordinator = {k: v for k, v in (("policy", policy), ("versions", versions),
@@ -198,13 +227,20 @@ class BenchSystem:
         self.container: ContainerProcess | None = None
         try:
             domain = self.context.get_domain_id()
-            self.container = ContainerProcess(Path(config), workdir, domain, coordinator)
+            self.container = ContainerProcess(Path(config), workdir, domain, coordinator, log_dir)
             self.client = SystemClient({c.name: c.result_topic for c in self.config.components}, self.context)
             self._executor = SingleThreadedExecutor(context=self.context)
             self._executor.add_node(self.client)
             self._thread = threading.Thread(target=self._spin, name="bench-monitor", daemon=True)
             self._thread.start()
-            status = self.client.status(timeout=START_TIMEOUT_S, alive=self.container.check)
+            try:
+                status = self.client.status(timeout=START_TIMEOUT_S, alive=self.container.check)
+            except TimeoutError:
+                self.container.dump_stacks()
+                raise ContainerSilent(
+                    f"{config}: the container sent no status on {STATUS_TOPIC} within {START_TIMEOUT_S:g} s of its "
+                    f"start (on ROS domain {domain}); its output, its threads' stacks at the end: "
+                    f"{self.container.log}") from None
             missing = [t for t in self.tasks if t not in {s.task for s in status.tasks}]
             if missing:
                 raise RuntimeError(f"{config}: component(s) {missing} failed to load:\n{self.container.tail()}")

@@ -25,7 +25,15 @@ from aaron_ros.coordinator.timing import FramePart, mean_parts
 from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.ros.bench.monitor import FrameTiming
 from aaron_ros.ros.bench.playback import bag_info, play_rate, played_topics
-from aaron_ros.ros.bench.system import SETTLE_TIMEOUT_S, BenchSystem, Heard, fed_components, single_component_config
+from aaron_ros.ros.bench.system import (
+    CONTAINER_LOGS,
+    SETTLE_TIMEOUT_S,
+    BenchSystem,
+    ContainerSilent,
+    Heard,
+    fed_components,
+    single_component_config,
+)
 from aaron_ros.ros.config import load_config
 from aaron_ros.runtime.lanes import resolve_kind
 
@@ -58,6 +66,7 @@ class RosBenchOptions:
     domain_id: int | None = None  # None: bench_domain()
     settle_timeout_s: float = SETTLE_TIMEOUT_S
     progress: bool = True
+    log_dir: Path | None = None  # where each container's output is kept; None: a temporary folder
 
     def __post_init__(self) -> None:
         self.bag, self.config = Path(self.bag), Path(self.config)
@@ -150,17 +159,36 @@ class RosTarget(BenchTarget):
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
                       for t in self.config.tasks()]
         self._workdir = tempfile.TemporaryDirectory(prefix="aaron_ros_bench_")  # the files it runs from
+        for old in Path(opts.log_dir).glob(CONTAINER_LOGS) if opts.log_dir else ():
+            old.unlink()  # the last bench's, as its report is replaced
         self.domain = bench_domain() if opts.domain_id is None else opts.domain_id
+        self.domain_given = opts.domain_id is not None or bool(os.environ.get("ROS_DOMAIN_ID", "").strip())
         alone = f" (each task alone on one of {PRIVATE_DOMAINS[0]}-{PRIVATE_DOMAINS[1] - 1})" if opts.isolation else ""
         log.info("ros bench: container, camera and monitor on ROS domain %d%s", self.domain, alone)
         self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir,
-                             "lead_in_s": opts.lead_in_s}
+                             "lead_in_s": opts.lead_in_s, "log_dir": opts.log_dir}
         self._domains = {self.domain}  # each container on a domain of its own: see `alone`
         self._system: BenchSystem | None = None
         self.cores = self.config.coordinator.lanes or os.cpu_count() or 1  # the container's, on this machine
         self.bags: dict[str, str] = {}  # model -> where its versions came from, as the container reports
 
-    def _started(self, system: BenchSystem) -> BenchSystem:
+    def _private_domain(self) -> int:
+        domain = private_domain(self._domains)
+        self._domains.add(domain)
+        return domain
+
+    def _open(self, config: Path, domain: int, **kwargs) -> BenchSystem:
+        """The container on `config` and the harness around it. A container that never reports is
+        started once more, on a domain of its own unless the domain was given: once (a fresh-clone
+        demo, 2026-12-07) a container sent no status for the whole START_TIMEOUT_S, and so did not
+        stop on SIGINT, when the demo run straight after served; its log was lost with it."""
+        try:
+            system = BenchSystem(config, self.opts.bag, domain_id=domain, **kwargs, **self._system_args)
+        except ContainerSilent as exc:
+            pinned = domain == self.domain and self.domain_given
+            again = domain if pinned else self._private_domain()
+            log.warning("ros bench: %s. Starting it again on domain %d", exc, again)
+            system = BenchSystem(config, self.opts.bag, domain_id=again, **kwargs, **self._system_args)
         self.bags.update({t.model: t.kernel_bag for t in system.status.tasks})
         return system
 
@@ -171,16 +199,12 @@ class RosTarget(BenchTarget):
         # Not the policies' domain: in 3 of 12 benches of fresh-clone demos on one domain, the first
         # policy run after these had a player and container that never matched, or a player that
         # never ended; a stopped container's DDS participant may outlive its process there.
-        domain = private_domain(self._domains)
-        self._domains.add(domain)
-        with self._started(BenchSystem(cfg, self.opts.bag, policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS,
-                                       domain_id=domain, **self._system_args)) as alone:
+        with self._open(cfg, self._private_domain(), policy=ISOLATION_POLICY, versions=ISOLATION_VERSIONS) as alone:
             return alone.replay(ISOLATION_POLICY, ISOLATION_VERSIONS, self.opts.settle_timeout_s)
 
     def replay(self, policy: str, versions: str) -> RunResult:
         if self._system is None:
-            self._system = self._started(BenchSystem(self.opts.config, self.opts.bag, domain_id=self.domain,
-                                                     **self._system_args))
+            self._system = self._open(self.opts.config, self.domain)
         return self._system.replay(policy, versions, self.opts.settle_timeout_s)
 
     def close(self) -> None:

@@ -515,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--lanes", default="auto", choices=["auto", "cpu", "cuda"],
                    help="with --workload: lane kind (auto: CUDA streams where a GPU is present)")
     w.add_argument("--out", required=True, help="folder for report.md, report.json and the plots (with --bag, "
-                   "also logs/: each container's output)")
+                   "also logs/: the output of each container and its camera)")
     w.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     w.set_defaults(func=_cmd_bench)
 

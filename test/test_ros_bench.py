@@ -23,7 +23,7 @@ from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
 from aaron_ros.ros.bench import system as system_module  # noqa: E402
 from aaron_ros.ros.bench import target as target_module  # noqa: E402
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient  # noqa: E402
-from aaron_ros.ros.bench.playback import CameraProcess, Played, parse_played  # noqa: E402
+from aaron_ros.ros.bench.playback import PLAYED, CameraProcess, Played, parse_played  # noqa: E402
 from aaron_ros.ros.bench.report import render_e2e_markdown, stall_lines  # noqa: E402
 from aaron_ros.ros.bench.system import single_component_config  # noqa: E402
 from aaron_ros.ros.bench.target import (  # noqa: E402
@@ -218,11 +218,13 @@ def test_files_and_tables(bench):
     assert md.index("## Where a frame's time goes") < md.index("The tail: the same over each task's slowest 1%")
     lat = json.loads((bench.out / "latencies.json").read_text())
     assert all(not math.isnan(v) for per in lat.values() for vs in per.values() for v in vs)
-    # Each container's output kept: each task's alone, then the policies'.
+    # Each container's output kept, and its camera's: each task's alone, then the policies'.
     logs = {p.name: p.read_text() for p in (bench.out / "logs").iterdir()}
-    assert set(logs) == {"bench_classify_alone_container.log", "bench_segment_alone_container.log",
-                         "bench_container.log"}
-    assert all("container up" in text for text in logs.values()), logs
+    runs = ("bench_classify_alone", "bench_segment_alone", "bench")
+    assert set(logs) == {f"{run}_{part}.log" for run in runs for part in ("container", "player")}
+    assert all("container up" in logs[f"{run}_container.log"] for run in runs), logs
+    assert all(len(PLAYED.findall(logs[f"{run}_player.log"])) == plays
+               for run, plays in zip(runs, (1, 1, len(POLICIES)))), logs
     # The glance the demo ends with: a line per policy, its goodput the report's.
     title, head, _rule, *rows = headline_text(bench.out).splitlines()
     rows = [r for r in rows if not r.startswith("- ")]  # a delivery stall's line, where one happened
@@ -342,7 +344,8 @@ def test_a_container_that_never_reports_is_started_again_on_another_domain(bench
             target.close()
     assert len(starts) == 2 and starts[0] != starts[1], starts
     first, second = logs / "bench_classify_alone_container.log", logs / "bench_classify_alone_container_2.log"
-    assert sorted(logs.iterdir()) == [first, second]
+    assert sorted(logs.glob("*_container*")) == [first, second]
+    assert (logs / "bench_classify_alone_player.log").exists()
     assert f"sent no status on {STATUS_TOPIC} within 0.5 s of its start (on ROS domain {starts[0]}); its output, " \
            f"its threads' stacks at the end: {first}. Starting it again on domain {starts[1]}" in caplog.text
     assert "container up" in second.read_text()

@@ -11,6 +11,7 @@ from typing import TextIO
 # `kill -USR1 PID` has an aaron-ros process write every thread's stack to stderr, and go on: how one
 # stuck in a call that never returns (a model load, a DDS participant) says where it is.
 DUMP_STACKS = signal.SIGUSR1
+DUMP_WAIT_S = 1.0  # for a process sent DUMP_STACKS to have written them
 
 
 def dump_stacks_on_signal(out: TextIO | None = None) -> None:

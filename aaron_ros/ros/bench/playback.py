@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from aaron_ros.common.bounded import DUMP_STACKS, DUMP_WAIT_S
 from aaron_ros.ros.bag_player import parse_remaps
 from aaron_ros.ros.record import IMAGE_TYPES, image_topics, open_reader
 
@@ -79,9 +80,10 @@ class CameraProcess:
     """The bag played by `aaron-ros play` in a process of its own, with the file's `bag_player`
     parameters (rate, start offset, remaps, QoS): one process and DDS participant for every play,
     as one camera driver runs for a robot's whole trip, each play started by a line on its input.
-    `close()` ends it."""
+    `close()` ends it. Each player's output is added to `log` as it ends, where one is given."""
 
-    def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0):
+    def __init__(self, bag: Path, params: Mapping[str, Any], domain_id: int, lead_in_s: float = 0.0,
+                 log: Path | None = None):
         rate = play_rate(params)
         self.topics = played_topics(bag, params)  # its remaps checked
         self._cmd = [sys.executable, "-m", "aaron_ros.cli", "play", str(bag),
@@ -96,6 +98,7 @@ class CameraProcess:
         self._proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
         self._said: list[str] = []  # its output as it comes, since it started
+        self.log = log
         self._plays = 0  # asked of it since it started
 
     def play(self, subscribers: int, matched: Callable[[], bool],
@@ -154,8 +157,12 @@ class CameraProcess:
         try:
             self._proc.wait(PLAYER_EXIT_S)
         except subprocess.TimeoutExpired:
-            log.warning("bench: the bag player had not ended %g s after its input closed; interrupted it. "
-                        "Its last words: %s", PLAYER_EXIT_S, "".join(self._said[-2:]).strip())
+            self._proc.send_signal(DUMP_STACKS)
+            time.sleep(DUMP_WAIT_S)
+            log.warning("bench: the bag player had not ended %g s after its input closed; interrupted it (its "
+                        "threads' stacks are in %s). Its last words: %s", PLAYER_EXIT_S, self.log,
+                        "".join(line for line in self._said if not line.startswith(" ")
+                                and "most recent call first" not in line)[-300:].strip())
         self._stop()
 
     def _stop(self) -> None:
@@ -170,6 +177,10 @@ class CameraProcess:
                 proc.kill()
                 proc.wait()
         self._reader.join(5.0)
+        if self.log is not None:
+            with self.log.open("a") as out:
+                out.write(f"--- aaron-ros play (pid {proc.pid}), exit code {proc.returncode} ---\n")
+                out.writelines(self._said)
 
     def _start(self, cmd: list[str]) -> None:
         """The player started, its output read into `_said` as it comes."""

@@ -23,7 +23,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 
 from aaron_ros.bench.driver import RunResult
-from aaron_ros.common.bounded import DUMP_STACKS
+from aaron_ros.common.bounded import DUMP_STACKS, DUMP_WAIT_S
 from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.coordinator.live import CLOCK_THREAD
 from aaron_ros.coordinator.timing import FramePart
@@ -44,8 +44,6 @@ QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
 # For the container to stop after SIGINT: its drain, then its own bound on the DDS teardown.
 STOP_TIMEOUT_S = SHUTDOWN_S + 5.0
-DUMP_WAIT_S = 1.0  # for a container to write its stacks (`DUMP_STACKS`)
-CONTAINER_LOGS = "*_container*.log"  # what ContainerProcess names its logs
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
 # 10 Hz that was 0.1 ms per frame of the very figure the bench reports.
 STATUS_RATE_HZ = 2.0
@@ -124,7 +122,7 @@ class ContainerProcess:
         trace = {"publish_outcomes": True, "status_rate_hz": STATUS_RATE_HZ}
         self.config = config_with(config, {COORDINATOR_NODE: {**trace, **coordinator}},
                                   workdir / f"{config.stem}_under_test.yaml")
-        self.log = _new_file(Path(log_dir or workdir), f"{config.stem}_container", ".log")
+        self.log = new_log(Path(log_dir or workdir), f"{config.stem}_container")
         with self.log.open("w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(self.config),
                                           "--no-table"], stdout=out, stderr=subprocess.STDOUT,
@@ -163,13 +161,14 @@ class ContainerProcess:
                 self.proc.wait()
 
 
-def _new_file(folder: Path, stem: str, suffix: str) -> Path:
-    """`folder/stem+suffix`, or `stem_2`, `stem_3`, ... where that is taken: a log is never overwritten."""
+def new_log(folder: Path, stem: str) -> Path:
+    """`folder/stem.log`, or `stem_2.log`, `stem_3.log`, ... where that is taken: a log is never
+    overwritten."""
     folder.mkdir(parents=True, exist_ok=True)
-    path, n = folder / f"{stem}{suffix}", 1
+    path, n = folder / f"{stem}.log", 1
     while path.exists():
         n += 1
-        path = folder / f"{stem}_{n}{suffix}"
+        path = folder / f"{stem}_{n}.log"
     return path
 
 
@@ -250,7 +249,8 @@ class BenchSystem:
                 time.sleep(0.01)
             if not self.client.results_matched():
                 log.warning("bench monitor: not every result topic matched after %g s", WAIT_MATCHED_S)
-            self.camera = CameraProcess(bag, self.config.params_for("bag_player"), domain, lead_in_s)
+            self.camera = CameraProcess(bag, self.config.params_for("bag_player"), domain, lead_in_s,
+                                        new_log(Path(log_dir or workdir), f"{Path(config).stem}_player"))
         except BaseException:
             self.close()
             raise

@@ -26,7 +26,6 @@ from aaron_ros.coordinator.types import TaskSpec
 from aaron_ros.ros.bench.monitor import FrameTiming
 from aaron_ros.ros.bench.playback import bag_info, play_rate, played_topics
 from aaron_ros.ros.bench.system import (
-    CONTAINER_LOGS,
     SETTLE_TIMEOUT_S,
     BenchSystem,
     ContainerSilent,
@@ -159,7 +158,7 @@ class RosTarget(BenchTarget):
         self.tasks = [dataclasses.replace(t, rate_hz=min(t.rate_hz, self.fps)) if np.isfinite(self.fps) else t
                       for t in self.config.tasks()]
         self._workdir = tempfile.TemporaryDirectory(prefix="aaron_ros_bench_")  # the files it runs from
-        for old in Path(opts.log_dir).glob(CONTAINER_LOGS) if opts.log_dir else ():
+        for old in Path(opts.log_dir).glob("*.log") if opts.log_dir else ():
             old.unlink()  # the last bench's, as its report is replaced
         self.domain = bench_domain() if opts.domain_id is None else opts.domain_id
         self.domain_given = opts.domain_id is not None or bool(os.environ.get("ROS_DOMAIN_ID", "").strip())

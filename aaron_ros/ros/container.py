@@ -42,6 +42,7 @@ from aaron_ros.ros.stall import StallWatch
 log = logging.getLogger(__name__)
 
 _NODE_RENAME = ("__node:=", "__name:=")
+UP = "container up"  # its log line once it takes frames (the bench reads it)
 BAG_SETTLE_S = 1.0  # after the bag player's last frame, for the components to take what it sent
 
 
@@ -269,7 +270,7 @@ class Container:
             self.camera = CameraNode(context=self.context,
                                      parameter_overrides=self._overrides("camera", device=self.options.camera))
             self.executor.add_node(self.camera)
-        self.node.get_logger().info(f"container up: {len(self.components)} component(s) "
+        self.node.get_logger().info(f"{UP}: {len(self.components)} component(s) "
                                     f"[{', '.join(self.components)}] taking frames")
 
     def deactivate(self) -> None:

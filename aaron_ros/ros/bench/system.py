@@ -28,10 +28,11 @@ from aaron_ros.common.cpu import HELPER, MAIN_THREAD, cpu_by_role, thread_cpu
 from aaron_ros.coordinator.live import CLOCK_THREAD
 from aaron_ros.coordinator.timing import FramePart
 from aaron_ros.coordinator.types import JobRecord, Outcome
-from aaron_ros.msg import FrameOutcome
+from aaron_ros.msg import CoordinatorStatus, FrameOutcome
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient, collection_paused
 from aaron_ros.ros.bench.playback import WAIT_MATCHED_S, CameraProcess, Played
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
+from aaron_ros.ros.container import UP
 from aaron_ros.ros.coordinator_node import STATUS_TOPIC
 from aaron_ros.ros.params import in_root
 from aaron_ros.ros.run import SHUTDOWN_S
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 30.0
 QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no frame is coming
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
+UNHEARD_S = 30.0  # for its first status to be heard once it says it is up (it sends 2 a second)
 # For the container to stop after SIGINT: its drain, then its own bound on the DDS teardown.
 STOP_TIMEOUT_S = SHUTDOWN_S + 5.0
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
@@ -141,6 +143,10 @@ class ContainerProcess:
             raise RuntimeError(f"the container ({self.config.name}) exited with code {self.proc.returncode}:\n"
                                f"{self.tail()}\n(its whole output: {self.log})")
 
+    def up(self) -> bool:
+        """Has it said it takes frames?"""
+        return UP in self.log.read_text(errors="replace")
+
     def dump_stacks(self) -> None:
         """Have it write every thread's stack into its log (it goes on running)."""
         if self.proc.poll() is None:
@@ -232,14 +238,7 @@ class BenchSystem:
             self._executor.add_node(self.client)
             self._thread = threading.Thread(target=self._spin, name="bench-monitor", daemon=True)
             self._thread.start()
-            try:
-                status = self.client.status(timeout=START_TIMEOUT_S, alive=self.container.check)
-            except TimeoutError:
-                self.container.dump_stacks()
-                raise ContainerSilent(
-                    f"{config}: the container sent no status on {STATUS_TOPIC} within {START_TIMEOUT_S:g} s of its "
-                    f"start (on ROS domain {domain}); its output, its threads' stacks at the end: "
-                    f"{self.container.log}") from None
+            status = self._first_status(config, domain)
             missing = [t for t in self.tasks if t not in {s.task for s in status.tasks}]
             if missing:
                 raise RuntimeError(f"{config}: component(s) {missing} failed to load:\n{self.container.tail()}")
@@ -255,6 +254,36 @@ class BenchSystem:
             self.close()
             raise
         self._fed = fed_components(self.config, self.camera.topics)
+
+    def _first_status(self, config: Path, domain: int) -> CoordinatorStatus:
+        """The container's first status, once it has loaded its models. Raises ContainerSilent
+        when none is heard within START_TIMEOUT_S of its start, or within UNHEARD_S of its saying
+        it is up: DDS discovery between it and the bench's node had not completed (once in a test
+        run, the container up and serving for 300 s)."""
+        start = time.monotonic()
+        up_at = None
+        while True:
+            try:
+                return self.client.status(timeout=1.0, alive=self.container.check)
+            except TimeoutError:
+                now = time.monotonic()
+                if up_at is None and self.container.up():
+                    up_at = now
+                if up_at is not None and now - up_at >= UNHEARD_S:
+                    why = (f"said it was up {up_at - start:.0f} s after its start, and no status on {STATUS_TOPIC} "
+                           f"was heard in the {now - up_at:.0f} s since")
+                elif now - start >= START_TIMEOUT_S:
+                    why = f"neither said it was up nor sent a status on {STATUS_TOPIC} in {now - start:.0f} s"
+                else:
+                    continue
+            self.container.dump_stacks()
+            seen = self.client.count_publishers(STATUS_TOPIC)
+            nodes = sorted({f"{ns.rstrip('/')}/{n}" for n, ns in self.client.get_node_names_and_namespaces()}
+                           - {self.client.get_fully_qualified_name()})
+            raise ContainerSilent(
+                f"{config}: the container on ROS domain {domain} {why} (the bench's node sees {seen} publisher(s) "
+                f"of it, and {'the nodes ' + ', '.join(nodes) if nodes else 'no other node'}); its output, its "
+                f"threads' stacks at the end: {self.container.log}")
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():

@@ -177,10 +177,10 @@ class RosTarget(BenchTarget):
         return domain
 
     def _open(self, config: Path, domain: int, **kwargs) -> BenchSystem:
-        """The container on `config` and the harness around it. A container that never reports is
-        started once more, on a domain of its own unless the domain was given: once (a fresh-clone
-        demo, 2026-12-07) a container sent no status for the whole START_TIMEOUT_S, and so did not
-        stop on SIGINT, when the demo run straight after served; its log was lost with it."""
+        """The container on `config` and the harness around it. One whose status is never heard is
+        started once more, on a domain of its own unless the domain was given: in a test run a
+        container was up and its status never reached the bench's node, and in a demo one sent none
+        for the whole START_TIMEOUT_S; both times the next start served."""
         try:
             system = BenchSystem(config, self.opts.bag, domain_id=domain, **kwargs, **self._system_args)
         except ContainerSilent as exc:

@@ -1,0 +1,72 @@
+"""How long the bench's container takes to report, and how often its status is never heard:
+the bench's own start (`BenchSystem`: the container of a parameter file in a process of its own,
+the monitor here), as the demo does it: each component alone, then all of them, on a fresh domain
+each, again and again. Nothing is played: each start waits for the container's first status,
+then stops it. One not heard (within 30 s of its saying it is up, or --timeout of its start) has
+its threads' stacks written into its log (kept in OUT/logs) and is counted silent, with what the
+bench's node saw.
+
+    .venv/bin/python results/ros_bench/container_starts_cpu2_amd_epyc/starts.py \
+        --config f1tenth_heavy --rounds 10 --out /tmp/starts > output.txt
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from aaron_ros.common.paths import find_config
+from aaron_ros.ros.bench import system
+from aaron_ros.ros.bench.system import BenchSystem, ContainerSilent, single_component_config
+from aaron_ros.ros.config import load_config
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="f1tenth_heavy")
+    ap.add_argument("--bag", default="data/sample_bag")
+    ap.add_argument("--kernel-bags", default="kernel_bags")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a first status")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    system.START_TIMEOUT_S = args.timeout
+    config = find_config(args.config)
+    names = [c.name for c in load_config(config).components]
+    up: dict[str, list[float]] = {}
+    down: list[float] = []
+    silent: list[str] = []
+    with tempfile.TemporaryDirectory() as work:
+        files = {n: single_component_config(config, n, Path(work)) for n in names} | {"all": config}
+        for r in range(args.rounds):
+            for name, path in files.items():
+                domain = random.randrange(150, 230)
+                t0 = time.monotonic()
+                try:
+                    s = BenchSystem(path, Path(args.bag), Path(work), kernel_bag_dir=args.kernel_bags,
+                                    domain_id=domain, log_dir=args.out / "logs")
+                except ContainerSilent as exc:
+                    silent.append(str(exc))
+                    print(f"round {r} {name}: SILENT: {exc}", flush=True)
+                    continue
+                t1 = time.monotonic()
+                s.close()
+                t2 = time.monotonic()
+                up.setdefault(name, []).append(t1 - t0)
+                down.append(t2 - t1)
+                print(f"round {r} {name} (domain {domain}): status after {t1 - t0:.1f} s, closed in {t2 - t1:.1f} s",
+                      flush=True)
+    print(f"\n{sum(len(v) for v in up.values()) + len(silent)} starts of {config.name}'s containers, "
+          f"{len(silent)} silent within {args.timeout:g} s")
+    for name, v in up.items():
+        print(f"{name}: first status after median {statistics.median(v):.1f} s, max {max(v):.1f} s ({len(v)} starts)")
+    print(f"closing (camera, container, monitor): median {statistics.median(down):.1f} s, max {max(down):.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +19,7 @@ from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart, PartTime  # noqa: E402
 from aaron_ros.coordinator.types import Outcome  # noqa: E402
+from aaron_ros.ros import domain as domain_module  # noqa: E402
 from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
 from aaron_ros.ros.bench import system as system_module  # noqa: E402
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient  # noqa: E402
@@ -38,6 +38,7 @@ from aaron_ros.ros.bench.target import (  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.container import UP  # noqa: E402
 from aaron_ros.ros.coordinator_node import STATUS_TOPIC  # noqa: E402
+from aaron_ros.ros.domain import DEFAULT_EPHEMERAL, discovery_port, domain_risk  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
 FRAMES = 20  # 2 s at 10 fps
@@ -87,22 +88,15 @@ def bench(tmp_path_factory):
         masks.append(task)
         on_mask(self, task)
 
-    domain = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(101 + os.getpid() % 100)  # apart from conftest's 1..100
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            # An injected fault: the bench must reach the container only from outside, so no
-            # coordinator may be built in this process.
-            mp.setattr(CoordinatorService, "__init__", _built_here)
-            mp.setattr(SystemClient, "_on_result", heard)
-            mp.setattr(SystemClient, "_on_mask", heard_mask)
-            rc = main(["bench", "--bag", str(bag), "--config", str(cfg), "--policies", ",".join(POLICIES),
-                       "--repeats", "1", "--out", str(out), "--no-progress"])
-    finally:
-        if domain is None:
-            os.environ.pop("ROS_DOMAIN_ID")
-        else:
-            os.environ["ROS_DOMAIN_ID"] = domain
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("ROS_DOMAIN_ID", raising=False)  # domains of the bench's own, apart from conftest's
+        # An injected fault: the bench must reach the container only from outside, so no
+        # coordinator may be built in this process.
+        mp.setattr(CoordinatorService, "__init__", _built_here)
+        mp.setattr(SystemClient, "_on_result", heard)
+        mp.setattr(SystemClient, "_on_mask", heard_mask)
+        rc = main(["bench", "--bag", str(bag), "--config", str(cfg), "--policies", ",".join(POLICIES),
+                   "--repeats", "1", "--out", str(out), "--no-progress"])
     assert rc == 0
     return SimpleNamespace(out=out, cfg=cfg, report=json.loads((out / "report.json").read_text()),
                            e2e=json.loads((out / "e2e.json").read_text()), collecting=collecting,
@@ -367,6 +361,25 @@ def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):
     assert all(PRIVATE_DOMAINS[0] <= d < PRIVATE_DOMAINS[1] for d in picked) and 0 not in picked
     taken = set(range(PRIVATE_DOMAINS[0], PRIVATE_DOMAINS[1] - 1))  # all but the last
     assert private_domain(taken) == PRIVATE_DOMAINS[1] - 1
+
+
+def test_the_bench_keeps_to_domains_whose_discovery_port_no_other_socket_can_take(bench, monkeypatch, caplog):
+    """Linux hands out 32768-60999 to any socket: the discovery ports of domains 102-214."""
+    assert discovery_port(0) == 7400 and discovery_port(232) == 65400
+    assert [d for d in range(233) if domain_risk(d, DEFAULT_EPHEMERAL)] == list(range(102, 215))
+    assert all(domain_risk(d, DEFAULT_EPHEMERAL) is None for d in range(*PRIVATE_DOMAINS))
+    assert all(d > 50 for d in range(*PRIVATE_DOMAINS))  # apart from the suite's own (conftest)
+    # A machine whose ephemeral ports begin at domain 80's: the bench keeps below it.
+    monkeypatch.setattr(domain_module, "ephemeral_ports", lambda: range(discovery_port(80), 61000))
+    assert {private_domain() for _ in range(200)} <= set(range(PRIVATE_DOMAINS[0], 80))
+    assert private_domain(set(range(PRIVATE_DOMAINS[0], 80))) >= 80  # all taken: one at risk rather than none
+    # A domain given at risk is said, naming the port and the range.
+    monkeypatch.setenv("ROS_DOMAIN_ID", "90")
+    with caplog.at_level("WARNING", logger="aaron_ros.ros.bench.target"):
+        RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=bench.cfg, policies=POLICIES)).close()
+    assert (f"ROS domain 90's discovery port 29900 is in this machine's ephemeral port range ({discovery_port(80)}-"
+            "60999): when another process's socket holds it, a node started on the domain finds no other node. "
+            "ROS 2 advises domains 0-101: set ROS_DOMAIN_ID to one of those") in caplog.text
 
 
 @pytest.mark.parametrize("argv", [

@@ -31,6 +31,7 @@ from std_msgs.msg import Header  # noqa: E402
 from aaron_ros.msg import CoordinatorStatus, FrameOutcomes, InferenceResult, StageGrant  # noqa: E402
 from aaron_ros.ros.container import Container, ContainerOptions  # noqa: E402
 from aaron_ros.ros.coordinator_node import ERROR, TRACE_QOS, WARN  # noqa: E402
+from aaron_ros.ros.domain import domain_risk  # noqa: E402
 from aaron_ros.ros.image_conversions import array_to_compressed, array_to_image  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 from aaron_ros.ros.run import status_table, summary_table  # noqa: E402
@@ -982,6 +983,18 @@ def test_a_cuda_device_asked_of_a_cpu_machine_is_refused_naming_the_key(tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "aaron-ros run: error: aaron_coordinator: device 'cuda':" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "kernel bag" not in proc.stdout + proc.stderr  # before any model
+
+
+def test_run_warns_of_a_domain_whose_discovery_port_another_socket_may_take(tmp_path):
+    """Said as the container's node starts, before anything can fail (here: a refused device)."""
+    if domain_risk(180) is None:
+        pytest.skip("this machine's ephemeral ports do not hold domain 180's discovery port")
+    proc = subprocess.run([sys.executable, "-m", "aaron_ros.cli", "run", str(_config(tmp_path)), "--no-table",
+                           "--ros-args", "-p", "device:=cuda"], capture_output=True, text=True, timeout=120,
+                          env={**ENV, "ROS_DOMAIN_ID": "180"})
+    assert proc.returncode == 2, proc.stderr
+    assert ("ROS domain 180's discovery port 52400 is in this machine's ephemeral port range" in proc.stderr
+            and "ROS 2 advises domains 0-101: set ROS_DOMAIN_ID to one of those" in proc.stderr), proc.stderr
 
 
 def _status(container: Container, task: str):

@@ -35,6 +35,7 @@ from aaron_ros.common.paths import kernel_bag_root
 from aaron_ros.ros.components import find_component
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, in_any_namespace, load_config
 from aaron_ros.ros.coordinator_node import CoordinatorNode
+from aaron_ros.ros.domain import domain_risk
 from aaron_ros.ros.failures import FailureLog
 from aaron_ros.ros.params import CONTAINER, Transport, declare_params
 from aaron_ros.ros.stall import StallWatch
@@ -187,6 +188,8 @@ class Container:
     def _build(self) -> None:
         self.node = ContainerNode(self)
         self._callback_failures = FailureLog(self.node.get_logger())
+        if risk := domain_risk(self.context.get_domain_id()):
+            self.node.get_logger().warning(f"{risk}: set ROS_DOMAIN_ID to one of those")
         declare_params(self.node, CONTAINER)
         self.executor = make_executor(self.node.get_parameter("executor").value, self.context, self.node.get_logger())
         self.executor.add_node(self.node)

@@ -258,8 +258,8 @@ class BenchSystem:
     def _first_status(self, config: Path, domain: int) -> CoordinatorStatus:
         """The container's first status, once it has loaded its models. Raises ContainerSilent
         when none is heard within START_TIMEOUT_S of its start, or within UNHEARD_S of its saying
-        it is up: DDS discovery between it and the bench's node had not completed (once in a test
-        run, the container up and serving for 300 s)."""
+        it is up: DDS discovery between it and the bench's node never happened (as when another
+        socket held the domain's discovery port: aaron_ros/ros/domain.py)."""
         start = time.monotonic()
         up_at = None
         while True:

@@ -1,0 +1,40 @@
+"""Which ROS domains discovery can rely on on this machine.
+
+DDS finds the other participants of domain d on UDP port 7400 + 250 d (multicast, the RTPS port
+mapping). Where that port lies in the kernel's ephemeral range, any process's outgoing UDP socket
+may hold it; a participant created then hears no discovery at all: it is up, and no node on the
+domain ever sees it. Holding that one port with a plain socket reproduces it on demand
+(`results/ros_bench/container_starts_cpu2_amd_epyc/`). Linux's default range, 32768-60999, holds
+the ports of domains 102-214: ROS 2's own advice is domains 0-101.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_EPHEMERAL = range(32768, 61000)  # Linux's default ip_local_port_range
+PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def discovery_port(domain: int) -> int:
+    """The domain's multicast discovery port (RTPS: PB 7400 + DG 250 x domain + d0 0)."""
+    return 7400 + 250 * domain
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out to sockets bound to port 0."""
+    try:
+        low, high = (int(x) for x in PORT_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL
+    return range(low, high + 1)
+
+
+def domain_risk(domain: int, ephemeral: range | None = None) -> str | None:
+    """Why discovery on `domain` may fail on this machine, or None where it cannot be taken."""
+    ephemeral = ephemeral_ports() if ephemeral is None else ephemeral
+    port = discovery_port(domain)
+    if port not in ephemeral:
+        return None
+    return (f"ROS domain {domain}'s discovery port {port} is in this machine's ephemeral port range "
+            f"({ephemeral.start}-{ephemeral.stop - 1}): when another process's socket holds it, a node started "
+            f"on the domain finds no other node. ROS 2 advises domains 0-101")

@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -224,6 +225,10 @@ def _cmd_decisions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)  # the shell's code for it
+
+
 def _bench_ros(args: argparse.Namespace) -> int:
     from aaron_ros.common.paths import find_config
     from aaron_ros.coordinator.policies import POLICIES
@@ -242,7 +247,13 @@ def _bench_ros(args: argparse.Namespace) -> int:
     log.info("ros bench %s on %s: %s, %d round(s)%s", opts.config.name, args.bag,
              ", ".join(k for k, _, _ in opts.entries()), opts.repeats,
              ", each task alone first" if opts.isolation else "")
-    report, latencies, timings = run_ros_bench(opts)
+    # SIGTERM (a CI job's timeout, `kill`) ends it as Ctrl-C does, through every `finally`: the
+    # containers and cameras it started stop with it instead of serving on, orphaned.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        report, latencies, timings = run_ros_bench(opts)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for path in save(report, latencies, timings, args.out):
         log.info("wrote %s", path)
     print(comparison_text(args.out))

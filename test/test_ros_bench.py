@@ -7,6 +7,10 @@ import gc
 import json
 import math
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -351,6 +355,37 @@ def test_a_container_up_but_unheard_is_started_again_on_another_domain(bench, tm
     assert "(most recent call first)" in first.read_text().split(UP)[1]
     assert UP in second.read_text()
     assert [r.outcome for r in result.records].count(Outcome.DONE) > 0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(d.name))
+        except OSError:
+            pass  # ended meanwhile
+    return found
+
+
+def test_a_bench_ended_by_sigterm_stops_the_container_it_started(bench, tmp_path):
+    """As a CI job's timeout ends it: with the shell's code, and no container left serving, orphaned."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "bench", "--bag", str(bench.cfg.parent / "cam"),
+                             "--config", str(bench.cfg), "--policies", "aaron", "--repeats", "1", "--out", str(out),
+                             "--no-progress"], cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = out / "logs" / "bench_classify_alone_container.log"
+    end = time.monotonic() + 120
+    while not (log.exists() and UP in log.read_text()) and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.2)
+    started = _children(proc.pid)
+    assert started and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else started
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], err
 
 
 def test_the_bench_runs_on_a_domain_of_its_own_unless_told(monkeypatch):

@@ -210,7 +210,7 @@ def _record(o: FrameOutcome) -> JobRecord:
 
 
 class ContainerSilent(TimeoutError):
-    """The container was running but sent no status within START_TIMEOUT_S."""
+    """The container ran, and the bench heard no status from it (`BenchSystem._first_status`)."""
 
 
 class BenchSystem:

@@ -179,7 +179,8 @@ class CameraProcess:
         self._reader.join(5.0)
         if self.log is not None:
             with self.log.open("a") as out:
-                out.write(f"--- aaron-ros play (pid {proc.pid}), exit code {proc.returncode} ---\n")
+                out.write(f"--- aaron-ros play on ROS domain {self._env['ROS_DOMAIN_ID']} (pid {proc.pid}), "
+                          f"exit code {proc.returncode} ---\n")
                 out.writelines(self._said)
 
     def _start(self, cmd: list[str]) -> None:

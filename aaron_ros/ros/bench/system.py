@@ -126,6 +126,9 @@ class ContainerProcess:
                                   workdir / f"{config.stem}_under_test.yaml")
         self.log = new_log(Path(log_dir or workdir), f"{config.stem}_container")
         with self.log.open("w") as out:
+            out.write(f"--- aaron-ros run {self.config.name} on ROS domain {domain_id}, started "
+                      f"{time.strftime('%H:%M:%S')} ---\n")
+            out.flush()
             self.proc = subprocess.Popen([sys.executable, "-m", "aaron_ros.cli", "run", str(self.config),
                                           "--no-table"], stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "ROS_DOMAIN_ID": str(domain_id)})

@@ -188,7 +188,7 @@ class RosTarget(BenchTarget):
         """The container on `config` and the harness around it. One whose status is never heard is
         started once more, on a domain of its own unless the domain was given: on domains whose
         discovery port another socket may hold (`domain_risk`) a container was up and never heard,
-        and the next start served."""
+        and once on a domain clear of that; each time the next start served."""
         try:
             system = BenchSystem(config, self.opts.bag, domain_id=domain, **kwargs, **self._system_args)
         except ContainerSilent as exc:

@@ -1,27 +1,28 @@
 """How long the bench's container takes to report, and how often its status is never heard:
 the bench's own start (`BenchSystem`: the container of a parameter file in a process of its own,
 the monitor here), as the demo does it: each component alone, then all of them, on a fresh domain
-each, again and again. Nothing is played: each start waits for the container's first status,
-then stops it. One not heard (within 30 s of its saying it is up, or --timeout of its start) has
-its threads' stacks written into its log (kept in OUT/logs) and is counted silent, with what the
-bench's node saw.
+each, again and again. Each start waits for the container's first status, then stops it; with
+--play, after playing the bag into it once, as a bench does. One not heard (within 30 s of its
+saying it is up, or --timeout of its start) has its threads' stacks written into its log (kept in
+OUT/logs) and is counted silent, with what the bench's node saw.
 
-    .venv/bin/python results/ros_bench/container_starts_cpu2_amd_epyc/starts.py \
-        --config f1tenth_heavy --rounds 10 --out /tmp/starts > output.txt
+    PYTHONPATH=. .venv/bin/python results/ros_bench/container_starts_cpu2_amd_epyc/starts.py \
+        --config f1tenth_heavy --rounds 10 [--play] --out /tmp/starts > output.txt
 """
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from aaron_ros.bench.driver import ISOLATION_POLICY, ISOLATION_VERSIONS
 from aaron_ros.common.paths import find_config
 from aaron_ros.ros.bench import system
 from aaron_ros.ros.bench.system import BenchSystem, ContainerSilent, single_component_config
+from aaron_ros.ros.bench.target import private_domain
 from aaron_ros.ros.config import load_config
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--kernel-bags", default="kernel_bags")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a first status")
+    ap.add_argument("--play", action="store_true", help="play the bag into each container once, then close it")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
@@ -45,7 +47,7 @@ def main() -> None:
         files = {n: single_component_config(config, n, Path(work)) for n in names} | {"all": config}
         for r in range(args.rounds):
             for name, path in files.items():
-                domain = random.randrange(150, 230)
+                domain = private_domain()  # the bench's own range
                 t0 = time.monotonic()
                 try:
                     s = BenchSystem(path, Path(args.bag), Path(work), kernel_bag_dir=args.kernel_bags,
@@ -55,6 +57,8 @@ def main() -> None:
                     print(f"round {r} {name}: SILENT: {exc}", flush=True)
                     continue
                 t1 = time.monotonic()
+                if args.play:
+                    s.replay(ISOLATION_POLICY, ISOLATION_VERSIONS)
                 s.close()
                 t2 = time.monotonic()
                 up.setdefault(name, []).append(t1 - t0)
@@ -65,7 +69,8 @@ def main() -> None:
           f"{len(silent)} silent within {args.timeout:g} s")
     for name, v in up.items():
         print(f"{name}: first status after median {statistics.median(v):.1f} s, max {max(v):.1f} s ({len(v)} starts)")
-    print(f"closing (camera, container, monitor): median {statistics.median(down):.1f} s, max {max(down):.1f} s")
+    what = "playing the bag once and closing" if args.play else "closing"
+    print(f"{what} (camera, container, monitor): median {statistics.median(down):.1f} s, max {max(down):.1f} s")
 
 
 if __name__ == "__main__":

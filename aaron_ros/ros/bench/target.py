@@ -115,13 +115,18 @@ def _timings(results: Sequence[RunResult], tasks: Sequence[str]) -> dict[str, li
     return {t: [x for r in results for x in r.extra.timings[t]] for t in tasks}
 
 
+def given_domain() -> int | None:
+    """ROS_DOMAIN_ID, where it is set."""
+    value = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    return int(value) if value else None
+
+
 def bench_domain() -> int:
     """The ROS domain the bench runs its processes on: ROS_DOMAIN_ID where it is set, else one of
     its own, so that a robot's own camera and nodes on the default domain 0 neither feed the
     container under test nor answer its topics."""
-    if os.environ.get("ROS_DOMAIN_ID", "").strip():
-        return int(os.environ["ROS_DOMAIN_ID"])
-    return private_domain()
+    given = given_domain()
+    return private_domain() if given is None else given
 
 
 def private_domain(taken: Collection[int] = ()) -> int:
@@ -166,7 +171,7 @@ class RosTarget(BenchTarget):
         for old in Path(opts.log_dir).glob("*.log") if opts.log_dir else ():
             old.unlink()  # the last bench's, as its report is replaced
         self.domain = bench_domain() if opts.domain_id is None else opts.domain_id
-        self.domain_given = opts.domain_id is not None or bool(os.environ.get("ROS_DOMAIN_ID", "").strip())
+        self.domain_given = opts.domain_id is not None or given_domain() is not None
         alone = f" (each task alone on one of {PRIVATE_DOMAINS[0]}-{PRIVATE_DOMAINS[1] - 1})" if opts.isolation else ""
         log.info("ros bench: container, camera and monitor on ROS domain %d%s", self.domain, alone)
         if risk := domain_risk(self.domain):

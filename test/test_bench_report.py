@@ -11,6 +11,7 @@ import pytest
 from aaron_ros.bench.bound import stage_costs, throughput_bound
 from aaron_ros.bench.policy_report import build_report, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
+from aaron_ros.common.machine import cpu_text
 from aaron_ros.common.stats import LatencyHistogram, percentiles, summarize
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.types import JobRecord, StageTime, TaskSpec
@@ -269,7 +270,8 @@ def test_report_has_every_key_and_writes_files(tmp_path):
     for t in data["workload"]["tasks"]:
         assert set(t) >= set(TASK_KEYS)
     assert data["workload"]["tasks"][0]["deadline_ms"] == 100
-    assert {"cpu", "cores", "torch"} <= set(data["machine"])
+    assert {"cpu", "cores", "simd", "torch"} <= set(data["machine"])
+    assert f"Machine: {cpu_text(data['machine'])};" in (tmp_path / "report.md").read_text()
     assert {"aaron_ros", "torch", "python"} <= set(data["versions"])
     assert data["settings"] == {"duration_s": 10.0, "seed": 0}
 
@@ -323,3 +325,13 @@ def test_a_stage_cost_is_its_least_core_time_and_its_fastest_time_alone():
     chooser = VersionChooser({"m": KernelBag(graph=None, versions={0: [one, two]}, runners={})}, "solo")
     assert stage_costs(chooser, "m", cores=2) == {"core_ms": 10.0, "solo_ms": 6.0}  # 1 x 10 < 2 x 6
     assert math.isnan(stage_costs(VersionChooser({}, "solo"), "m", cores=2)["core_ms"])
+
+
+def test_the_machine_is_named_with_its_vector_units():
+    """Two machines showing one model name ran the models three times apart: the units say which."""
+    epyc, xeon = ({"cpu": "AMD EPYC", "cores": 2, "simd": ["AVX2", "FMA"]},
+                  {"cpu": "Xeon", "cores": 4, "simd": ["AVX2", "FMA", "AVX-512"]})
+    assert cpu_text(epyc) == "AMD EPYC, 2 cores, AVX2 FMA (no AVX-512)"
+    assert cpu_text(xeon) == "Xeon, 4 cores, AVX2 FMA AVX-512"
+    assert cpu_text({"cpu": "Cortex-A78", "cores": 8, "simd": []}) == "Cortex-A78, 8 cores"  # none of these units
+    assert cpu_text({"cpu": "AMD EPYC", "cores": 2}) == "AMD EPYC, 2 cores"  # a report from before they were kept

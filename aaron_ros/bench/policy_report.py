@@ -27,7 +27,7 @@ from matplotlib.ticker import LogLocator, NullFormatter, PercentFormatter, Scala
 import aaron_ros
 from aaron_ros.bench.bound import throughput_bound
 from aaron_ros.bench.workload import Workload
-from aaron_ros.common.machine import machine_info
+from aaron_ros.common.machine import cpu_text, machine_info
 from aaron_ros.common.report import fmt, md_table, pct
 from aaron_ros.coordinator.metrics import worst
 
@@ -168,7 +168,7 @@ def render_markdown(report: dict) -> str:
     out = [f"# Policies on workload `{wl['name']}`", ""]
     if wl.get("description"):
         out += [wl["description"], ""]
-    out += [f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores"
+    out += [f"Machine: {cpu_text(machine)}"
             + (f", {machine['cuda']['device']}" if machine.get("cuda") else "")
             + f"; lanes: {wl.get('lanes')}. Versions: "
             + ", ".join(f"{k} {v}" for k, v in ver.items()) + ".", ""]

@@ -11,6 +11,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from aaron_ros.bench.policy_report import CPU_OUTSIDE, mark_no_data, write_policy_report
+from aaron_ros.common.machine import cpu_text
 from aaron_ros.common.report import fmt, md_table, pct, text_table
 from aaron_ros.coordinator.timing import FramePart
 from aaron_ros.ros.bench.monitor import FrameTiming
@@ -188,12 +189,20 @@ def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> l
 def headline_text(out_dir: str | Path) -> str:
     """A bench at a glance, as the README quotes it: per policy the critical task's misses and
     latencies (node p99; end to end and transport, p50 and p99, in ms) and the frames per second
-    done and done on time over every task."""
+    done and done on time over every task; then the machine's pace: each model's p50 alone."""
     report = json.loads((Path(out_dir) / "report.json").read_text())
     return f"{report['workload']['name']}:\n" + text_table(
         ["policy", "critical miss rate", "critical p99", "e2e p50", "e2e p99", "transport p50", "transport p99",
          "throughput fps", "goodput fps"], _summary_rows(report["policies"], (*SUMMARY_KEYS, "goodput_fps"))) + \
-        "".join(f"\n{line}" for line in stall_lines(report["policies"]))
+        "".join(f"\n{line}" for line in [*stall_lines(report["policies"]), pace_line(report)])
+
+
+def pace_line(report: dict) -> str:
+    """The machine and how fast it ran each model alone: the same case on another machine (or the
+    same one on a slower day) differs by this first."""
+    iso, tasks = report.get("isolation", {}), report["workload"]["tasks"]
+    alone = ", ".join(f"{t['name']} {fmt(iso.get(t['name'], {}).get('p50_ms'))}" for t in tasks)
+    return f"- alone, p50 ms: {alone}; on {cpu_text(report.get('machine', {}))}"
 
 
 def comparison_text(out_dir: str | Path) -> str:

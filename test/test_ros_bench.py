@@ -20,6 +20,7 @@ import yaml
 pytest.importorskip("rclpy")
 
 from aaron_ros.cli import main  # noqa: E402
+from aaron_ros.common.machine import cpu_text, machine_info  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart, PartTime  # noqa: E402
 from aaron_ros.coordinator.types import Outcome  # noqa: E402
@@ -227,8 +228,12 @@ def test_files_and_tables(bench):
     assert all(len(PLAYED.findall(logs[f"{run}_player.log"])) == plays
                for run, plays in zip(runs, (1, 1, len(POLICIES)))), logs
     # The glance the demo ends with: a line per policy, its goodput the report's.
-    title, head, _rule, *rows = headline_text(bench.out).splitlines()
+    title, head, _rule, *rows, pace = headline_text(bench.out).splitlines()
     rows = [r for r in rows if not r.startswith("- ")]  # a delivery stall's line, where one happened
+    # The machine's pace, that two runs of one case are told apart by: each model alone, the CPU.
+    iso = bench.report["isolation"]
+    assert pace == (f"- alone, p50 ms: classify {iso['classify']['p50_ms']:.1f}, "
+                    f"segment {iso['segment']['p50_ms']:.1f}; on {cpu_text(machine_info())}"), pace
     assert title == "bench:" and head.split()[-2:] == ["goodput", "fps"]
     assert [r.split()[0] for r in rows] == POLICIES
     assert all(float(r.split()[-1]) == round(bench.report["policies"][k]["goodput_fps"], 1)
@@ -320,6 +325,18 @@ def test_a_bag_on_topics_no_component_reads_is_refused_before_any_container_star
         target.close()
 
 
+def _classify_alone_unheard(bench, logs: Path, monkeypatch, caplog, logger: str):
+    """`classify` alone, its logs in `logs`, a status unheard for 2 s said (by `logger`)."""
+    monkeypatch.setattr(system_module, "UNHEARD_S", 2.0)
+    with caplog.at_level("WARNING", logger=logger):
+        target = RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=bench.cfg, policies=POLICIES,
+                                           log_dir=logs))
+        try:
+            return target.alone(next(t for t in target.tasks if t.name == "classify"))
+        finally:
+            target.close()
+
+
 def test_a_container_up_but_unheard_is_started_again_on_another_domain(bench, tmp_path, monkeypatch, caplog):
     """As when DDS discovery between the container and the bench's node never completes: said
     within UNHEARD_S of its saying it is up, with where its threads were, not after START_TIMEOUT_S.
@@ -334,28 +351,54 @@ def test_a_container_up_but_unheard_is_started_again_on_another_domain(bench, tm
         return real(config, workdir, domain_id + (1 if len(domains) == 1 else 0), *args)
 
     monkeypatch.setattr(system_module, "ContainerProcess", container)
-    monkeypatch.setattr(system_module, "UNHEARD_S", 2.0)
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "bench_container.log").write_text("the last bench's")
-    with caplog.at_level("WARNING", logger="aaron_ros.ros.bench.target"):
-        target = RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=bench.cfg, policies=POLICIES,
-                                           log_dir=logs))
-        try:
-            result = target.alone(next(t for t in target.tasks if t.name == "classify"))
-        finally:
-            target.close()
+    result = _classify_alone_unheard(bench, logs, monkeypatch, caplog, "aaron_ros.ros.bench.target")
     assert len(domains) == 2 and domains[0] != domains[1], domains
     first, second = logs / "bench_classify_alone_container.log", logs / "bench_classify_alone_container_2.log"
     assert sorted(logs.glob("*_container*")) == [first, second]
     assert (logs / "bench_classify_alone_player.log").exists()
     said = re.search(rf"the container on ROS domain {domains[0]} said it was up \d+ s after its start, and no "
                      rf"status on {STATUS_TOPIC} was heard in the (\d+) s since \(the bench's node sees 0 "
-                     rf"publisher\(s\) of it, and no other node\); its output, its threads' stacks at the end: "
+                     rf"publisher\(s\) of it, and no other node; a fresh node on the domain sees /aaron_bench_monitor; "
+                     rf"0 publisher\(s\); then the bench's node sees 0 publisher\(s\) of it, and [^;]*; port "
+                     rf"{discovery_port(domains[0])} held by the bench\); its output, its "
+                     rf"threads' stacks at the end: "
                      rf"{first}\. Starting it again on domain {domains[1]}", caplog.text)
     assert said and 2 <= int(said[1]) < 10, caplog.text
     assert "(most recent call first)" in first.read_text().split(UP)[1]
     assert UP in second.read_text()
+    assert [r.outcome for r in result.records].count(Outcome.DONE) > 0
+
+
+def test_a_bench_node_deaf_to_a_container_others_hear_is_replaced(bench, tmp_path, monkeypatch, caplog):
+    """As when, of the domain's participants, only the bench's own node heard nothing: a fresh
+    participant in another process hears the container, so the bench makes its node anew rather
+    than start the container again."""
+    monitors: list[int] = []
+    real = system_module.Monitor
+
+    def monitor(results, domain_id):
+        monitors.append(domain_id)
+        # An injected fault: the bench's first node on a domain next to the container's.
+        return real(results, domain_id + (1 if len(monitors) == 1 else 0))
+
+    monkeypatch.setattr(system_module, "Monitor", monitor)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    result = _classify_alone_unheard(bench, logs, monkeypatch, caplog, "aaron_ros.ros.bench.system")
+    domain = monitors[0]
+    assert monitors == [domain, domain], monitors
+    assert sorted(p.name for p in logs.glob("*_container*")) == ["bench_classify_alone_container.log"]  # one start
+    said = re.search(rf"the container on ROS domain {domain} said it was up \d+ s after its start, and no status on "
+                     rf"{STATUS_TOPIC} was heard in the \d+ s since \(the bench's node sees 0 publisher\(s\) of it, "
+                     rf"and no other node; a fresh node on the domain sees /aaron_container, /aaron_coordinator, "
+                     rf"/classify; 1 publisher\(s\); then the bench's node sees 0 publisher\(s\) of it, and no other "
+                     rf"node; port {discovery_port(domain)} held by the container\): the "
+                     rf"bench's node, \d+ s old, is replaced by a new one", caplog.text)
+    assert said, caplog.text
+    assert "the bench's new node heard the container's status" in caplog.text
     assert [r.outcome for r in result.records].count(Outcome.DONE) > 0
 
 

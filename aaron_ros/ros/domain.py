@@ -9,6 +9,7 @@ the ports of domains 102-214: ROS 2's own advice is domains 0-101.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 DEFAULT_EPHEMERAL = range(32768, 61000)  # Linux's default ip_local_port_range
@@ -38,3 +39,34 @@ def domain_risk(domain: int, ephemeral: range | None = None) -> str | None:
     return (f"ROS domain {domain}'s discovery port {port} is in this machine's ephemeral port range "
             f"({ephemeral.start}-{ephemeral.stop - 1}): when another process's socket holds it, a node started "
             f"on the domain finds no other node. ROS 2 advises domains 0-101")
+
+
+def udp_sockets(port: int) -> list[int]:
+    """The processes holding a UDP socket bound to `port` on this machine, one entry a socket
+    (Linux's /proc; those this process may not look into are left out)."""
+    inodes = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    if not inodes:
+        return []
+    holders = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            fds = list(fd_dir.iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(fd)
+            except OSError:  # closed since
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                holders.append(int(fd_dir.parent.name))
+    return holders

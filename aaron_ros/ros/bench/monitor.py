@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 from sensor_msgs.msg import Image
@@ -21,6 +25,8 @@ from aaron_ros.coordinator.timing import FramePart, PartTime
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome, FrameOutcomes, InferenceResult
 from aaron_ros.ros.coordinator_node import COUNTS, OUTCOMES_TOPIC, SET_POLICY_SERVICE, STATUS_TOPIC, TRACE_QOS
 from aaron_ros.srv import SetPolicy
+
+log = logging.getLogger(__name__)
 
 
 class FrameTiming(NamedTuple):
@@ -133,6 +139,47 @@ class SystemClient(Node):
             out = self._heard, self._outcomes
             self._heard, self._outcomes = {task: [] for task in self._tasks}, []
         return out
+
+
+class Monitor:
+    """The bench's node on a context and an executor thread of its own, on one ROS domain: what
+    the bench closes and opens afresh where its node, alone of the domain's participants, heard
+    nothing (`BenchSystem._first_status`)."""
+
+    def __init__(self, results: Mapping[str, str], domain_id: int | None = None) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+        self.domain = self.context.get_domain_id()
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self.client = SystemClient(results, self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.client)
+        self._thread = threading.Thread(target=self._spin, name="bench-monitor", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception as exc:  # the context shutting down under it
+                if self.context.ok():
+                    log.warning("bench monitor: %s", exc)
+
+    def seen(self) -> str:
+        """What the node sees of the domain: the status topic's publishers, the other nodes."""
+        nodes = sorted({f"{ns.rstrip('/')}/{n}" for n, ns in self.client.get_node_names_and_namespaces()}
+                       - {self.client.get_fully_qualified_name()})
+        return (f"{self.client.count_publishers(STATUS_TOPIC)} publisher(s) of it, and "
+                f"{'the nodes ' + ', '.join(nodes) if nodes else 'no other node'}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self._executor.remove_node(self.client)
+        self.client.destroy_node()
+        self._executor.shutdown(timeout_sec=1.0)
+        self.context.try_shutdown()
 
 
 @contextlib.contextmanager

@@ -9,17 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rclpy
 import yaml
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 
 from aaron_ros.bench.driver import RunResult
@@ -29,8 +25,9 @@ from aaron_ros.coordinator.live import CLOCK_THREAD
 from aaron_ros.coordinator.timing import FramePart
 from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome
-from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient, collection_paused
+from aaron_ros.ros.bench.monitor import FrameTiming, Monitor, SystemClient, collection_paused
 from aaron_ros.ros.bench.playback import WAIT_MATCHED_S, CameraProcess, Played
+from aaron_ros.ros.bench.probe import Seen, ports_held, probe
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
 from aaron_ros.ros.container import UP
 from aaron_ros.ros.coordinator_node import STATUS_TOPIC
@@ -43,7 +40,8 @@ log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 30.0
 QUIET_S = 0.3  # the counters unchanged for this long after the player ended: no frame is coming
 START_TIMEOUT_S = 300.0  # for the container to load its models and report
-UNHEARD_S = 30.0  # for its first status to be heard once it says it is up (it sends 2 a second)
+UNHEARD_S = 15.0  # for its first status to be heard once it says it is up (it sends 2 a second)
+NEW_NODE_S = 15.0  # for a new node of the bench's to hear it (a pair discovers each other in about 1 s)
 # For the container to stop after SIGINT: its drain, then its own bound on the DDS teardown.
 STOP_TIMEOUT_S = SHUTDOWN_S + 5.0
 # The status the bench settles its counters on. Each costs the container about 1 ms of CPU: at
@@ -228,19 +226,12 @@ class BenchSystem:
         self.tasks = [c.name for c in self.config.components]
         coordinator = {k: v for k, v in (("policy", policy), ("versions", versions),
                                          ("kernel_bag_dir", kernel_bag_dir)) if v}
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.container: ContainerProcess | None = None
+        self._results = {c.name: c.result_topic for c in self.config.components}
+        self.monitor = Monitor(self._results, domain_id)
         try:
-            domain = self.context.get_domain_id()
+            domain = self.monitor.domain if domain_id is None else domain_id
             self.container = ContainerProcess(Path(config), workdir, domain, coordinator, log_dir)
-            self.client = SystemClient({c.name: c.result_topic for c in self.config.components}, self.context)
-            self._executor = SingleThreadedExecutor(context=self.context)
-            self._executor.add_node(self.client)
-            self._thread = threading.Thread(target=self._spin, name="bench-monitor", daemon=True)
-            self._thread.start()
             status = self._first_status(config, domain)
             missing = [t for t in self.tasks if t not in {s.task for s in status.tasks}]
             if missing:
@@ -259,42 +250,58 @@ class BenchSystem:
         self._fed = fed_components(self.config, self.camera.topics)
 
     def _first_status(self, config: Path, domain: int) -> CoordinatorStatus:
-        """The container's first status, once it has loaded its models. Raises ContainerSilent
-        when none is heard within START_TIMEOUT_S of its start, or within UNHEARD_S of its saying
-        it is up: DDS discovery between it and the bench's node never happened (as when another
-        socket held the domain's discovery port: aaron_ros/ros/domain.py)."""
+        """The container's first status, once it has loaded its models. Where none is heard within
+        UNHEARD_S of its saying it is up, DDS discovery between it and the bench's node never
+        happened. If a fresh participant in a process of its own hears the container, the bench's
+        node alone is deaf (as seen in `results/ros_bench/container_starts_cpu2_amd_epyc/`): it is
+        replaced once. Otherwise, or if the new one hears nothing either, or if none is heard
+        within START_TIMEOUT_S of its start, ContainerSilent (as when another socket held the
+        domain's discovery port: aaron_ros/ros/domain.py)."""
         start = time.monotonic()
         up_at = None
+        renewed, limit = False, UNHEARD_S
         while True:
             try:
-                return self.client.status(timeout=1.0, alive=self.container.check)
+                status = self.client.status(timeout=1.0, alive=self.container.check)
+                if renewed:
+                    log.warning("bench: the bench's new node heard the container's status %.0f s after it was "
+                                "made", time.monotonic() - self.monitor.started)
+                return status
             except TimeoutError:
                 now = time.monotonic()
                 if up_at is None and self.container.up():
                     up_at = now
-                if up_at is not None and now - up_at >= UNHEARD_S:
+                if up_at is not None and now - up_at >= limit:
                     why = (f"said it was up {up_at - start:.0f} s after its start, and no status on {STATUS_TOPIC} "
                            f"was heard in the {now - up_at:.0f} s since")
                 elif now - start >= START_TIMEOUT_S:
                     why = f"neither said it was up nor sent a status on {STATUS_TOPIC} in {now - start:.0f} s"
                 else:
                     continue
+            # Which side is deaf: what a third participant sees, and who holds the discovery port.
+            seen, fresh = self.monitor.seen(), probe(domain, STATUS_TOPIC)
+            ports = ports_held(domain, {self.container.pid: "the container", os.getpid(): "the bench"})
+            whose = "a new node of the bench's (the first heard nothing either)" if renewed else "the bench's node"
+            # Whether it heard the fresh node (gone, but not yet forgotten): deaf to all, or to the container only.
+            said = (f"{whose} sees {seen}; a fresh node on the domain sees {fresh}; then the bench's node sees "
+                    f"{self.monitor.seen()}; {ports}")
+            deaf = self.client.count_publishers(STATUS_TOPIC) == 0 and isinstance(fresh, Seen) and fresh.publishers
+            if deaf and not renewed:
+                # Only the bench's node is deaf (a pair of participants that never matched): a new one.
+                log.warning("bench: the container on ROS domain %d %s (%s): the bench's node, %.0f s old, is "
+                            "replaced by a new one", domain, why, said, now - self.monitor.started)
+                self.monitor.close()
+                self.monitor = Monitor(self._results, domain)
+                renewed, up_at, limit = True, time.monotonic(), NEW_NODE_S
+                continue
             self.container.dump_stacks()
-            seen = self.client.count_publishers(STATUS_TOPIC)
-            nodes = sorted({f"{ns.rstrip('/')}/{n}" for n, ns in self.client.get_node_names_and_namespaces()}
-                           - {self.client.get_fully_qualified_name()})
             raise ContainerSilent(
-                f"{config}: the container on ROS domain {domain} {why} (the bench's node sees {seen} publisher(s) "
-                f"of it, and {'the nodes ' + ', '.join(nodes) if nodes else 'no other node'}); its output, its "
-                f"threads' stacks at the end: {self.container.log}")
+                f"{config}: the container on ROS domain {domain} {why} ({said}); its output, its threads' stacks at "
+                f"the end: {self.container.log}")
 
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception as exc:  # the context shutting down under it
-                if self.context.ok():
-                    log.warning("bench monitor: %s", exc)
+    @property
+    def client(self) -> SystemClient:
+        return self.monitor.client
 
     def _matched(self) -> bool:
         """Does every component fed by the bag hear the player's publisher (its own status says)?"""
@@ -374,15 +381,7 @@ class BenchSystem:
             camera.close()
         if self.container is not None:
             self.container.stop()
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-        executor = getattr(self, "_executor", None)
-        if executor is not None:
-            executor.remove_node(self.client)
-            self.client.destroy_node()
-            executor.shutdown(timeout_sec=1.0)
-        self.context.try_shutdown()
+        self.monitor.close()
 
     def __enter__(self) -> BenchSystem:
         return self

@@ -2,9 +2,11 @@
 the bench's own start (`BenchSystem`: the container of a parameter file in a process of its own,
 the monitor here), as the demo does it: each component alone, then all of them, on a fresh domain
 each, again and again. Each start waits for the container's first status, then stops it; with
---play, after playing the bag into it once, as a bench does. One not heard (within 30 s of its
-saying it is up, or --timeout of its start) has its threads' stacks written into its log (kept in
-OUT/logs) and is counted silent, with what the bench's node saw.
+--play, after playing the bag into it once, as a bench does. Where its status is not heard within
+UNHEARD_S of its saying it is up, the bench asks a fresh node in a process of its own what it
+sees: the bench's warning, in this output, says so, and says when the bench's node was replaced
+because only it was deaf. One not heard then (or within --timeout of its start) has its threads'
+stacks written into its log (kept in OUT/logs) and is counted silent, with what was seen.
 
     PYTHONPATH=. .venv/bin/python results/ros_bench/container_starts_cpu2_amd_epyc/starts.py \
         --config f1tenth_heavy --rounds 10 [--play] --out /tmp/starts > output.txt

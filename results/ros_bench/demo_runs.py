@@ -17,7 +17,10 @@ RUNS = ("report.json", "demo_*/report.json", "earlier_run/report.json")  # a cas
 # Runs on a machine unlike the others, said under the table.
 SLOW = {"f5363fe": "the machine ran every model about three times slower than on the other runs "
                    "(`../kernel_bags/partition_stability_cpu2_amd_epyc/output_slow_machine.txt`), and the kernel "
-                   "bags built that hour split tiny_yolo and seg_net into two stages: not comparable with the rest"}
+                   "bags built that hour split tiny_yolo and seg_net into two stages: not comparable with the rest",
+        "f194531": "the same slow machine, named in the report since `bac5cb6`: AMD EPYC, 2 cores, AVX2 FMA (no "
+                   "AVX-512); the detector alone at p50 32-35 ms (15.5 in `d64579c`'s run), ResNet-18 at 59 ms (10.0): "
+                   "not comparable with the rest"}
 
 
 def commit_of(report: Path) -> str:

@@ -27,11 +27,11 @@ from aaron_ros.coordinator.types import JobRecord, Outcome
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome
 from aaron_ros.ros.bench.monitor import FrameTiming, Monitor, SystemClient, collection_paused
 from aaron_ros.ros.bench.playback import WAIT_MATCHED_S, CameraProcess, Played
-from aaron_ros.ros.bench.probe import Seen, ports_held, probe
 from aaron_ros.ros.config import CONTAINER_NODE, COORDINATOR_NODE, ContainerConfig, load_config
 from aaron_ros.ros.container import UP
 from aaron_ros.ros.coordinator_node import STATUS_TOPIC
 from aaron_ros.ros.params import in_root
+from aaron_ros.ros.probe import Seen, ports_held, probe
 from aaron_ros.ros.run import SHUTDOWN_S
 
 log = logging.getLogger(__name__)

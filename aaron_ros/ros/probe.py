@@ -1,8 +1,9 @@
-"""A third participant on a domain, in a process of its own, and the domain's ports: where the
-bench's node and the container never discover each other, what a fresh participant sees and who
-holds the domain's discovery ports say which side is deaf.
+"""A third participant on a domain, in a process of its own, and the domain's ports: where two
+nodes never discover each other (the bench's node and the container, or a user's subscriber and
+the container), what a fresh participant sees and who holds the domain's discovery port say
+which side is deaf.
 
-    python -m aaron_ros.ros.bench.probe DOMAIN TOPIC [SECONDS]
+    python -m aaron_ros.ros.probe DOMAIN TOPIC [SECONDS]
 
 prints one JSON line: the nodes it saw and how many publishers of TOPIC, once it sees one or
 after SECONDS.

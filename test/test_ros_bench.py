@@ -590,5 +590,8 @@ def test_a_camera_not_matched_in_time_is_started_again(fault, tmp_path, ros_cont
         camera.close()
         executor.shutdown()
         node.destroy_node()
-    assert len(starts) == 2 and "starting it again (2 of 3)" in caplog.text and "playing anyway" not in caplog.text
+    # A third start where the second player and this listener missed each other too, as a pair of
+    # fresh participants now and then does (results/ros_bench/container_starts_cpu2_amd_epyc/).
+    assert len(starts) in (2, 3) and "starting it again (2 of 3)" in caplog.text, caplog.text
+    assert "playing anyway" not in caplog.text
     assert frames == FRAMES and len(got) == FRAMES

@@ -49,6 +49,12 @@ def probe(domain: int, topic: str, seconds: float = PROBE_S) -> Seen | str:
         return f"exited with code {done.returncode}: {done.stderr.strip()[-300:]}"
 
 
+def other_nodes(node) -> list[str]:
+    """The fully qualified names of the nodes `node` sees, itself left out."""
+    return sorted({f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces()}
+                  - {node.get_fully_qualified_name()})
+
+
 def ports_held(domain: int, pids: dict[int, str]) -> str:
     """Who of `pids` ({pid: name}) holds the domain's multicast discovery port, and who else."""
     port = discovery_port(domain)
@@ -65,16 +71,11 @@ def main(argv: list[str]) -> None:
     rclpy.init(context=context, domain_id=domain)
     node = rclpy.create_node(PROBE_NODE, context=context)
     end = time.monotonic() + seconds
-
-    def nodes() -> list[str]:
-        return sorted({f"{ns.rstrip('/')}/{n}" for n, ns in node.get_node_names_and_namespaces()}
-                      - {node.get_fully_qualified_name()})
-
     # Node names come after the endpoints (on ros_discovery_info): wait for both.
-    while (node.count_publishers(topic) == 0 or not nodes()) and time.monotonic() < end:
+    while (node.count_publishers(topic) == 0 or not other_nodes(node)) and time.monotonic() < end:
         time.sleep(0.1)
     time.sleep(0.5)  # the rest of the graph
-    print(json.dumps({"nodes": nodes(), "publishers": node.count_publishers(topic)}), flush=True)
+    print(json.dumps({"nodes": other_nodes(node), "publishers": node.count_publishers(topic)}), flush=True)
     os._exit(0)  # a DDS teardown can hang (aaron_ros/common/bounded.py); nothing here needs one
 
 

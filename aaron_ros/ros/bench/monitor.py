@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image
 from aaron_ros.coordinator.timing import FramePart, PartTime
 from aaron_ros.msg import CoordinatorStatus, FrameOutcome, FrameOutcomes, InferenceResult
 from aaron_ros.ros.coordinator_node import COUNTS, OUTCOMES_TOPIC, SET_POLICY_SERVICE, STATUS_TOPIC, TRACE_QOS
+from aaron_ros.ros.probe import other_nodes
 from aaron_ros.srv import SetPolicy
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,7 @@ class Monitor:
 
     def seen(self) -> str:
         """What the node sees of the domain: the status topic's publishers, the other nodes."""
-        nodes = sorted({f"{ns.rstrip('/')}/{n}" for n, ns in self.client.get_node_names_and_namespaces()}
-                       - {self.client.get_fully_qualified_name()})
+        nodes = other_nodes(self.client)
         return (f"{self.client.count_publishers(STATUS_TOPIC)} publisher(s) of it, and "
                 f"{'the nodes ' + ', '.join(nodes) if nodes else 'no other node'}")
 

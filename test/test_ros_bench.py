@@ -6,10 +6,12 @@ from __future__ import annotations
 import gc
 import json
 import math
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,20 +19,21 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-pytest.importorskip("rclpy")
+rclpy = pytest.importorskip("rclpy")
 
 from aaron_ros.cli import main  # noqa: E402
 from aaron_ros.common.machine import cpu_text, machine_info  # noqa: E402
 from aaron_ros.coordinator.service import CoordinatorService  # noqa: E402
 from aaron_ros.coordinator.timing import FramePart, PartTime  # noqa: E402
 from aaron_ros.coordinator.types import Outcome  # noqa: E402
+from aaron_ros.msg import CoordinatorStatus, TaskStatus  # noqa: E402
 from aaron_ros.ros import domain as domain_module  # noqa: E402
 from aaron_ros.ros.bench import RosBenchOptions, headline_text  # noqa: E402
 from aaron_ros.ros.bench import system as system_module  # noqa: E402
 from aaron_ros.ros.bench.monitor import FrameTiming, SystemClient  # noqa: E402
 from aaron_ros.ros.bench.playback import PLAYED, CameraProcess, Played, parse_played  # noqa: E402
 from aaron_ros.ros.bench.report import render_e2e_markdown, stall_lines  # noqa: E402
-from aaron_ros.ros.bench.system import single_component_config  # noqa: E402
+from aaron_ros.ros.bench.system import BenchSystem, DomainShared, single_component_config  # noqa: E402
 from aaron_ros.ros.bench.target import (  # noqa: E402
     PRIVATE_DOMAINS,
     STALL_MS,
@@ -43,7 +46,7 @@ from aaron_ros.ros.bench.target import (  # noqa: E402
 from aaron_ros.ros.config import load_config  # noqa: E402
 from aaron_ros.ros.container import UP  # noqa: E402
 from aaron_ros.ros.coordinator_node import STATUS_TOPIC  # noqa: E402
-from aaron_ros.ros.domain import DEFAULT_EPHEMERAL, discovery_port, domain_risk  # noqa: E402
+from aaron_ros.ros.domain import DEFAULT_EPHEMERAL, discovery_port, domain_risk, domains_in_use  # noqa: E402
 from aaron_ros.ros.record import sample_frames, write_image_bag  # noqa: E402
 
 FRAMES = 20  # 2 s at 10 fps
@@ -460,6 +463,60 @@ def test_the_bench_keeps_to_domains_whose_discovery_port_no_other_socket_can_tak
     assert (f"ROS domain 90's discovery port 29900 is in this machine's ephemeral port range ({discovery_port(80)}-"
             "60999): when another process's socket holds it, a node started on the domain finds no other node. "
             "ROS 2 advises domains 0-101: set ROS_DOMAIN_ID to one of those") in caplog.text
+
+
+def test_the_bench_keeps_off_a_domain_another_process_is_on(bench, monkeypatch, caplog):
+    """Two benches on one machine took one domain, and the second heard the first's container.
+    A participant elsewhere on this machine (a fresh node, in a process of its own) keeps the
+    bench's pick off its domain, and a domain given that has one is said."""
+    idle = sorted(set(range(*PRIVATE_DOMAINS)) - domains_in_use(range(*PRIVATE_DOMAINS)))
+    used, other = idle[0], idle[1]
+    other_process = subprocess.Popen([sys.executable, "-m", "aaron_ros.ros.probe", str(used), "/none", "60"],
+                                     stdout=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 30
+        while used not in domains_in_use([used]) and time.monotonic() < end:
+            time.sleep(0.1)
+        in_use = domains_in_use(range(*PRIVATE_DOMAINS))
+        assert used in in_use and other not in in_use
+        taken = set(range(*PRIVATE_DOMAINS)) - {used, other}
+        assert {private_domain(taken) for _ in range(20)} == {other}
+        monkeypatch.setenv("ROS_DOMAIN_ID", str(used))
+        with caplog.at_level("WARNING", logger="aaron_ros.ros.bench.target"):
+            RosTarget(RosBenchOptions(bag=bench.cfg.parent / "cam", config=bench.cfg, policies=POLICIES)).close()
+        assert (f"ROS domain {used} has participants on this machine already (pid {other_process.pid}): their "
+                "nodes may feed or answer the bench's; unset ROS_DOMAIN_ID for a domain of the bench's own"
+                ) in caplog.text
+    finally:
+        other_process.kill()
+        other_process.wait()
+
+
+def test_a_status_from_another_container_on_the_domain_is_named_as_such(bench, tmp_path, ros_context, ros_domain):
+    """A domain given that another system's container is on: its status is not taken for this
+    container's, nor its tasks for components that failed to load."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    # An injected fault: another container's status, from a node of the test's own.
+    node = rclpy.create_node("aaron_coordinator", context=ros_context)
+    publisher = node.create_publisher(CoordinatorStatus, STATUS_TOPIC, 10)
+    other = CoordinatorStatus(policy="naive", tasks=[TaskStatus(task="track"), TaskStatus(task="classify")])
+    node.create_timer(0.05, lambda: publisher.publish(other))
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    spinning = threading.Thread(target=executor.spin, daemon=True)
+    spinning.start()
+    before = set(_children(os.getpid()))
+    try:
+        with pytest.raises(DomainShared, match=re.escape(
+                f"{bench.cfg}: the status heard on ROS domain {ros_domain} is another container's: it names "
+                "task(s) ['track'] that this file has not. Another system runs on the domain; stop it, or unset "
+                "ROS_DOMAIN_ID for a domain of the bench's own")):
+            BenchSystem(bench.cfg, bench.cfg.parent / "cam", tmp_path, domain_id=ros_domain)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+    assert set(_children(os.getpid())) <= before  # its container stopped
 
 
 @pytest.mark.parametrize("argv", [

@@ -10,6 +10,7 @@ the ports of domains 102-214: ROS 2's own advice is domains 0-101.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 DEFAULT_EPHEMERAL = range(32768, 61000)  # Linux's default ip_local_port_range
@@ -41,10 +42,9 @@ def domain_risk(domain: int, ephemeral: range | None = None) -> str | None:
             f"on the domain finds no other node. ROS 2 advises domains 0-101")
 
 
-def udp_sockets(port: int) -> list[int]:
-    """The processes holding a UDP socket bound to `port` on this machine, one entry a socket
-    (Linux's /proc; those this process may not look into are left out)."""
-    inodes = set()
+def _udp_bound() -> dict[int, set[str]]:
+    """Every UDP port a socket on this machine is bound to, with those sockets' inodes (Linux's /proc)."""
+    bound: dict[int, set[str]] = {}
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
@@ -52,8 +52,21 @@ def udp_sockets(port: int) -> list[int]:
             continue
         for row in rows:
             fields = row.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
+            bound.setdefault(int(fields[1].rsplit(":", 1)[1], 16), set()).add(fields[9])
+    return bound
+
+
+def domains_in_use(domains: Iterable[int]) -> set[int]:
+    """Those of `domains` whose discovery port a socket on this machine holds: a participant of
+    some process is on the domain (or a socket that would leave a new one deaf)."""
+    bound = _udp_bound()
+    return {d for d in domains if discovery_port(d) in bound}
+
+
+def udp_sockets(port: int) -> list[int]:
+    """The processes holding a UDP socket bound to `port` on this machine, one entry a socket
+    (Linux's /proc; those this process may not look into are left out)."""
+    inodes = _udp_bound().get(port)
     if not inodes:
         return []
     holders = []

@@ -214,6 +214,10 @@ class ContainerSilent(TimeoutError):
     """The container ran, and the bench heard no status from it (`BenchSystem._first_status`)."""
 
 
+class DomainShared(RuntimeError):
+    """Another container answers on the bench's domain (`BenchSystem`)."""
+
+
 class BenchSystem:
     """The container in a process of its own (from the parameter file), the bag player in
     another, and the bench's node on its own executor thread here: the bench reaches the container
@@ -233,7 +237,12 @@ class BenchSystem:
             domain = self.monitor.domain if domain_id is None else domain_id
             self.container = ContainerProcess(Path(config), workdir, domain, coordinator, log_dir)
             status = self._first_status(config, domain)
-            missing = [t for t in self.tasks if t not in {s.task for s in status.tasks}]
+            heard = {s.task for s in status.tasks}
+            if foreign := sorted(heard - set(self.tasks)):
+                raise DomainShared(f"{config}: the status heard on ROS domain {domain} is another container's: it "
+                                   f"names task(s) {foreign} that this file has not. Another system runs on the "
+                                   "domain; stop it, or unset ROS_DOMAIN_ID for a domain of the bench's own")
+            missing = [t for t in self.tasks if t not in heard]
             if missing:
                 raise RuntimeError(f"{config}: component(s) {missing} failed to load:\n{self.container.tail()}")
             self.status = status

@@ -34,7 +34,7 @@ from aaron_ros.ros.bench.system import (
     single_component_config,
 )
 from aaron_ros.ros.config import load_config
-from aaron_ros.ros.domain import domain_risk
+from aaron_ros.ros.domain import discovery_port, domain_risk, domains_in_use, udp_sockets
 from aaron_ros.runtime.lanes import resolve_kind
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,13 @@ def bench_domain() -> int:
 
 
 def private_domain(taken: Collection[int] = ()) -> int:
-    """A domain of the bench's range that none of `taken` is on, and whose discovery no other
-    socket can take (`domain_risk`) where the range has one."""
+    """A domain of the bench's range that none of `taken` is on, that no participant on this
+    machine is on (another bench's: its container would answer this one's), and whose discovery
+    no other socket can take (`domain_risk`), as far as the range has one."""
     free = [d for d in range(*PRIVATE_DOMAINS) if d not in taken]
-    return random.choice([d for d in free if domain_risk(d) is None] or free)
+    used = domains_in_use(free)
+    idle = [d for d in free if d not in used]
+    return random.choice([d for d in idle if domain_risk(d) is None] or idle or free)
 
 
 class RosTarget(BenchTarget):
@@ -177,6 +180,10 @@ class RosTarget(BenchTarget):
         if risk := domain_risk(self.domain):
             log.warning("ros bench: %s: set ROS_DOMAIN_ID to one of those, or unset it for one of the bench's own",
                         risk)
+        if self.domain_given and (others := [p for p in udp_sockets(discovery_port(self.domain)) if p != os.getpid()]):
+            log.warning("ros bench: ROS domain %d has participants on this machine already (pid %s): their nodes "
+                        "may feed or answer the bench's; unset ROS_DOMAIN_ID for a domain of the bench's own",
+                        self.domain, ", ".join(map(str, sorted(set(others)))))
         self._system_args = {"workdir": Path(self._workdir.name), "kernel_bag_dir": opts.kernel_bag_dir,
                              "lead_in_s": opts.lead_in_s, "log_dir": opts.log_dir}
         self._domains = {self.domain}  # each container on a domain of its own: see `alone`

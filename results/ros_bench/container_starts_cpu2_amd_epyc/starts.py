@@ -7,6 +7,7 @@ UNHEARD_S of its saying it is up, the bench asks a fresh node in a process of it
 sees: the bench's warning, in this output, says so, and says when the bench's node was replaced
 because only it was deaf. One not heard then (or within --timeout of its start) has its threads'
 stacks written into its log (kept in OUT/logs) and is counted silent, with what was seen.
+Every process runs on the transports FASTDDS_BUILTIN_TRANSPORTS names (LARGE_DATA where unset).
 
     PYTHONPATH=. .venv/bin/python results/ros_bench/container_starts_cpu2_amd_epyc/starts.py \
         --config f1tenth_heavy --rounds 10 [--play] --out /tmp/starts > output.txt

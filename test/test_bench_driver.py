@@ -79,8 +79,11 @@ def test_isolation_first_then_interleaved_rounds_pooled_per_entry():
     assert p["tasks"]["cls"]["fps"] == 16 / 4.0 and p["tasks"]["cls"]["p50_ms"] == pytest.approx(20.0)
     assert r["policies"]["sequential/eager"]["tasks"]["seg"]["p99_ms"] == pytest.approx(40.0)
     assert result.latencies["aaron/solo"]["seg"] == pytest.approx([20.0] * 14)
-    assert r["isolation"]["cls"] == {"p50_ms": pytest.approx(10.0), "p99_ms": pytest.approx(10.0), "call": 1}
-    assert r["isolation"]["seg"]["call"] == 2
+    # Alone, call 1 finished one frame on time and dropped one: half its deadlines missed.
+    assert r["isolation"]["cls"] == {"p50_ms": pytest.approx(10.0), "p99_ms": pytest.approx(10.0),
+                                     "miss_rate": pytest.approx(0.5), "call": 1}
+    assert r["isolation"]["seg"]["call"] == 2 and r["isolation"]["seg"]["miss_rate"] == pytest.approx(1 / 3)
+    assert "Alone, with the cores to itself, the critical cls missed 50.0% of its deadlines" in render_markdown(r)
     assert r["policies"]["aaron/solo"]["tasks"]["cls"]["p99_over_isolated"] == pytest.approx(2.0)
     # Each round alone too: calls 6 and 10 finished 6 and 10 frames a task in 2 s, dropped one.
     assert p["rounds"] == [{"critical_miss_rate": pytest.approx(1 / 7), "throughput_fps": 6.0, "goodput_fps": 6.0,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aaron_ros.bench.bound import stage_costs, throughput_bound
-from aaron_ros.bench.policy_report import build_report, write_policy_report
+from aaron_ros.bench.policy_report import build_report, plot_miss_rate, render_markdown, write_policy_report
 from aaron_ros.bench.workload import TASK_KEYS, Workload, arrivals, load_workload
 from aaron_ros.common.machine import cpu_text
 from aaron_ros.common.stats import LatencyHistogram, percentiles, summarize
@@ -286,6 +286,25 @@ def test_report_has_every_key_and_writes_files(tmp_path):
         import matplotlib.image
 
         assert matplotlib.image.imread(tmp_path / name).ndim == 3
+
+
+def test_what_a_critical_task_misses_alone_is_the_floor_said_and_drawn(tmp_path):
+    """The critical task's misses alone bound every policy's from below: the report says so under
+    the comparison and draws it across the task's bars; a case the machine cannot keep is named."""
+    w, runs, isolation, latencies = _synthetic()
+    for missed, verdict in ((0.04, "no policy can miss fewer here"), (0.0, "what sharing the machine costs")):
+        iso = {"det": {**isolation["det"], "miss_rate": missed}, "bg": {**isolation["bg"], "miss_rate": 0.5}}
+        report = build_report(w, runs, iso, latencies, {})
+        md = render_markdown(report)
+        assert (f"Alone, with the cores to itself, the critical det missed {100 * missed:.1f}% of its deadlines "
+                f"(p99 70.0 ms against 100): ") in md and verdict in md
+        assert md.index("## Comparison") < md.index("Alone, with the cores")
+        assert "critical bg" not in md  # a normal task's misses alone bound nothing the goals ask
+        assert f"| 55.0         | 70.0         | {100 * missed:.1f}%" in md.split("## Policy")[0]
+    drawn = plot_miss_rate(report, tmp_path / "with.png").read_bytes()
+    assert "Alone, with" not in render_markdown(build_report(w, runs, isolation, latencies, {}))
+    plain = plot_miss_rate(build_report(w, runs, isolation, latencies, {}), tmp_path / "without.png").read_bytes()
+    assert drawn[:8] == PNG_MAGIC and drawn != plain
 
 
 def test_report_survives_missing_data(tmp_path):

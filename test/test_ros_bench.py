@@ -236,7 +236,8 @@ def test_files_and_tables(bench):
     # The machine's pace, that two runs of one case are told apart by: each model alone, the CPU.
     iso = bench.report["isolation"]
     assert pace == (f"- alone, p50 ms: classify {iso['classify']['p50_ms']:.1f}, "
-                    f"segment {iso['segment']['p50_ms']:.1f}; on {cpu_text(machine_info())}"), pace
+                    f"segment {iso['segment']['p50_ms']:.1f}; the classify missed "
+                    f"{100 * iso['classify']['miss_rate']:.1f}% alone; on {cpu_text(machine_info())}"), pace
     assert title == "bench:" and head.split()[-2:] == ["goodput", "fps"]
     assert [r.split()[0] for r in rows] == POLICIES
     assert all(float(r.split()[-1]) == round(bench.report["policies"][k]["goodput_fps"], 1)

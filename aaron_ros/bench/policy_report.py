@@ -177,10 +177,11 @@ def render_markdown(report: dict) -> str:
 
     out += ["## Tasks", "", md_table(
         ["task", "model", "rate Hz", "deadline ms", "criticality", "overload", "queue",
-         "alone p50 ms", "alone p99 ms"],
+         "alone p50 ms", "alone p99 ms", "alone miss rate"],
         [[t["name"], t["model"], fmt(t["rate_hz"], 1), fmt(t["deadline_ms"], 0), t["criticality"],
           t["overload"], t["queue_size"], fmt(iso.get(t["name"], {}).get("p50_ms")),
-          fmt(iso.get(t["name"], {}).get("p99_ms"))] for t in tasks]), ""]
+          fmt(iso.get(t["name"], {}).get("p99_ms")), pct(iso.get(t["name"], {}).get("miss_rate"))]
+         for t in tasks]), ""]
 
     for key, p in policies.items():
         rows = []
@@ -217,12 +218,25 @@ def render_markdown(report: dict) -> str:
             "Miss rate: frames finished after their deadline, dropped or failed, over all frames "
             "released. Goodput: frames finished within their deadline per second. Latency "
             "percentiles are over finished frames.", ""]
+    out += [line for t in tasks if (line := floor_text(t, iso.get(t["name"], {})))]
     rounds = {key: p["rounds"] for key, p in policies.items() if p.get("rounds")}
     if rounds:
         out += _rounds_section(rounds)
     if report.get("bound"):
         out += _bound_section(report["bound"], policies, iso, report.get("machine", {}).get("cores"))
     return "\n".join(out)
+
+
+def floor_text(task: Mapping, alone: Mapping) -> str:
+    """For a critical task run alone: the misses no policy can go under on this machine, and
+    whether the case fits it at all ("" for a normal task, or with no isolation run)."""
+    missed = alone.get("miss_rate")
+    if task["criticality"] != "critical" or missed is None:
+        return ""
+    verdict = ("no policy can miss fewer here: the case asks more of this machine than it has"
+               if missed > 0 else "every miss beside it is what sharing the machine costs")
+    return (f"Alone, with the cores to itself, the critical {task['name']} missed {pct(missed)} of its deadlines "
+            f"(p99 {fmt(alone.get('p99_ms'))} ms against {fmt(task['deadline_ms'], 0)}): {verdict}.\n")
 
 
 def _rounds_section(rounds: Mapping[str, Sequence[Mapping]]) -> list[str]:
@@ -335,8 +349,16 @@ def plot_miss_rate(report: dict, path: Path) -> Path:
     fig = Figure(figsize=(max(5, 1.6 * len(names) * max(1, len(series)) / 2), 4), layout="constrained")
     ax = fig.subplots()
     _grouped_bars(ax, [_task_label(t) for t in tasks], series, "{:.1%}")
+    # The floor: a task's misses alone (no policy can go under it), across its group of bars.
+    alone = [report.get("isolation", {}).get(n, {}).get("miss_rate") for n in names]
+    labelled = False
+    for i, v in enumerate(alone):
+        if v is not None:
+            ax.hlines(v, i - 0.45, i + 0.45, colors="k", linestyles=":", linewidth=2,
+                      label="_alone" if labelled else "alone")
+            labelled = True
+    top = max((v for vs in [*series.values(), alone] for v in vs if v is not None), default=0.0)
     # Scaled to the highest bar (room left for its value), not to 1: misses of a few percent must show.
-    top = max((v for vs in series.values() for v in vs if v is not None), default=0.0)
     ax.set_ylim(0, min(1.2, max(0.05, top * 1.3)))
     ax.set_yticks([t for t in ax.get_yticks() if t <= 1.0])  # room above 100% for the values only
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))

@@ -161,7 +161,7 @@ def _report(target: BenchTarget, entries: Sequence[Entry], alone: Mapping[str, R
         if task.name in alone:
             run = alone[task.name]
             p50, p99 = percentiles(done_ms(run.records), [50, 99])
-            # What no policy can go under on this machine: the task's misses with the cores to itself.
+            # What the machine allows the task at all: its misses with the cores to itself.
             missed = task_metrics(run.records, task, run.seconds)["miss_rate"]
             isolation[task.name] = {"p50_ms": p50, "p99_ms": p99, "miss_rate": missed,
                                     **target.alone_metrics(task, run)}

@@ -59,8 +59,8 @@ print("Made by `demo_runs.py`. The others' critical misses show how busy the mac
       "`41b378e`): it moves only with the machine's speed that hour. Since `b8ebd85` the bench reads the "
       "segmentation masks, so the container makes them: the host work and the CPU outside the stages "
       "include them from there on. The critical task alone: the share of its deadlines it missed in a "
-      "container of its own, the floor under every policy that hour (in the reports since it was added; "
-      "\"-\" before).\n")
+      "container of its own: above zero, the case asked more of the machine that hour than it had "
+      "(in the reports since it was added; \"-\" before).\n")
 print("| commit (committed at) | case | `aaron` critical misses | the others' | the critical task alone "
       "| `aaron` critical e2e p99 ms (deadline) "
       "| goodput fps: `aaron` / the best other | throughput fps: `aaron` / naive "

@@ -202,9 +202,9 @@ def pace_line(report: dict) -> str:
     same one on a slower day) differs by this first."""
     iso, tasks = report.get("isolation", {}), report["workload"]["tasks"]
     alone = ", ".join(f"{t['name']} {fmt(iso.get(t['name'], {}).get('p50_ms'))}" for t in tasks)
-    floor = "".join(f"; the {t['name']} missed {pct(iso[t['name']]['miss_rate'])} alone" for t in tasks
+    missed = "".join(f"; the {t['name']} missed {pct(iso[t['name']]['miss_rate'])} alone" for t in tasks
                     if t["criticality"] == "critical" and iso.get(t["name"], {}).get("miss_rate") is not None)
-    return f"- alone, p50 ms: {alone}{floor}; on {cpu_text(report.get('machine', {}))}"
+    return f"- alone, p50 ms: {alone}{missed}; on {cpu_text(report.get('machine', {}))}"
 
 
 def comparison_text(out_dir: str | Path) -> str:

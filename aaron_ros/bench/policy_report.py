@@ -128,7 +128,7 @@ def build_report(workload: Workload, runs: Mapping[str, dict], isolation: Mappin
     """The comparison of policies on one workload, as a JSON-ready dict.
 
     runs: policy key ("aaron", "aaron/solo", "naive", ...) -> `policy_metrics(...)` dict.
-    isolation: task -> {"p50_ms", "p99_ms"} of the task's model alone.
+    isolation: task -> {"p50_ms", "p99_ms", "miss_rate"} of the task alone.
     latencies: policy key -> task -> latencies (ms) of its finished frames; fills any missing
     percentile of `runs`, and counts the samples.
     Each policy gets `critical_p99_over_isolated` (the worst, over critical tasks, of the p99 under

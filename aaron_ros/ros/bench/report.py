@@ -189,7 +189,7 @@ def save(report: dict, latencies: dict, timings: dict, out_dir: str | Path) -> l
 def headline_text(out_dir: str | Path) -> str:
     """A bench at a glance, as the README quotes it: per policy the critical task's misses and
     latencies (node p99; end to end and transport, p50 and p99, in ms) and the frames per second
-    done and done on time over every task; then the machine's pace: each model's p50 alone."""
+    done and done on time over every task; then the machine's pace (`pace_line`)."""
     report = json.loads((Path(out_dir) / "report.json").read_text())
     return f"{report['workload']['name']}:\n" + text_table(
         ["policy", "critical miss rate", "critical p99", "e2e p50", "e2e p99", "transport p50", "transport p99",
@@ -198,8 +198,9 @@ def headline_text(out_dir: str | Path) -> str:
 
 
 def pace_line(report: dict) -> str:
-    """The machine and how fast it ran each model alone: the same case on another machine (or the
-    same one on a slower day) differs by this first."""
+    """The machine, how fast it ran each model alone and how many deadlines the critical task
+    missed alone: the same case on another machine (or the same one on a slower day) differs by
+    this first."""
     iso, tasks = report.get("isolation", {}), report["workload"]["tasks"]
     alone = ", ".join(f"{t['name']} {fmt(iso.get(t['name'], {}).get('p50_ms'))}" for t in tasks)
     missed = "".join(f"; the {t['name']} missed {pct(iso[t['name']]['miss_rate'])} alone" for t in tasks

@@ -7,6 +7,8 @@ from importlib.util import find_spec
 
 import pytest
 
+from aaron_ros.ros.domain import domains_in_use
+
 # These import ROS messages at the top. Where there is no ROS at all (a GPU machine's own Python
 # running `pytest -k cuda`), they are left out instead of failing the collection.
 if find_spec("rclpy") is None:
@@ -16,15 +18,21 @@ if find_spec("rclpy") is None:
 # the README); every participant of the suite uses the same transports so they all match.
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
 
-# Domain ids 1..50, offset by process id so two suites on one machine stay apart: below the bench's
-# own (51-101), and all in ROS 2's safe 0-101 (aaron_ros/ros/domain.py).
-_domains = itertools.cycle(range(1, 51))
+# Domain ids 1..50: below the bench's own (51-101), and all in ROS 2's safe 0-101
+# (aaron_ros/ros/domain.py). Each suite starts at its own place in the cycle (its process id).
 _offset = os.getpid() % 50
+_domains = itertools.cycle([(d + _offset) % 50 + 1 for d in range(50)])
 
 
 @pytest.fixture
 def ros_domain() -> int:
-    return (next(_domains) + _offset) % 50 + 1
+    """The next domain no process on this machine is on: two suites at once (or a test's process
+    still closing) stay apart."""
+    for _ in range(50):
+        domain = next(_domains)
+        if not domains_in_use([domain]):
+            return domain
+    return domain  # every one taken: share rather than fail
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from aaron_ros.bench.policy_report import build_report
 from aaron_ros.bench.workload import Workload
-from aaron_ros.common.stats import percentiles
 from aaron_ros.coordinator.metrics import policy_metrics, task_metrics
 from aaron_ros.coordinator.policies import DEFAULT_VERSIONS, check_policy
 from aaron_ros.coordinator.types import JobRecord, Outcome, TaskSpec
@@ -160,10 +159,9 @@ def _report(target: BenchTarget, entries: Sequence[Entry], alone: Mapping[str, R
     for task in target.tasks:
         if task.name in alone:
             run = alone[task.name]
-            p50, p99 = percentiles(done_ms(run.records), [50, 99])
-            # What the machine allows the task at all: its misses with the cores to itself.
-            missed = task_metrics(run.records, task, run.seconds)["miss_rate"]
-            isolation[task.name] = {"p50_ms": p50, "p99_ms": p99, "miss_rate": missed,
+            # Its misses with the cores to itself say what the machine allows the task at all.
+            m = task_metrics(run.records, task, run.seconds)
+            isolation[task.name] = {"p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"], "miss_rate": m["miss_rate"],
                                     **target.alone_metrics(task, run)}
     settings = {**target.settings(), "entries": [{"key": k, "policy": p, "versions": v} for k, p, v in entries]}
     return build_report(workload, metrics, isolation, latencies, settings), latencies

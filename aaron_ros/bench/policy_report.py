@@ -352,12 +352,10 @@ def plot_miss_rate(report: dict, path: Path) -> Path:
     _grouped_bars(ax, [_task_label(t) for t in tasks], series, "{:.1%}")
     # A task's misses alone, across its group of bars: what the machine allows it at all.
     alone = [report.get("isolation", {}).get(n, {}).get("miss_rate") for n in names]
-    labelled = False
-    for i, v in enumerate(alone):
-        if v is not None:
-            ax.hlines(v, i - 0.45, i + 0.45, colors="k", linestyles=":", linewidth=2,
-                      label="_alone" if labelled else "alone")
-            labelled = True
+    at = [i for i, v in enumerate(alone) if v is not None]
+    if at:
+        ax.hlines([alone[i] for i in at], [i - 0.45 for i in at], [i + 0.45 for i in at], colors="k",
+                  linestyles=":", linewidth=2, label="alone")
     top = max((v for vs in [*series.values(), alone] for v in vs if v is not None), default=0.0)
     # Scaled to the highest bar (room left for its value), not to 1: misses of a few percent must show.
     ax.set_ylim(0, min(1.2, max(0.05, top * 1.3)))
